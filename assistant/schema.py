@@ -1,0 +1,122 @@
+"""Typed records that travel between the steps: load → clean → split → embed → store → retrieve → answer → cite."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class PageSpan(BaseModel):
+    """Where one physical page (1-based) lies in a document's cleaned text."""
+
+    page: int
+    start: int
+    end: int
+
+
+class RawDocument(BaseModel):
+    """A file as loaded, before cleaning: text per page (one page for non-paged formats)."""
+
+    doc_id: str
+    path: Path
+    format: Literal["txt", "md", "html", "pdf"]
+    pages: list[str]
+    paged: bool = False
+    metadata: dict[str, str] = Field(default_factory=dict)
+    content_hash: str
+
+
+class Document(BaseModel):
+    """A cleaned document: the text that every passage offset and citation quote refers to."""
+
+    doc_id: str
+    title: str
+    language: str
+    text: str
+    pages: list[PageSpan] = Field(default_factory=list)
+    metadata: dict[str, str] = Field(default_factory=dict)
+    content_hash: str
+
+    def page_at(self, offset: int) -> int | None:
+        for span in self.pages:
+            if span.start <= offset < span.end:
+                return span.page
+        return self.pages[-1].page if self.pages and offset >= self.pages[-1].end else None
+
+
+class Passage(BaseModel):
+    """A span of a document's cleaned text; ``text == document.text[start:end]``."""
+
+    chunk_id: str
+    document: str
+    title: str
+    page: int | None = None
+    start: int
+    end: int
+    text: str
+    language: str = "en"
+    version: str = ""
+    context: str = ""  # heading / table header that the passage belongs under, used for embedding and BM25
+
+
+class SearchHit(BaseModel):
+    chunk_id: str
+    document: str
+    title: str
+    page: int | None
+    start: int
+    end: int
+    text: str
+    score: float
+    language: str = "en"
+    dense_score: float | None = None
+    lexical_score: float | None = None
+    alternatives: list[str] = Field(default_factory=list, description="Other documents holding the same text")
+
+
+class Citation(BaseModel):
+    marker: int
+    document: str
+    title: str
+    page: int | None
+    start: int
+    end: int
+    quote: str
+
+
+class ChatTurn(BaseModel):
+    role: Literal["user", "assistant", "system"]
+    content: str
+
+
+class Answer(BaseModel):
+    answer: str
+    grounded: bool
+    citations: list[Citation] = Field(default_factory=list)
+    passages: list[SearchHit] = Field(default_factory=list)
+    query: str = ""
+    conversation_id: str | None = None
+    timings: dict[str, float] = Field(default_factory=dict)
+
+
+class LoadFailure(BaseModel):
+    document: str
+    reason: str
+
+
+class SyncReport(BaseModel):
+    added: list[str] = Field(default_factory=list)
+    updated: list[str] = Field(default_factory=list)
+    removed: list[str] = Field(default_factory=list)
+    unchanged: list[str] = Field(default_factory=list)
+    failed: list[LoadFailure] = Field(default_factory=list)
+    passages: int = 0
+    embedded: int = 0
+    seconds: float = 0.0
+    revision: str = ""
+
+    @property
+    def partial(self) -> bool:
+        return bool(self.failed)

@@ -1,0 +1,101 @@
+"""Step 3, split: cut a cleaned document into passages at sentence boundaries, each an exact span of its text.
+
+LangChain's RecursiveCharacterTextSplitter does the cutting. Sizes are in estimated model tokens (a CJK character
+is about one token, four Latin characters about one), so English and Chinese passages carry a similar amount of
+meaning. Each passage also gets a ``context``: the heading it sits under (a Markdown heading, or a table's title and
+column heads), which the embedder and the lexical index read with it, so that a table row still says which table
+and which columns it belongs to.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+from assistant.clean import _CJK_CHAR, detect_language
+from assistant.schema import Document, Passage
+
+SEPARATORS = ["\n\n", "\n", "。", "！", "？", "；", ". ", "? ", "! ", "; ", "，", ", ", " ", ""]
+_MD_HEADING = re.compile(r"^#{1,6}\s+\S.*$", re.M)
+_TABLE_TITLE = re.compile(r"^\s*Table [A-Z]?\d+[.:].*$", re.M)
+_DATA_ROW = re.compile(r"^\s*(19|20)\d\d\b")
+_CONTEXT_CHARS = 400
+
+
+def estimate_tokens(text: str) -> int:
+    cjk = len(_CJK_CHAR.findall(text))
+    return cjk + (len(text) - cjk + 3) // 4
+
+
+def _splitter(max_tokens: int, overlap_tokens: int) -> RecursiveCharacterTextSplitter:
+    return RecursiveCharacterTextSplitter(
+        chunk_size=max_tokens,
+        chunk_overlap=overlap_tokens,
+        length_function=estimate_tokens,
+        separators=SEPARATORS,
+        keep_separator="end",
+        add_start_index=True,
+        strip_whitespace=True,
+    )
+
+
+def _headings(text: str) -> list[tuple[int, str]]:
+    """(offset, heading text) for every heading; a table heading carries its title and column-head lines."""
+    found = [(m.start(), m.group(0).lstrip("#").strip()) for m in _MD_HEADING.finditer(text)]
+    for match in _TABLE_TITLE.finditer(text):
+        lines = []
+        for line in text[match.start():].split("\n")[:12]:
+            if _DATA_ROW.match(line):
+                break
+            if line.strip():
+                lines.append(" ".join(line.split()))
+        found.append((match.start(), " | ".join(lines)[:_CONTEXT_CHARS]))
+    return sorted(found)
+
+
+def _context_at(headings: list[tuple[int, str]], offset: int) -> str:
+    context = ""
+    for start, heading in headings:
+        if start > offset:
+            break
+        context = heading
+    return context
+
+
+def passage_id(doc_id: str, version: str, index: int) -> str:
+    """Deterministic: the same document version always yields the same ids, a new version new ones."""
+    digest = hashlib.sha1(f"{doc_id}\x00{version}".encode()).hexdigest()[:16]
+    return f"{digest}-{index:04d}"
+
+
+def split(document: Document, max_tokens: int = 160, overlap_tokens: int = 0) -> list[Passage]:
+    pieces = _splitter(max_tokens, overlap_tokens).create_documents([document.text])
+    headings = _headings(document.text)
+    version = document.content_hash[:16]
+    passages = []
+    for piece in pieces:
+        start = piece.metadata["start_index"]
+        text = piece.page_content
+        if start < 0 or document.text[start:start + len(text)] != text:
+            # The splitter locates chunks by search; if that ever fails, find the chunk ourselves.
+            start = document.text.find(text, max(0, passages[-1].start if passages else 0))
+            if start < 0:
+                raise RuntimeError(f"splitter produced text not found in {document.doc_id}")
+        context = _context_at(headings, start)
+        if context and text.startswith(context[:40]):
+            context = ""  # the passage starts with its own heading
+        passages.append(Passage(
+            chunk_id=passage_id(document.doc_id, version, len(passages)),
+            document=document.doc_id,
+            title=document.title,
+            page=document.page_at(start),
+            start=start,
+            end=start + len(text),
+            text=text,
+            language=detect_language(text) if _CJK_CHAR.search(text) or document.language != "en" else "en",
+            version=version,
+            context=context,
+        ))
+    return passages
