@@ -1,0 +1,92 @@
+"""Multi-turn memory in SQLite (survives restarts, shared by workers), and follow-up → standalone query rewriting."""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import time
+import uuid
+from contextlib import closing
+from pathlib import Path
+
+from assistant.schema import ChatTurn
+
+
+class UnknownConversation(KeyError):
+    def __init__(self, conversation_id: str):
+        super().__init__(conversation_id)
+        self.conversation_id = conversation_id
+
+    def __str__(self) -> str:
+        return f"unknown conversation id {self.conversation_id!r}; omit it to start a new conversation"
+
+
+class ConversationStore:
+    def __init__(self, path: Path):
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with closing(self._connect()) as db, db:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("CREATE TABLE IF NOT EXISTS conversations (id TEXT PRIMARY KEY, created REAL NOT NULL)")
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS turns (conversation_id TEXT NOT NULL REFERENCES conversations(id), "
+                "seq INTEGER NOT NULL, role TEXT NOT NULL, content TEXT NOT NULL, citations TEXT, created REAL NOT NULL, "
+                "PRIMARY KEY (conversation_id, seq))"
+            )
+
+    def _connect(self) -> sqlite3.Connection:
+        return sqlite3.connect(self.path, timeout=30)
+
+    def create(self) -> str:
+        conversation_id = uuid.uuid4().hex
+        with closing(self._connect()) as db, db:
+            db.execute("INSERT INTO conversations VALUES (?, ?)", (conversation_id, time.time()))
+        return conversation_id
+
+    def exists(self, conversation_id: str) -> bool:
+        with closing(self._connect()) as db:
+            return db.execute("SELECT 1 FROM conversations WHERE id = ?", (conversation_id,)).fetchone() is not None
+
+    def history(self, conversation_id: str, limit: int | None = None) -> list[ChatTurn]:
+        if not self.exists(conversation_id):
+            raise UnknownConversation(conversation_id)
+        with closing(self._connect()) as db:
+            rows = db.execute("SELECT role, content FROM turns WHERE conversation_id = ? ORDER BY seq DESC LIMIT ?",
+                              (conversation_id, limit or -1)).fetchall()
+        return [ChatTurn(role=role, content=content) for role, content in reversed(rows)]
+
+    def append(self, conversation_id: str, role: str, content: str, citations: list | None = None) -> None:
+        with closing(self._connect()) as db, db:
+            (seq,) = db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM turns WHERE conversation_id = ?",
+                                (conversation_id,)).fetchone()
+            db.execute("INSERT INTO turns VALUES (?, ?, ?, ?, ?, ?)",
+                       (conversation_id, seq, role, content, json.dumps(citations or [], ensure_ascii=False), time.time()))
+
+    def reset(self, conversation_id: str) -> None:
+        with closing(self._connect()) as db, db:
+            db.execute("DELETE FROM turns WHERE conversation_id = ?", (conversation_id,))
+
+
+# Words that make a question lean on what came before it.
+_ANAPHORA = re.compile(
+    r"^(and|but|also|so|what about|how about|then)\b|\b(it|its|they|them|their|this|that|these|those|he|she|his|her|"
+    r"the same|there|then)\b|^(那|那么|还|另外|而|并且|它|他们|其)|(它|他们|该|此|这|那|其|上述|同时)",
+    re.I,
+)
+
+
+def needs_history(question: str) -> bool:
+    return bool(_ANAPHORA.search(question.strip())) or len(question.strip()) < 12
+
+
+def standalone_query(question: str, history: list[ChatTurn]) -> str:
+    """Make a follow-up retrievable on its own, without an LLM: carry the previous user question along with it.
+
+    The dense model reads the pair as one request, so "And what share of equities did it allow?" after a question
+    about New York's 1950 rule retrieves the passage about New York's 1950 rule.
+    """
+    previous = [turn.content for turn in history if turn.role == "user"]
+    if not previous or not needs_history(question):
+        return question
+    return f"{question} ({previous[-1]})"
