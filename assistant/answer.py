@@ -96,7 +96,13 @@ def score_sentences(question: str, hits: list[SearchHit], idf: dict[str, float] 
                 - 0.1 * rank
             )
             if len(text) < 8:
-                score -= 0.5  # a heading or a list marker is no answer
+                score -= 0.5  # a list marker is no answer
+            elif len(text) < 60 and not text.rstrip().endswith(tuple(".。!?！？;；")):
+                score -= 0.3  # a heading names the topic but does not answer
+            # A year the question names picks the row of a table, or the sentence of a history.
+            years = set(_QUESTION_YEAR.findall(question))
+            if years and years & set(_QUESTION_YEAR.findall(text)):
+                score += 0.4
             spans.append(Span(hit, start, end, score))
     return sorted(spans, key=lambda s: s.score, reverse=True)
 
@@ -165,3 +171,30 @@ def render(question: str, spans: list[Span]) -> tuple[str, list[tuple[int, Span]
 
 def abstain_text(question: str) -> str:
     return ABSTAIN[question_language(question)]
+
+
+_QUESTION_YEAR = re.compile(r"(?<!\d)(1[89]\d\d|20\d\d)(?!\d)")
+_ASKS_AMOUNT = re.compile(r"\b(how many|how much|what (?:was|is) the (?:value|amount|number|price|limit)|peak value|price of|dollar)\b|多少|几|金额|价格|上限|数额", re.I)
+_AMOUNT = re.compile(r"(?<![\d.])\d[\d,]*(?:\.\d+)?(?![\d])")
+
+
+def unmet_constraints(question: str, hits: list[SearchHit], spans: list[Span]) -> list[str]:
+    """Reasons the evidence cannot answer this question even though it is on topic.
+
+    On-topic but unanswerable questions (the 2024 IRA limit, a price, a count the corpus never gives) retrieve
+    passages as similar as real answers do, so similarity alone cannot tell them apart. Two checks can: a year the
+    question names must occur in the evidence, and a question asking for an amount needs a number in the quoted
+    sentences other than the numbers the question itself contains.
+    """
+    reasons = []
+    evidence = " ".join(f"{h.context} {h.text}" for h in hits[:3])
+    for year in set(_QUESTION_YEAR.findall(question)):
+        if year not in evidence:
+            reasons.append(f"the sources do not mention {year}")
+    if _ASKS_AMOUNT.search(question) and spans:
+        asked = set(_AMOUNT.findall(question))
+        quoted = " ".join(s.text for s in spans)
+        numbers = {n for n in _AMOUNT.findall(quoted) if n not in asked and not _QUESTION_YEAR.fullmatch(n)}
+        if not numbers:
+            reasons.append("the quoted passages give no amount")
+    return reasons

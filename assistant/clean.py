@@ -16,7 +16,7 @@ from assistant.schema import Document, PageSpan, RawDocument
 CJK = r"\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef"
 _CJK_CHAR = re.compile(f"[{CJK}]")
 _LATIN_LETTER = re.compile(r"[A-Za-z]")
-_HTML_TAG = re.compile(r"</?[A-Za-z][^>\n]*>")
+_HTML_TAG = re.compile(r"</?[A-Za-z][^<>]{0,2000}>")  # converted pages wrap a tag's attributes over lines
 _HYPHEN_BREAK = re.compile(r"([A-Za-z]+)-\n([a-z]+)")
 
 # Running heads of the Federal Register print layout (and similar government PDFs); the generic detector below

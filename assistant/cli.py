@@ -117,6 +117,102 @@ def search(
         typer.echo("    " + hit.text.replace("\n", " ")[:400])
 
 
+def _print_answer(answer) -> None:
+    color = typer.colors.GREEN if answer.grounded else typer.colors.YELLOW
+    typer.secho(answer.answer, fg=color)
+    for c in answer.citations:
+        page = f", p.{c.page}" if c.page else ""
+        typer.secho(f"  [{c.marker}] {c.title} ({c.document}{page}, chars {c.start}-{c.end})", bold=True)
+        typer.echo("      “" + " ".join(c.quote.split())[:300] + "”")
+
+
+@app.command("ask")
+def ask(
+    question: str,
+    k: Annotated[int, typer.Option("--k", help="Passages to retrieve")] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON: answer, grounded, citations, passages")] = False,
+) -> None:
+    """Answer QUESTION (English or Chinese) with numbered, verified citations, or say the sources don't answer it."""
+    from assistant.pipeline import InvalidQuestion
+
+    try:
+        answer = _assistant().ask(question, history=[], k=k)
+    except InvalidQuestion as exc:
+        _fail(str(exc))
+    if as_json:
+        typer.echo(json.dumps(answer.model_dump(include={"answer", "grounded", "citations", "passages"}),
+                              ensure_ascii=False, indent=1))
+    else:
+        _print_answer(answer)
+
+
+@app.command("chat")
+def chat() -> None:
+    """Interactive conversation with follow-up questions. /sources shows the last passages, /reset starts over."""
+    from assistant.pipeline import InvalidQuestion, Token
+
+    assistant = _assistant()
+    conversation_id = assistant.conversations.create()
+    last = None
+    typer.echo("Ask in English or Chinese. /sources, /reset, /quit")
+    while True:
+        try:
+            line = input("> ").strip()
+        except (EOFError, KeyboardInterrupt):
+            typer.echo("")
+            return
+        if line in ("/quit", "/exit"):
+            return
+        if line == "/reset":
+            conversation_id = assistant.conversations.create()
+            typer.echo("(new conversation)")
+            continue
+        if line == "/sources":
+            for rank, hit in enumerate(last.passages if last else [], 1):
+                typer.echo(f"  {rank}. {hit.document} [{hit.start}:{hit.end}] {hit.text[:160]!r}")
+            continue
+        if not line:
+            continue
+        try:
+            for event in assistant.ask_stream(line, conversation_id=conversation_id):
+                if isinstance(event, Token):
+                    typer.echo(event.text, nl=False)
+                else:
+                    last = event
+            typer.echo("")
+            for c in last.citations:
+                page = f", p.{c.page}" if c.page else ""
+                typer.secho(f"  [{c.marker}] {c.title} ({c.document}{page})", dim=True)
+        except InvalidQuestion as exc:
+            typer.secho(str(exc), fg=typer.colors.RED)
+
+
+@app.command("serve")
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes (more than 1 needs ASSISTANT_CHROMA_URL)")] = 1,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
+) -> None:
+    """Run the web service: the chat page at /, the API (docs at /docs) and an OpenAI-compatible /v1."""
+    import uvicorn
+
+    settings = get_settings()
+    if workers > 1 and not settings.chroma_url:
+        _fail(f"--workers {workers} needs a Chroma server: the embedded index in {settings.index_dir} can only be "
+              "opened by one process. Start one (`chroma run --path DIR --port 8001`) and set "
+              "ASSISTANT_CHROMA_URL=http://127.0.0.1:8001, or use --workers 1.")
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    shown = f"[{shown}]" if ":" in shown else shown
+    typer.echo(f"chat page: http://{shown}:{port}/   API docs: http://{shown}:{port}/docs")
+    uvicorn.run("api.app:app", host=host, port=port, workers=workers, log_level=log_level)
+
+
+from assistant.evaluate.command import eval_command  # noqa: E402  (options and help live with the evaluator)
+
+app.command("eval")(eval_command)
+
+
 def main() -> None:  # pragma: no cover - console entry
     app()
 

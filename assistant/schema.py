@@ -71,6 +71,7 @@ class SearchHit(BaseModel):
     text: str
     score: float
     language: str = "en"
+    context: str = Field(default="", description="Heading or table head the passage sits under")
     dense_score: float | None = None
     lexical_score: float | None = None
     alternatives: list[str] = Field(default_factory=list, description="Other documents holding the same text")

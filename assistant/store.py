@@ -223,4 +223,4 @@ def _to_passage(pid: str, text: str, meta: dict) -> Passage:
 def hit_from(passage: Passage, score: float, **extra) -> SearchHit:
     return SearchHit(chunk_id=passage.chunk_id, document=passage.document, title=passage.title, page=passage.page,
                      start=passage.start, end=passage.end, text=passage.text, language=passage.language,
-                     score=score, **extra)
+                     context=passage.context, score=score, **extra)

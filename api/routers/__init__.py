@@ -1,0 +1,1 @@
+"""One module per area; each exposes ``router``. api.app.ROUTERS lists the modules that are mounted."""

@@ -1,0 +1,115 @@
+"""An OpenAI-compatible chat endpoint, so any OpenAI client (or UI built on one) can talk to the assistant.
+
+POST /v1/chat/completions: the last user message is the question, the earlier user/assistant messages its history
+(stateless: nothing is stored). The answer is ``choices[0].message.content``; the verified citations ride along in
+an extra top-level field ``citations`` (plus ``grounded``), and in the final chunk when streaming. ``model`` is
+accepted whatever it says (clients insist on sending one); the response names the assistant's model id.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.sse import format_sse_event
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import AssistantDep
+from api.errors import ApiError
+from api.streaming import SSE_OPENAPI, primed, sse_response, stream_error
+from assistant.pipeline import Token
+from assistant.schema import Answer, ChatTurn
+
+router = APIRouter(prefix="/v1", tags=["openai"])
+
+MODEL_ID = "pension-assistant"
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    role: str
+    content: str | list[dict[str, Any]] | None = None
+
+    def text(self) -> str:
+        if isinstance(self.content, list):  # content parts: keep the text ones
+            return "".join(str(p.get("text", "")) for p in self.content if p.get("type") in ("text", "input_text"))
+        return self.content or ""
+
+
+class ChatCompletionRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")  # temperature, max_tokens, user, ...: accepted and ignored
+
+    model: str = Field(MODEL_ID, examples=[MODEL_ID])
+    messages: list[Message] = Field(..., min_length=1)
+    stream: bool = False
+
+
+def _question_and_history(messages: list[Message]) -> tuple[str, list[ChatTurn]]:
+    if messages[-1].role != "user":
+        raise ApiError(422, "invalid_request", "the last message must be the user's question (role 'user')")
+    history = [ChatTurn(role=m.role, content=m.text()) for m in messages[:-1]
+               if m.role in ("user", "assistant") and m.text()]
+    return messages[-1].text(), history
+
+
+def _completion_id() -> str:
+    return f"chatcmpl-{uuid.uuid4().hex[:24]}"
+
+
+def _citations(answer: Answer) -> list[dict]:
+    return [c.model_dump() for c in answer.citations]
+
+
+@router.get("/models", summary="The one model this server offers")
+def list_models() -> dict:
+    return {"object": "list", "data": [{"id": MODEL_ID, "object": "model", "created": 0, "owned_by": "pension-assistant"}]}
+
+
+@router.post("/chat/completions", summary="OpenAI-compatible chat completion", responses={200: SSE_OPENAPI})
+async def chat_completions(body: ChatCompletionRequest, assistant: AssistantDep):
+    question, history = _question_and_history(body.messages)
+    created = int(time.time())
+    completion_id = _completion_id()
+    if not body.stream:
+        answer = await run_in_threadpool(assistant.ask, question, history=history)
+        return {
+            "id": completion_id, "object": "chat.completion", "created": created, "model": MODEL_ID,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": answer.answer},
+                         "finish_reason": "stop", "logprobs": None}],
+            "usage": None, "citations": _citations(answer), "grounded": answer.grounded,
+        }
+    events = await primed(assistant.ask_stream(question, history=history))
+    return sse_response(_chunks(events, completion_id, created))
+
+
+def _data(payload: dict | str) -> bytes:
+    if isinstance(payload, str):
+        return format_sse_event(data_str=payload)
+    return format_sse_event(data_str=json.dumps(payload, ensure_ascii=False))
+
+
+async def _chunks(events: AsyncIterator, completion_id: str, created: int) -> AsyncIterator[bytes]:
+    def chunk(delta: dict, finish: str | None = None, **extra) -> dict:
+        return {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": MODEL_ID,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}], **extra}
+
+    try:
+        yield _data(chunk({"role": "assistant", "content": ""}))
+        final: Answer | None = None
+        async for item in events:
+            if isinstance(item, Token):
+                yield _data(chunk({"content": item.text}))
+            elif isinstance(item, Answer):
+                final = item
+        if final is None:
+            raise RuntimeError("the answer stream ended without an answer")
+        yield _data(chunk({}, "stop", citations=_citations(final), grounded=final.grounded))
+    except Exception as exc:  # noqa: BLE001 - in-band, as OpenAI does: {"error": {...}}
+        yield _data(stream_error(exc))
+    yield _data("[DONE]")

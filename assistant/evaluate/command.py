@@ -1,0 +1,190 @@
+"""``assistant eval``: run an eval set through the assistant, write results.jsonl, summary.json and report.html."""
+
+from __future__ import annotations
+
+import json
+import time
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+EXIT_INTERRUPTED = 130
+EXIT_TARGETS = 4
+
+
+class Split(str, Enum):
+    dev = "dev"
+    test = "test"
+
+
+def _err(message: str, color: str | None = None) -> None:
+    typer.secho(message, fg=color, err=True)
+
+
+def _fail(message: str, code: int = 1) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+def default_out_dir(base: Path = Path("eval") / "runs") -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    out, n = base / stamp, 1
+    while out.exists():
+        n += 1
+        out = base / f"{stamp}-{n}"
+    return out
+
+
+def _value(value, metric: str) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.2f}s" if metric.startswith("latency") else f"{value:.3f}"
+
+
+def console_table(summary) -> str:
+    """The aggregates as a plain-text table: overall, each category, each split."""
+    columns = [("hit_at_k", f"hit@{summary.k}"), ("mrr", "MRR"), ("must_include", "must"), ("token_f1", "F1"),
+               ("citation_validity", "cite ok"), ("correct_abstention", "abst ok"), ("false_abstention", "abst bad"),
+               ("latency_p50", "p50"), ("latency_p95", "p95")]
+    if summary.overall.faithfulness is not None:
+        columns.insert(5, ("faithfulness", "faithful"))
+    rows = [("overall", summary.overall)]
+    rows += [(f"  {name}", agg) for name, agg in summary.by_category.items()]
+    rows += [(f"  split {name}", agg) for name, agg in summary.by_split.items()]
+    width = max(len(label) for label, _ in rows) + 2
+    lines = [f"{'group':<{width}}{'n':>4}{'fail':>5}" + "".join(f"{title:>10}" for _, title in columns)]
+    for label, agg in rows:
+        lines.append(f"{label:<{width}}{agg.items:>4}{agg.failed:>5}"
+                     + "".join(f"{_value(getattr(agg, metric), metric):>10}" for metric, _ in columns))
+    return "\n".join(lines)
+
+
+def eval_command(
+    file: Annotated[Path, typer.Argument(help="Eval set: JSONL or CSV, one question per row "
+                                              "(question/user_input; optional id, reference, reference_contexts, "
+                                              "reference_sources, must_include, history, answerable, category, split)")],
+    out: Annotated[Optional[Path], typer.Option("--out", help="Output folder [default: eval/runs/<timestamp>]")] = None,
+    k: Annotated[Optional[int], typer.Option("--k", min=1, help="Passages retrieved per question [default: top_k]")] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Evaluate only the first N questions")] = None,
+    previous: Annotated[Optional[Path], typer.Option("--compare", help="A previous run's summary.json (results.jsonl "
+                                                                        "beside it): list regressions and changes")] = None,
+    split: Annotated[Optional[Split], typer.Option("--split", help="Only questions of this split")] = None,
+    check: Annotated[bool, typer.Option("--check", help=f"Exit {EXIT_TARGETS} if a quality target is not met")] = False,
+    judge: Annotated[Optional[bool], typer.Option("--judge/--no-judge", help="Have the configured LLM judge "
+                                                  "faithfulness [default: when an LLM is configured]")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON instead of a table")] = False,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar")] = True,
+) -> None:
+    """Evaluate the assistant on an eval set; write results.jsonl, summary.json and report.html.
+
+    Metrics: hit@k and MRR of the retrieved passages, must_include and token F1 of the answers, verbatim citations,
+    correct and false abstentions, latency p50/p95 — overall, per category and per split.
+
+    Exit code 0: done; 1: unusable input or setup; 4: --check and a quality target missed; 130: interrupted
+    (Ctrl-C keeps the results so far and summarises them).
+    """
+    from assistant.evaluate import (
+        EvalInputError, ResultWriter, TARGETS, compare, describe, failed_targets, load_items, load_previous,
+        run_evaluation, write_report,
+    )
+
+    try:
+        items, malformed = load_items(file)
+    except EvalInputError as exc:
+        _fail(str(exc))
+    for row in malformed:
+        _err(f"skipped line {row.line}: {row.error}", typer.colors.YELLOW)
+    if split is not None:
+        items = [item for item in items if item.split == split.value]
+    if limit is not None:
+        items = items[:limit]
+    if not items:
+        _fail(f"no questions to evaluate in {file}" + (f" (split {split.value})" if split else "")
+              + (f"; {len(malformed)} malformed row(s)" if malformed else ""))
+    before = None
+    if previous is not None:
+        try:
+            before = load_previous(previous)
+        except ValueError as exc:
+            _fail(str(exc))
+
+    from assistant.cli import _assistant
+
+    assistant = _assistant()
+    if not assistant.store.documents():
+        _fail("the index is empty: run `assistant index` first")
+    out_dir = out or default_out_dir()
+    try:
+        writer = ResultWriter(out_dir)
+    except OSError as exc:
+        _fail(f"cannot write to {out_dir}: {exc.strerror or exc}")
+
+    from tqdm import tqdm
+
+    bar = None
+    failed = 0
+
+    def start() -> None:
+        nonlocal bar
+        bar = tqdm(total=len(items), unit="q", desc="eval", disable=not progress, dynamic_ncols=True)
+
+    def on_result(result) -> None:
+        nonlocal failed
+        writer(result)
+        failed += result.failed
+        if bar is not None:
+            bar.set_postfix(failed=failed, refresh=False)
+            bar.update(1)
+
+    if progress:
+        _err(f"evaluating {len(items)} question(s) with k={k or assistant.settings.top_k}; loading the model…")
+    try:
+        run = run_evaluation(assistant, items, k=k, on_result=on_result, judge=judge, malformed=malformed,
+                             source=str(file), on_start=start)
+    finally:
+        if bar is not None:
+            bar.close()
+        writer.close()
+    if before is not None:
+        run.summary.comparison = compare(run.summary, before[0], run.results, before[1], previous_name=str(previous))
+    paths = write_report(run, out_dir)
+
+    summary = run.summary
+    if as_json:
+        typer.echo(json.dumps(summary.model_dump(mode="json"), ensure_ascii=False, indent=1))
+    else:
+        typer.echo(console_table(summary))
+        typer.echo("")
+        for target in summary.targets:
+            typer.secho(describe(target), fg=None if target.passed else typer.colors.RED)
+        if summary.comparison is not None:
+            _print_comparison(summary.comparison)
+        typer.echo(f"\n{summary.counts['evaluated']} evaluated, {summary.counts['failed']} with failures, "
+                   f"{summary.counts['errors']} errors, {summary.counts['malformed']} malformed rows skipped")
+        typer.echo(f"report:  {paths['report']}\nresults: {paths['results']}\nsummary: {paths['summary']}")
+    if run.interrupted:
+        _err(f"interrupted: {len(run.results)} of {len(items)} questions evaluated; their results and summary are "
+             f"in {out_dir}", typer.colors.YELLOW)
+        raise typer.Exit(EXIT_INTERRUPTED)
+    missed = failed_targets(summary)
+    if check and missed:
+        _err(f"{len(missed)} of {len(TARGETS)} quality target(s) not met:", typer.colors.RED)
+        for target in missed:
+            _err("  " + describe(target), typer.colors.RED)
+        raise typer.Exit(EXIT_TARGETS)
+
+
+def _print_comparison(comparison) -> None:
+    from assistant.evaluate import METRICS
+
+    typer.echo(f"\ncompared with {comparison.previous}:")
+    for metric, d in comparison.deltas.get("overall", {}).items():
+        if d.delta:
+            better = (d.delta > 0) == METRICS[metric][1]
+            typer.secho(f"  {METRICS[metric][0]:<20} {_value(d.before, metric):>8} → {_value(d.after, metric):>8}"
+                        f"  ({d.delta:+.3f})", fg=typer.colors.GREEN if better else typer.colors.RED)
+    typer.echo(f"  {len(comparison.regressions)} item(s) got worse, {len(comparison.improvements)} got better")
+    for entry in comparison.regressions:
+        typer.secho(f"  worse  {entry.id}: {'; '.join(entry.reasons)}", fg=typer.colors.RED)

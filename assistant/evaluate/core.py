@@ -1,0 +1,432 @@
+"""The evaluation core, pure Python: run questions through an Assistant, score each, aggregate, compare runs.
+
+Nothing here prints or touches the terminal, so the CLI, the tests and an API worker thread all use it alike.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime, timezone
+from urllib.parse import urlsplit, urlunsplit
+
+from assistant.cite import is_verified
+from assistant.evaluate import metrics as m
+from assistant.evaluate.models import (
+    Aggregate, CitationCheck, Comparison, EvalItem, EvaluationRun, ItemMetrics, ItemResult, MalformedRow,
+    MetricDelta, Regression, RetrievedPassage, Summary,
+)
+from assistant.evaluate.targets import check_targets
+
+log = logging.getLogger(__name__)
+
+# Aggregate metrics, in the order reports show them, with their labels and whether higher is better.
+METRICS: dict[str, tuple[str, bool]] = {
+    "hit_at_k": ("hit@k", True),
+    "mrr": ("MRR", True),
+    "must_include": ("must include", True),
+    "token_f1": ("token F1", True),
+    "citation_validity": ("citations verbatim", True),
+    "correct_abstention": ("correct abstention", True),
+    "false_abstention": ("false abstention", False),
+    "faithfulness": ("faithfulness", True),
+    "latency_p50": ("latency p50 (s)", False),
+    "latency_p95": ("latency p95 (s)", False),
+}
+_SECRET = re.compile(r"(^|_)(api_key|key|secret|password|passwd|token|credentials?)$", re.I)
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def public_settings(settings) -> dict:
+    """``settings.model_dump()`` fit to publish: secrets (API keys, passwords) dropped, URL credentials stripped."""
+    if settings is None:
+        return {}
+    try:
+        data = settings.model_dump(mode="json")
+    except AttributeError:
+        return {}
+    clean = {}
+    for name, value in data.items():
+        if _SECRET.search(name):
+            continue
+        if isinstance(value, str) and "@" in value and "://" in value:
+            parts = urlsplit(value)
+            if parts.username or parts.password:
+                value = urlunsplit(parts._replace(netloc=parts.hostname + (f":{parts.port}" if parts.port else "")))
+        clean[name] = value
+    return clean
+
+
+# ------------------------------------------------------------------------------------------------------ one item
+
+
+def evaluate_item(assistant, item: EvalItem, k: int, judge: Callable | None = None) -> ItemResult:
+    """Ask one question (statelessly, with the item's history) and score the answer. Errors become results."""
+    result = ItemResult(**item.model_dump(include={"id", "question", "category", "split", "lang", "answerable",
+                                                   "reference", "reference_contexts", "reference_sources",
+                                                   "must_include"}), history=item.history)
+    started = time.perf_counter()
+    try:
+        answer = assistant.ask(item.question, history=list(item.history), k=k)
+    except Exception as exc:  # noqa: BLE001 - one failing question must not end the run
+        result.latency = round(time.perf_counter() - started, 4)
+        result.error = f"{type(exc).__name__}: {exc}"
+        result.metrics = _error_metrics(item)
+        result.failures = [f"error: {result.error}"]
+        return result
+    result.latency = round(time.perf_counter() - started, 4)
+    result.answer, result.grounded, result.query = answer.answer, answer.grounded, answer.query
+    result.timings = dict(answer.timings)
+
+    relevance_applies = item.answerable and bool(item.reference_contexts or item.reference_sources)
+    relevance = []
+    for rank, hit in enumerate(answer.passages, start=1):
+        relevant = (m.passage_matches(hit.text, hit.document, hit.alternatives, item.reference_contexts,
+                                      item.reference_sources) if relevance_applies else None)
+        relevance.append(bool(relevant))
+        result.retrieved.append(RetrievedPassage(
+            rank=rank, document=hit.document, alternatives=list(hit.alternatives), chunk_id=hit.chunk_id,
+            page=hit.page, score=round(hit.score, 4), dense_score=hit.dense_score, lexical_score=hit.lexical_score,
+            text=hit.text, relevant=relevant))
+
+    for citation in answer.citations:
+        document = _document(assistant, citation.document)
+        result.citations.append(CitationCheck(citation=citation, verbatim=is_verified(citation, document)))
+
+    metrics = ItemMetrics(abstained=not answer.grounded, citations=len(result.citations),
+                          citations_verbatim=sum(c.verbatim for c in result.citations))
+    if relevance_applies:
+        metrics.matched_by = "contexts" if item.reference_contexts else "sources"
+        metrics.rank = m.first_relevant_rank(relevance[:k])
+        metrics.hit = metrics.rank is not None
+        metrics.reciprocal_rank = round(1.0 / metrics.rank, 4) if metrics.rank else 0.0
+    if item.must_include and item.answerable:
+        metrics.must_include = m.includes_any(answer.answer, item.must_include)
+    if item.reference and item.answerable:
+        metrics.token_f1 = round(m.token_f1(answer.answer, item.reference), 4)
+    if item.answerable:
+        metrics.false_abstention = not answer.grounded
+    else:
+        metrics.correct_abstention = not answer.grounded
+    if judge is not None and answer.grounded:
+        try:
+            score = judge(answer.answer, answer.passages)
+            metrics.faithfulness = None if score is None else round(float(score), 4)
+        except Exception as exc:  # noqa: BLE001 - the judge is advisory
+            result.notes.append(f"faithfulness judge failed: {type(exc).__name__}: {exc}")
+    result.metrics = metrics
+    result.failures = _failures(result, k)
+    if metrics.hit is False:
+        result.notes.extend(_diagnose_miss(assistant, item))
+    elif metrics.rank and metrics.rank > 1:
+        result.notes.append(f"first relevant passage at rank {metrics.rank}")
+    return result
+
+
+def _document(assistant, doc_id: str):
+    try:
+        return assistant.document(doc_id)
+    except Exception:  # noqa: BLE001 - an unknown document means the citation cannot be verified
+        return None
+
+
+def _error_metrics(item: EvalItem) -> ItemMetrics:
+    """An item whose ask raised fails every check that applies to it."""
+    metrics = ItemMetrics(abstained=True)
+    if item.answerable and (item.reference_contexts or item.reference_sources):
+        metrics.hit, metrics.reciprocal_rank = False, 0.0
+        metrics.matched_by = "contexts" if item.reference_contexts else "sources"
+    if item.answerable and item.must_include:
+        metrics.must_include = False
+    if item.answerable and item.reference:
+        metrics.token_f1 = 0.0
+    if item.answerable:
+        metrics.false_abstention = True
+    else:
+        metrics.correct_abstention = False
+    return metrics
+
+
+def _failures(result: ItemResult, k: int) -> list[str]:
+    metrics, failures = result.metrics, []
+    if metrics.hit is False:
+        what = "reference context" if metrics.matched_by == "contexts" else "reference source"
+        failures.append(f"retrieval: no {what} in the top {k} passages")
+    if result.answerable and not result.grounded:
+        failures.append("abstained on an answerable question")
+    elif metrics.must_include is False:
+        failures.append("answer contains none of: " + " | ".join(result.must_include))
+    if not result.answerable and result.grounded:
+        failures.append("answered an unanswerable question")
+    for check in result.citations:
+        if not check.verbatim:
+            failures.append(f"citation [{check.citation.marker}] is not verbatim at "
+                            f"{check.citation.document}[{check.citation.start}:{check.citation.end}]")
+    return failures
+
+
+def _diagnose_miss(assistant, item: EvalItem) -> list[str]:
+    """Why a reference context was not retrieved: not in the indexed text at all, split across passages, or ranked
+    too low. Best effort: diagnostics never fail an evaluation."""
+    if not item.reference_contexts or not item.reference_sources:
+        return []
+    notes = []
+    try:
+        by_document = _passages_by_document(assistant)
+        for context in item.reference_contexts:
+            where = []
+            for source in item.reference_sources:
+                document = _document(assistant, source)
+                if document is None:
+                    where.append(f"{source}: not in the index")
+                elif not m.contains(document.text, context):
+                    where.append(f"{source}: not in its cleaned text")
+                elif by_document is not None and not any(m.contains(p.text, context)
+                                                         for p in by_document.get(source, ())):
+                    where.append(f"{source}: split across two passages")
+                else:
+                    where.append(f"{source}: in a passage ranked below the top k")
+            notes.append(f"context {context[:60]!r} — " + "; ".join(where))
+    except Exception as exc:  # noqa: BLE001
+        notes.append(f"(no diagnosis: {type(exc).__name__}: {exc})")
+    return notes
+
+
+def _passages_by_document(assistant) -> dict[str, list] | None:
+    retriever = getattr(assistant, "retriever", None)
+    if retriever is None or not hasattr(retriever, "lexical"):
+        return None
+    lexical = retriever.lexical()
+    cache = getattr(assistant, "__dict__", {}).get("_eval_passages")
+    if cache is None or cache[0] != lexical.revision:
+        grouped: dict[str, list] = {}
+        for passage in lexical.passages:
+            grouped.setdefault(passage.document, []).append(passage)
+        cache = (lexical.revision, grouped)
+        if hasattr(assistant, "__dict__"):
+            assistant.__dict__["_eval_passages"] = cache
+    return cache[1]
+
+
+# ------------------------------------------------------------------------------------------------------ the run
+
+
+def _judge_for(assistant, judge: bool | None) -> Callable | None:
+    settings = getattr(assistant, "settings", None)
+    if judge is None:
+        judge = getattr(settings, "llm_provider", "none") != "none"
+    if not judge:
+        return None
+    try:
+        from assistant.llm import judge_faithfulness
+
+        model = assistant.chat_model
+    except Exception as exc:  # noqa: BLE001 - the judged score is optional
+        log.warning("faithfulness not judged: %s", exc)
+        return None
+    if model is None:
+        return None
+    return lambda answer, passages: judge_faithfulness(model, answer, passages)
+
+
+def _warm_up(assistant) -> None:
+    """Load the model and the lexical index first, so the first question's latency is not the model's load time."""
+    embedder = getattr(assistant, "embedder", None)
+    if embedder is not None and hasattr(embedder, "embed_queries"):
+        embedder.embed_queries(["warm-up"])
+    retriever = getattr(assistant, "retriever", None)
+    if retriever is not None and hasattr(retriever, "lexical"):
+        retriever.lexical()
+
+
+def _describe_assistant(assistant) -> dict:
+    info: dict = {"settings": public_settings(getattr(assistant, "settings", None))}
+    try:
+        info["model_id"] = assistant.embedder.model_id
+    except Exception:  # noqa: BLE001
+        info["model_id"] = getattr(getattr(assistant, "settings", None), "embedding_model", None)
+    try:
+        info["corpus_revision"] = assistant.store.revision()
+    except Exception:  # noqa: BLE001
+        info["corpus_revision"] = None
+    return info
+
+
+def run_evaluation(assistant, items: Sequence[EvalItem], k: int | None = None,
+                   on_result: Callable[[ItemResult], None] | None = None, *, judge: bool | None = None,
+                   stop: threading.Event | None = None, malformed: Sequence[MalformedRow] = (),
+                   source: str | None = None, warm_up: bool = True,
+                   on_start: Callable[[], None] | None = None) -> EvaluationRun:
+    """Evaluate ``items`` in order and return the run with its summary.
+
+    ``on_result`` is called after each item (e.g. to append it to results.jsonl or advance a progress bar).
+    Setting ``stop`` ends the run after the current item (``cancelled``); a KeyboardInterrupt — raised while
+    asking, scoring or in ``on_result`` — ends it too (``interrupted``). Either way the results so far are kept
+    and summarised. ``judge``: ask the configured LLM to score faithfulness (default: when an LLM is configured).
+    """
+    settings = getattr(assistant, "settings", None)
+    k = k or getattr(settings, "top_k", 5)
+    started_at, started = now_iso(), time.perf_counter()
+    run = EvaluationRun(total=len(items))
+    info = _describe_assistant(assistant)
+    try:
+        if warm_up:
+            _warm_up(assistant)
+        judge_fn = _judge_for(assistant, judge)
+        if on_start is not None:
+            on_start()
+        for item in items:
+            if stop is not None and stop.is_set():
+                run.cancelled = True
+                break
+            result = evaluate_item(assistant, item, k, judge_fn)
+            run.results.append(result)
+            if on_result is not None:
+                on_result(result)
+    except KeyboardInterrupt:
+        run.interrupted = True
+    run.summary = summarize(
+        run.results, k=k, timestamp=started_at, source=source, malformed=list(malformed),
+        interrupted=run.interrupted or run.cancelled, planned=len(items),
+        duration=round(time.perf_counter() - started, 2), **info,
+    )
+    return run
+
+
+# ------------------------------------------------------------------------------------------------------ aggregates
+
+
+def aggregate(results: Iterable[ItemResult]) -> Aggregate:
+    results = list(results)
+    answerable = [r for r in results if r.answerable]
+    unanswerable = [r for r in results if not r.answerable]
+    citations = sum(r.metrics.citations for r in results)
+    verbatim = sum(r.metrics.citations_verbatim for r in results)
+    latencies = [r.latency for r in results if r.latency is not None]
+
+    def rate(group, field):
+        value = m.mean(getattr(r.metrics, field) for r in group)
+        return None if value is None else round(value, 4)
+
+    p50, p95 = m.percentile(latencies, 50), m.percentile(latencies, 95)
+    return Aggregate(
+        items=len(results), answerable=len(answerable), unanswerable=len(unanswerable),
+        errors=sum(r.error is not None for r in results), failed=sum(r.failed for r in results),
+        hit_at_k=rate(answerable, "hit"), mrr=rate(answerable, "reciprocal_rank"),
+        must_include=rate(answerable, "must_include"), token_f1=rate(answerable, "token_f1"),
+        citations=citations, citation_validity=round(verbatim / citations, 4) if citations else None,
+        correct_abstention=rate(unanswerable, "correct_abstention"),
+        false_abstention=rate(answerable, "false_abstention"), faithfulness=rate(results, "faithfulness"),
+        latency_p50=None if p50 is None else round(p50, 4), latency_p95=None if p95 is None else round(p95, 4),
+    )
+
+
+def _grouped(results: Sequence[ItemResult], key: Callable[[ItemResult], str | None]) -> dict[str, Aggregate]:
+    groups: dict[str, list[ItemResult]] = {}
+    for result in results:
+        groups.setdefault(key(result) or "(none)", []).append(result)
+    return {name: aggregate(group) for name, group in sorted(groups.items())}
+
+
+def summarize(results: Sequence[ItemResult], *, k: int | None = None, timestamp: str | None = None,
+              source: str | None = None, model_id: str | None = None, corpus_revision: str | None = None,
+              settings: dict | None = None, malformed: Sequence[MalformedRow] = (), interrupted: bool = False,
+              planned: int | None = None, duration: float | None = None) -> Summary:
+    """Aggregates overall, per category and per split, the counts, and the targets checked."""
+    results = list(results)
+    summary = Summary(
+        timestamp=timestamp or now_iso(), source=source, k=k, model_id=model_id, corpus_revision=corpus_revision,
+        settings=settings or {}, interrupted=interrupted, duration=duration, malformed=list(malformed),
+        overall=aggregate(results),
+        by_category=_grouped(results, lambda r: r.category),
+        by_split=_grouped(results, lambda r: r.split),
+    )
+    summary.counts = {
+        "items": planned if planned is not None else len(results),
+        "evaluated": len(results),
+        "answerable": summary.overall.answerable,
+        "unanswerable": summary.overall.unanswerable,
+        "passed": len(results) - summary.overall.failed,
+        "failed": summary.overall.failed,
+        "errors": summary.overall.errors,
+        "malformed": len(malformed),
+    }
+    summary.targets = check_targets(summary)
+    return summary
+
+
+# ------------------------------------------------------------------------------------------------------ comparison
+
+
+def _delta(before: float | None, after: float | None) -> MetricDelta:
+    delta = None if before is None or after is None else round(after - before, 4)
+    return MetricDelta(before=before, after=after, delta=delta)
+
+
+def _scopes(summary: Summary) -> dict[str, Aggregate]:
+    scopes = {"overall": summary.overall}
+    scopes.update({f"category:{name}": agg for name, agg in summary.by_category.items()})
+    scopes.update({f"split:{name}": agg for name, agg in summary.by_split.items()})
+    return scopes
+
+
+def _item_changes(before: ItemResult, after: ItemResult) -> tuple[list[str], list[str]]:
+    """(ways the item got worse, ways it got better) from ``before`` to ``after``."""
+    worse, better = [], []
+    b, a = before.metrics, after.metrics
+
+    def flip(old, new, good: bool, lost: str, gained: str):
+        if old is None or new is None or old == new:
+            return
+        (better if new == good else worse).append(gained if new == good else lost)
+
+    if after.error and not before.error:
+        worse.append(f"error: {after.error}")
+    elif before.error and not after.error:
+        better.append("no longer errors")
+    flip(b.hit, a.hit, True, f"retrieval miss (was rank {b.rank})", f"retrieval hit (rank {a.rank})")
+    if b.hit and a.hit and b.rank and a.rank and a.rank != b.rank:
+        (worse if a.rank > b.rank else better).append(f"relevant passage rank {b.rank} → {a.rank}")
+    flip(b.must_include, a.must_include, True, "answer lost its must_include string", "answer now has a must_include string")
+    flip(b.false_abstention, a.false_abstention, False, "now abstains on an answerable question", "no longer abstains")
+    flip(b.correct_abstention, a.correct_abstention, True, "now answers an unanswerable question", "now abstains correctly")
+    if a.citations_verbatim < a.citations and (b.citations_verbatim == b.citations):
+        worse.append(f"{a.citations - a.citations_verbatim} citation(s) no longer verbatim")
+    if b.token_f1 is not None and a.token_f1 is not None and abs(a.token_f1 - b.token_f1) >= 0.2:
+        (worse if a.token_f1 < b.token_f1 else better).append(f"token F1 {b.token_f1:.2f} → {a.token_f1:.2f}")
+    return worse, better
+
+
+def compare(summary: Summary, previous: Summary, results: Sequence[ItemResult] = (),
+            previous_results: Sequence[ItemResult] = (), previous_name: str = "") -> Comparison:
+    """How this run differs from a previous one: the change of every aggregate metric (overall, per category, per
+    split) and the items (matched by id) that got worse or better."""
+    comparison = Comparison(previous=previous_name or previous.source or "", previous_timestamp=previous.timestamp)
+    now, then = _scopes(summary), _scopes(previous)
+    for scope in [s for s in now if s in then] + [s for s in then if s not in now]:
+        after, before = now.get(scope), then.get(scope)
+        comparison.deltas[scope] = {
+            metric: _delta(getattr(before, metric) if before else None, getattr(after, metric) if after else None)
+            for metric in METRICS
+        }
+    old = {r.id: r for r in previous_results}
+    for result in results:
+        if result.id not in old:
+            continue
+        worse, better = _item_changes(old[result.id], result)
+        if worse:
+            comparison.regressions.append(Regression(id=result.id, question=result.question,
+                                                     category=result.category, reasons=worse))
+        if better:
+            comparison.improvements.append(Regression(id=result.id, question=result.question,
+                                                      category=result.category, reasons=better))
+    current = {r.id for r in results}
+    if not summary.interrupted:
+        comparison.missing = [i for i in old if i not in current]
+    return comparison

@@ -1,0 +1,98 @@
+"""Files of a run: results.jsonl (appended as items finish), summary.json and report.html; reading them back."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from assistant.evaluate.models import EvaluationRun, ItemResult, Summary
+
+RESULTS = "results.jsonl"
+SUMMARY = "summary.json"
+REPORT = "report.html"
+
+
+def _line(result: ItemResult) -> str:
+    return json.dumps(result.model_dump(mode="json"), ensure_ascii=False) + "\n"
+
+
+class ResultWriter:
+    """Appends each result to results.jsonl as soon as it is known, flushed, so an interrupted run keeps them."""
+
+    def __init__(self, out_dir: str | Path):
+        self.path = Path(out_dir) / RESULTS
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = self.path.open("w", encoding="utf-8")
+
+    def __call__(self, result: ItemResult) -> None:
+        self._file.write(_line(result))
+        self._file.flush()
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self._file.close()
+
+    def __enter__(self) -> "ResultWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_results(results: list[ItemResult], out_dir: str | Path) -> Path:
+    path = Path(out_dir) / RESULTS
+    _write_atomic(path, "".join(_line(r) for r in results))
+    return path
+
+
+def write_summary(summary: Summary, out_dir: str | Path) -> Path:
+    path = Path(out_dir) / SUMMARY
+    _write_atomic(path, json.dumps(summary.model_dump(mode="json"), ensure_ascii=False, indent=1) + "\n")
+    return path
+
+
+def write_report(run: EvaluationRun, out_dir: str | Path) -> dict[str, Path]:
+    """Write results.jsonl, summary.json and report.html of ``run`` into ``out_dir``; returns their paths."""
+    from assistant.evaluate.report import render_html
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"results": write_results(run.results, out), "summary": write_summary(run.summary, out)}
+    path = out / REPORT
+    _write_atomic(path, render_html(run))
+    paths["report"] = path
+    return paths
+
+
+def read_results(path: str | Path) -> list[ItemResult]:
+    results = []
+    with Path(path).open(encoding="utf-8") as handle:
+        for line in handle:
+            if line.strip():
+                try:
+                    results.append(ItemResult.model_validate_json(line))
+                except ValueError:
+                    continue  # e.g. the last line of a run killed mid-write
+    return results
+
+
+def load_previous(path: str | Path) -> tuple[Summary, list[ItemResult]]:
+    """A previous run for ``--compare``: its summary.json (or the folder holding it) and the results.jsonl beside it."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / SUMMARY
+    try:
+        summary = Summary.model_validate_json(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    except ValueError as exc:
+        raise ValueError(f"{path} is not a summary.json of an evaluation run: {str(exc).splitlines()[0]}") from exc
+    results_path = path.parent / RESULTS
+    return summary, read_results(results_path) if results_path.is_file() else []

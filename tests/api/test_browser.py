@@ -1,0 +1,302 @@
+"""The chat page (api/static) in a real headless Chromium, against the real app over a small MiniLM index.
+
+The app (``api.app.create_app``) runs under uvicorn in a background thread on a free 127.0.0.1 port, over a temp
+corpus of the seed article (Chinese) and the White House text of EO 14330 (English), indexed first with the small
+all-MiniLM-L6-v2 model. The server has an API key, so the upload also goes through the page's API-key dialog.
+Playwright drives Debian's /usr/bin/chromium (never ``playwright install``); without it this test FAILS and says to
+run scripts/install_browser.sh.
+
+The screenshot is written under the pytest tmp dir and copied to build/screenshot-chat.png (and a narrow-screen one
+to build/screenshot-chat-narrow.png) for a human to look at.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import MANIFEST, REPO, SEED, WH_EO_MD, copy_into
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+API_KEY = "browser-test-key"
+QUESTION = "Within how many days must the Secretary of Labor reexamine guidance?"
+OFF_TOPIC = "What is the boiling point of tungsten in kelvin?"
+UPLOAD_NAME = "browser_upload_note.md"
+# A front-matter title (kept verbatim by the loader) with markup and Chinese: the page must show it as text.
+UPLOAD_TITLE = "Browser upload <b>test</b> <img src=x onerror=alert(1)> note 养老金测试"
+UPLOAD_TEXT = f"""---
+title: "{UPLOAD_TITLE}"
+---
+# Browser upload note
+
+This short note was uploaded through the chat page by the browser test. It says that the fictional
+Example Pension Plan lets participants rebalance their 401(k) accounts once every quarter.
+"""
+BUILD_DIR = REPO / "build"
+TIMEOUT_MS = 120_000  # generous: 2 shared cores, model on CPU
+
+
+def _require_chromium() -> None:
+    if not CHROMIUM.is_file():
+        pytest.fail(f"headless Chromium not found at {CHROMIUM}: run scripts/install_browser.sh "
+                    "(apt-get install chromium) before the browser tests. Do not use `playwright install`.")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError as exc:  # pragma: no cover - the package is in the project's requirements
+        pytest.fail(f"the Python package playwright is not importable ({exc}); install requirements/*.txt")
+
+
+def _wait_healthy(url: str, server, thread: threading.Thread, timeout: float = 180.0) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    last = "no answer"
+    while time.monotonic() < deadline:
+        if not thread.is_alive():
+            pytest.fail(f"the uvicorn server thread died during startup (last health check: {last})")
+        if server.started:
+            try:
+                response = httpx.get(f"{url}/health", timeout=5.0, trust_env=False)
+                if response.status_code == 200:
+                    return
+                last = f"{response.status_code} {response.text[:200]}"
+            except httpx.HTTPError as exc:
+                last = repr(exc)
+        time.sleep(0.2)
+    pytest.fail(f"the server at {url} was not healthy within {timeout:.0f} s (last: {last})")
+
+
+@pytest.fixture(scope="module")
+def browser_server(tmp_path_factory, minilm_path: str, corpus_mirror: Path, shared_embedder):
+    """The real app (``create_app(settings)``, its own startup) on 127.0.0.1:<free port> over a freshly indexed temp
+    corpus; yields (base url, settings)."""
+    _require_chromium()  # fail before spending time on the index
+    import uvicorn
+
+    from api.app import create_app
+    from assistant.pipeline import Assistant
+    from assistant.settings import Settings
+
+    base = tmp_path_factory.mktemp("browser")
+    settings = Settings(
+        corpus_dir=base / "corpus", index_dir=base / "index", model_cache=base / "models",
+        embedding_model=minilm_path, embedding_dtype="float32", corpus_manifest=MANIFEST,
+        corpus_mirror=None, chroma_url=None, llm_provider="none", api_key=API_KEY,
+    )
+    copy_into(settings.corpus_dir, [SEED], REPO / "corpus")
+    copy_into(settings.corpus_dir, [WH_EO_MD], corpus_mirror)
+    indexer = Assistant(settings)
+    indexer.__dict__["embedder"] = shared_embedder  # the session's loaded model; the app loads its own at startup
+    report = indexer.sync(show_progress=False)
+    assert not report.failed and len(report.added) == 2, report
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(create_app(settings), log_level="warning", timeout_graceful_shutdown=5)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="uvicorn-browser-test", daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(url, server, thread)
+        yield url, settings
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        sock.close()
+
+
+@pytest.fixture
+def browser_page(tmp_path: Path):
+    """(page, errors): a fresh Chromium page (desktop size) and the JavaScript errors and failed requests it saw.
+    The last state of the page is saved as last-state.png in the test's tmp dir, to diagnose a failure."""
+    _require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    errors: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport={"width": 1280, "height": 860}, device_scale_factor=1,
+                                          locale="en-US", reduced_motion="reduce")
+            page = context.new_page()
+            page.set_default_timeout(30_000)
+            page.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))
+            page.on("console", lambda msg: errors.append(f"console.{msg.type}: {msg.text}")
+                    if msg.type == "error" and "Failed to load resource" not in msg.text else None)
+            # Failed requests, by URL; the one 401 (upload before the API key is entered) is expected.
+            page.on("response", lambda r: errors.append(f"HTTP {r.status} {r.request.method} {r.url}")
+                    if r.status >= 400 and r.status != 401 else None)
+            yield page, errors
+        finally:
+            try:
+                if "page" in locals() and not page.is_closed():
+                    page.screenshot(path=str(tmp_path / "last-state.png"), full_page=True)
+            except Exception:  # noqa: BLE001 - best effort, only for diagnosis
+                pass
+            browser.close()
+
+
+def _save_screenshot(page, tmp_path: Path, name: str) -> Path:
+    shot = tmp_path / name
+    page.screenshot(path=str(shot))
+    BUILD_DIR.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(shot, BUILD_DIR / name)
+    return shot
+
+
+def test_chat_page_streams_cites_and_uploads(browser_server, browser_page, tmp_path: Path):
+    from playwright.sync_api import expect
+
+    url, settings = browser_server
+    page, js_errors = browser_page
+    started = time.monotonic()
+
+    page.goto(f"{url}/")
+    expect(page).to_have_title("Pension Research Assistant · 养老金研究助手")
+    expect(page.locator("#health")).to_have_attribute("data-state", "ok")
+    expect(page.locator("#health-text")).to_contain_text("passages")
+    expect(page.locator("#health-text")).to_contain_text("2 documents")
+    docs = page.locator("#document-list li.document")
+    expect(docs).to_have_count(2)
+    expect(page.locator("#document-list")).to_contain_text("Democratizing Access to Alternative Assets")
+    expect(page.locator("#citation-panel")).to_be_hidden()
+
+    # --- the page's SSE parser: frames split across reads, CRLF split between reads, comments, \u escapes ---
+    parsed = page.evaluate(r"""() => {
+        const out = [];
+        const parser = window.pensionAssistant.createSseParser((name, data) => out.push([name, JSON.parse(data)]));
+        for (const piece of ['event: token\r', '\ndata: {"text": "a"}\r\n\r\n: keep-alive\n\nevent: done\nda',
+                             'ta: {"answer": "\\u517b\\u8001 [1]"}\n', '\n']) parser.push(piece);
+        parser.end();
+        return out;
+    }""")
+    assert parsed == [["token", {"text": "a"}], ["done", {"answer": "养老 [1]"}]], parsed
+
+    # --- ask: Enter sends; the answer streams in token by token (SSE over fetch) and only ever grows ---
+    page.evaluate("""() => {
+        window.__answerSnapshots = [];
+        new MutationObserver(() => {
+            const answers = document.querySelectorAll('#messages article.assistant .answer');
+            const text = answers.length ? answers[answers.length - 1].textContent : '';
+            const snaps = window.__answerSnapshots;
+            if (text && snaps[snaps.length - 1] !== text) snaps.push(text);
+        }).observe(document.getElementById('messages'), {subtree: true, childList: true, characterData: true});
+    }""")
+    box = page.locator("#message-input")
+    box.fill(QUESTION)
+    box.press("Enter")
+    expect(page.locator("#messages article.user")).to_have_count(1)
+    expect(page.locator("#messages article.user .bubble")).to_have_text(QUESTION)
+    answer = page.locator("#messages article.assistant").last
+    send = page.locator("#send-button")
+    saw_busy = send.is_disabled()  # usually still streaming here; not asserted (a fast answer may already be done)
+    expect(answer).to_have_attribute("data-state", "done", timeout=TIMEOUT_MS)
+    expect(send).to_be_enabled()
+    answer_text = answer.locator(".answer").inner_text()
+    assert "180" in answer_text, answer_text
+    tokens = int(answer.get_attribute("data-tokens"))
+    assert tokens > 1, f"the answer should arrive as many `token` events, got {tokens}"
+    snapshots = page.evaluate("window.__answerSnapshots")
+    assert snapshots and "180" in snapshots[-1]
+    assert all(len(a) <= len(b) for a, b in zip(snapshots, snapshots[1:])), f"the streamed text should only grow: {snapshots}"
+    expect(answer.locator(".badge.not-grounded")).to_be_hidden()
+    conversation_id = page.evaluate("window.pensionAssistant.state.conversationId")
+    assert conversation_id, "the conversation id from the stream should be kept for follow-ups"
+
+    # --- citation markers are buttons; one opens the panel with quote, title, document id ---
+    cites = answer.locator(".answer button.cite")
+    assert cites.count() >= 1
+    first = cites.first
+    marker = first.get_attribute("data-marker")
+    first.click()
+    panel = page.locator("#citation-panel")
+    expect(panel).to_be_visible()
+    expect(first).to_have_attribute("aria-expanded", "true")
+    quote = panel.locator(".quote").inner_text().strip()
+    title = page.locator("#citation-title").inner_text().strip()
+    document_id = page.locator("#citation-document").inner_text().strip()
+    assert quote and title and document_id, (quote, title, document_id)
+    assert document_id == WH_EO_MD, document_id
+    assert "Democratizing Access to Alternative Assets" in title
+    expect(page.locator("#citation-marker")).to_have_text(f"[{marker}]")
+    assert "180 days" in " ".join(quote.split()), quote  # marker 1 quotes the sentence the answer comes from
+    page.keyboard.press("Escape")
+    expect(panel).to_be_hidden()
+
+    # --- upload: the server has an API key, so the first try asks for it; then the document is listed ---
+    page.set_input_files("#upload-input", files=[{"name": UPLOAD_NAME, "mimeType": "text/markdown",
+                                                  "buffer": UPLOAD_TEXT.encode("utf-8")}])
+    page.click("#upload-button")
+    dialog = page.locator("#api-key-dialog")
+    expect(dialog).to_be_visible()
+    expect(page.locator("#upload-status")).to_have_attribute("data-kind", "error")
+    page.fill("#api-key-input", API_KEY)
+    page.click("#api-key-save")
+    expect(dialog).to_be_hidden()
+    assert page.evaluate("localStorage.getItem('pensionAssistant.apiKey')") == API_KEY
+    page.click("#upload-button")  # the file is still selected
+    status = page.locator("#upload-status")
+    expect(status).to_have_attribute("data-kind", "success", timeout=TIMEOUT_MS)
+    expect(status).to_contain_text("Indexed")
+    expect(docs).to_have_count(3)
+    uploaded = page.locator("#document-list li.document", has_text=UPLOAD_NAME)
+    expect(uploaded).to_have_count(1)
+    expect(uploaded.locator(".doc-title")).to_have_text(UPLOAD_TITLE)  # shown as text, with the Chinese intact
+    assert page.locator("#document-list b, #document-list img").count() == 0, "titles must never be parsed as HTML"
+    expect(page.locator("#health-text")).to_contain_text("3 documents")
+    assert (settings.corpus_dir / UPLOAD_NAME).is_file()
+
+    # --- the screenshot a human looks at: conversation, open citation, documents with the upload ---
+    first.click()
+    expect(panel).to_be_visible()
+    shot = _save_screenshot(page, tmp_path, "screenshot-chat.png")
+    assert shot.stat().st_size > 10_000
+
+    # --- a follow-up in the same conversation that the sources cannot answer: "not in sources" badge ---
+    page.keyboard.press("Escape")
+    box.fill(OFF_TOPIC)
+    page.click("#send-button")
+    off_topic = page.locator("#messages article.assistant").nth(1)
+    expect(off_topic).to_have_attribute("data-state", "done", timeout=TIMEOUT_MS)
+    expect(off_topic.locator(".badge.not-grounded")).to_be_visible()
+    assert off_topic.locator("button.cite").count() == 0
+    assert page.evaluate("window.pensionAssistant.state.conversationId") == conversation_id
+
+    # --- delete the upload through its button (confirm() accepted), with the id URL-encoded ---
+    page.once("dialog", lambda d: d.accept())
+    uploaded.locator("button.delete-document").click()
+    expect(page.locator("#documents-status")).to_contain_text("Deleted", timeout=TIMEOUT_MS)
+    expect(docs).to_have_count(2)
+    assert not (settings.corpus_dir / UPLOAD_NAME).exists()
+
+    # --- new conversation forgets the id and clears the view; Shift+Enter is a newline, not a send ---
+    page.click("#new-conversation")
+    expect(page.locator("#messages article")).to_have_count(0)
+    assert page.evaluate("window.pensionAssistant.state.conversationId") is None
+    box.fill("first line")
+    box.press("Shift+Enter")
+    box.type("second line")
+    assert box.input_value() == "first line\nsecond line"
+    expect(page.locator("#messages article")).to_have_count(0)
+
+    # --- narrow screen: everything stacks; saved for a human too ---
+    page.set_viewport_size({"width": 390, "height": 844})
+    box.fill("")
+    expect(page.locator("#documents-link")).to_be_visible()
+    _save_screenshot(page, tmp_path, "screenshot-chat-narrow.png")
+
+    assert not js_errors, js_errors
+    print(f"\nbrowser flow {time.monotonic() - started:.1f} s; {tokens} token events, {len(snapshots)} renders "
+          f"(send disabled while streaming: {saw_busy}); screenshot {BUILD_DIR / 'screenshot-chat.png'}")

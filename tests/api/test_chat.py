@@ -1,0 +1,131 @@
+"""POST /chat: JSON answers with verified citations, SSE streaming, conversations and stateless history."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from api.deps import get_assistant
+from assistant.pipeline import Token
+from assistant.schema import Answer
+from tests.api.conftest import sse_events
+from tests.conftest import FACT_SHEET_MD, SEED
+
+QUESTION = "What does the Executive Order allow 401(k) investors to access?"
+
+
+def _check_citations(citations, assistant):
+    for c in citations:
+        document = assistant.document(c["document"])
+        assert document.text[c["start"]:c["end"]] == c["quote"]
+
+
+def test_chat_answers_with_verified_citations(client, api_assistant):
+    response = client.post("/chat", json={"message": QUESTION})
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == {"conversation_id", "answer", "grounded", "citations"}
+    assert body["grounded"] is True and body["conversation_id"]
+    assert body["citations"] and body["citations"][0]["document"] == FACT_SHEET_MD
+    assert "[1]" in body["answer"]
+    _check_citations(body["citations"], api_assistant)
+
+
+def test_chat_stream_events(client, api_assistant):
+    plain = client.post("/chat", json={"message": QUESTION, "history": []}).json()
+    with client.stream("POST", "/chat", json={"message": QUESTION, "history": [], "stream": True}) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        events = sse_events(response.read().decode())
+    names = [name for name, _ in events]
+    assert names[-2:] == ["citations", "done"] and set(names[:-2]) == {"token"} and len(names) > 3
+    text = "".join(data["text"] for name, data in events if name == "token")
+    citations, done = events[-2][1], events[-1][1]
+    assert text == done["answer"] == plain["answer"]
+    assert citations["citations"] == plain["citations"] and citations["grounded"] is done["grounded"] is True
+    assert citations["conversation_id"] is None and done["conversation_id"] is None  # stateless: history given
+    _check_citations(citations["citations"], api_assistant)
+
+
+def test_conversation_follow_up(client, api_assistant):
+    first = client.post("/chat", json={"message": "当时道琼斯指数从峰值下跌了多少？"}).json()
+    conversation = first["conversation_id"]
+    second = client.post("/chat", json={"message": "What about 401(k) crypto?", "conversation_id": conversation})
+    assert second.status_code == 200 and second.json()["conversation_id"] == conversation
+    turns = api_assistant.conversations.history(conversation)
+    assert [t.role for t in turns] == ["user", "assistant", "user", "assistant"]
+
+
+def test_stateless_history_stores_nothing(client):
+    history = [{"role": "user", "content": "Tell me about the Chinese article"},
+               {"role": "assistant", "content": "It is about 401(k) and crypto."}]
+    body = client.post("/chat", json={"message": "Who wrote it?", "history": history}).json()
+    assert body["conversation_id"] is None
+
+
+def test_chinese_question_cites_the_chinese_article(client):
+    body = client.post("/chat", json={"message": "401(k) 引入加密资产的行政令是什么时候签署的？", "history": []}).json()
+    assert body["grounded"] and SEED in {c["document"] for c in body["citations"]}
+
+
+def test_unanswerable_question_abstains(client):
+    body = client.post("/chat", json={"message": "What is the boiling point of tungsten on Mars?", "history": []}).json()
+    assert body["grounded"] is False and body["citations"] == []
+
+
+def test_errors_before_the_stream_starts_are_http_errors(client):
+    for stream in (False, True):
+        empty = client.post("/chat", json={"message": " ", "stream": stream})
+        assert empty.status_code == 422 and empty.json()["error"]["type"] == "invalid_question"
+        unknown = client.post("/chat", json={"message": "hi there", "conversation_id": "nope", "stream": stream})
+        assert unknown.status_code == 404 and unknown.json()["error"]["type"] == "unknown_conversation"
+
+
+class _SlowAssistant:
+    """Yields one token, then blocks its thread until released: the event loop must stay free meanwhile."""
+
+    def __init__(self):
+        self.release = threading.Event()
+
+    def ask_stream(self, question, **kwargs):
+        yield Token("first ")
+        self.release.wait(10)
+        yield Token("second")
+        yield Answer(answer="first second", grounded=False)
+
+
+def test_streaming_does_not_block_the_event_loop(make_client):
+    client = make_client()
+    slow = _SlowAssistant()
+    client.app.dependency_overrides[get_assistant] = lambda: slow
+    try:
+        with client.stream("POST", "/chat", json={"message": "q", "stream": True}) as response:
+            lines = response.iter_lines()
+            assert next(line for line in lines if line.startswith("data:")) == 'data: {"text": "first "}'
+            started = time.perf_counter()
+            assert client.get("/v1/models").status_code == 200  # served while the generator's thread is blocked
+            assert time.perf_counter() - started < 2
+            slow.release.set()
+            rest = "\n".join(lines)
+        assert "event: done" in rest and "first second" in rest
+    finally:
+        slow.release.set()
+        client.app.dependency_overrides.clear()
+
+
+def test_error_during_stream_is_an_error_event(make_client):
+    client = make_client()
+
+    class Broken:
+        def ask_stream(self, question, **kwargs):
+            yield Token("partial ")
+            raise RuntimeError("secret detail")
+
+    client.app.dependency_overrides[get_assistant] = lambda: Broken()
+    try:
+        with client.stream("POST", "/chat", json={"message": "q", "stream": True}) as response:
+            events = sse_events(response.read().decode())
+        assert events[-1] == ("error", {"error": {"type": "internal", "message": "internal error, see server log"}})
+        assert "secret detail" not in str(events)
+    finally:
+        client.app.dependency_overrides.clear()

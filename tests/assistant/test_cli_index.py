@@ -1,0 +1,154 @@
+"""The ``assistant`` command as a user runs it (a subprocess, settings from ASSISTANT_* variables): index, search,
+corpus fetch, and their exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import pytest
+
+from assistant.store import IndexStore
+from assistant.sync import sync_lock
+from tests.conftest import CEA_MD, EO14330_PDF, SEED, VENV_BIN, close_store, copy_into, test_env
+
+ASSISTANT = str(VENV_BIN / "assistant")
+
+
+def run(settings, *args: str, timeout: float = 300, **extra_env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([ASSISTANT, *args], env=test_env(settings, **extra_env), capture_output=True, text=True,
+                          timeout=timeout, cwd=settings.corpus_dir.parent)
+
+
+def test_index_exits_2_and_names_each_bad_file_then_0_once_fixed(make_settings, corpus_mirror, bad_inputs):
+    settings = make_settings()
+    copy_into(settings.corpus_dir, [CEA_MD], corpus_mirror)
+    expected = bad_inputs(settings.corpus_dir)
+
+    result = run(settings, "index", "--json")
+    assert result.returncode == 2, result.stderr
+    report = json.loads(result.stdout)
+    assert report["partial"] is True and report["added"] == [CEA_MD] and report["embedded"] == report["passages"] > 0
+    reasons = {f["document"]: f["reason"] for f in report["failed"]}
+    assert set(reasons) == set(expected)
+    for name, fragment in expected.items():
+        assert fragment in reasons[name]
+
+    result = run(settings, "index")  # human output: one line per skipped file on stderr, a summary on stdout
+    assert result.returncode == 2
+    for name in expected:
+        assert f"skipped  {name}: " in result.stderr
+    assert "added 0, updated 0, removed 0, unchanged 1, failed 5" in result.stdout
+    assert "(0 embedded)" in result.stdout
+    assert "Traceback" not in result.stderr
+
+    for name in expected:
+        (settings.corpus_dir / name).unlink()
+    result = run(settings, "index")
+    assert result.returncode == 0, result.stderr
+    assert "unchanged 1, failed 0" in result.stdout
+
+
+def test_index_refuses_while_another_sync_runs(make_settings):
+    settings = make_settings()
+    settings.corpus_dir.mkdir()
+    with sync_lock(settings):
+        result = run(settings, "index")
+    assert result.returncode == 1
+    assert "Another sync of" in result.stderr and "--wait" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_index_with_another_model_asks_for_rebuild(make_settings, corpus_mirror, minilm_path, tmp_path):
+    settings = make_settings()
+    copy_into(settings.corpus_dir, [CEA_MD], corpus_mirror)
+    assert run(settings, "index").returncode == 0
+
+    # the same weights under another folder name are another model id: the index must not mix them
+    other = tmp_path / "other-minilm"
+    other.symlink_to(minilm_path, target_is_directory=True)
+    result = run(settings, "index", ASSISTANT_EMBEDDING_MODEL=str(other))
+    assert result.returncode == 1
+    assert "--rebuild" in result.stderr and "other-minilm" in result.stderr and "Traceback" not in result.stderr
+
+    result = run(settings, "index", "--rebuild", "--json", ASSISTANT_EMBEDDING_MODEL=str(other))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["added"] == [CEA_MD] and report["embedded"] == report["passages"]
+    result = run(settings, "index", "--json", ASSISTANT_EMBEDDING_MODEL=str(other))
+    assert result.returncode == 0 and json.loads(result.stdout)["embedded"] == 0
+
+
+def test_index_without_the_model_says_how_to_get_it(make_settings, tmp_path):
+    settings = make_settings(embedding_model="google/embeddinggemma-300m", model_cache=tmp_path / "no-models")
+    settings.corpus_dir.mkdir()
+    result = run(settings, "index")
+    assert result.returncode == 1
+    assert "assistant models fetch" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_search_json_prints_results_with_their_spans(small_index, shared_embedder):
+    result = run(small_index, "search", "alternative assets in 401(k) plans", "--json", "--k", "4")
+    assert result.returncode == 0, result.stderr
+    results = json.loads(result.stdout)["results"]
+    assert 0 < len(results) <= 4
+    store = IndexStore(small_index, shared_embedder.model_id)
+    try:
+        records = store.documents()
+        for hit in results:
+            assert {"chunk_id", "document", "title", "page", "start", "end", "text", "score"} <= set(hit)
+            record = records[hit["document"]]
+            assert hit["chunk_id"] in record.passage_ids and hit["title"] == record.title
+            assert store.document(hit["document"]).text[hit["start"]:hit["end"]] == hit["text"]
+            assert isinstance(hit["score"], float)
+            assert (hit["page"] is None) == (hit["document"] != EO14330_PDF)
+        assert [h["score"] for h in results] == sorted((h["score"] for h in results), reverse=True)
+    finally:
+        close_store(store)
+
+
+def test_search_filters_and_chinese_queries(small_index):
+    result = run(small_index, "search", "Within 180 days Secretary of Labor", "--json", "--document", EO14330_PDF)
+    assert result.returncode == 0, result.stderr
+    results = json.loads(result.stdout)["results"]
+    assert results and {h["document"] for h in results} == {EO14330_PDF}
+    assert any(h["page"] == 2 and "Within 180 days" in h["text"] for h in results)
+
+    result = run(small_index, "search", "大萧条 养老金", "--json", "--language", "zh")
+    assert result.returncode == 0, result.stderr
+    results = json.loads(result.stdout)["results"]
+    assert results and {h["document"] for h in results} == {SEED}
+    assert any("大萧条" in h["text"] for h in results)
+
+    result = run(small_index, "search", "   ")
+    assert result.returncode == 1 and "the query is empty" in result.stderr
+
+
+def test_corpus_fetch_command(make_settings, corpus_mirror, tmp_path):
+    sources = json.loads((make_settings().corpus_manifest).read_text())["sources"]
+    for source in sources:
+        if source.get("url"):
+            source["url"] = "https://sources.pension-assistant.invalid/" + source["file"]
+    manifest = tmp_path / "sources.json"
+    manifest.write_text(json.dumps({"sources": sources}))
+    settings = make_settings(corpus_manifest=manifest)
+    settings.corpus_dir.mkdir()
+
+    result = run(settings, "corpus", "fetch", "--json", ASSISTANT_CORPUS_MIRROR=str(corpus_mirror),
+                 ASSISTANT_FETCH_TIMEOUT="2")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert len(report["fetched"]) == sum(1 for s in sources if not s.get("committed")) and not report["missing"]
+
+    os.remove(settings.fetched_dir / EO14330_PDF)
+    result = run(settings, "corpus", "fetch", ASSISTANT_FETCH_TIMEOUT="2")  # no mirror, no network
+    assert result.returncode == 3
+    assert f"MISSING  {EO14330_PDF}" in result.stderr and "missing 1" in result.stdout
+
+
+@pytest.mark.parametrize("args", [["--help"], ["index", "--help"], ["search", "--help"]])
+def test_help(make_settings, args):
+    settings = make_settings()
+    settings.corpus_dir.mkdir()
+    result = run(settings, *args)
+    assert result.returncode == 0 and "Usage" in result.stdout
