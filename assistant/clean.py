@@ -113,9 +113,35 @@ def clean_pdf_pages(pages: list[str]) -> list[str]:
     return cleaned
 
 
+_MD_BLOCK_START = re.compile(r"^\s*(#{1,6}\s|[-*+]\s|\d+[.)]\s|\(\w{1,4}\)\s|>|\||```)")
+_MD_EMPHASIS = re.compile(r"(\*\*|__)(.+?)\1|(?<![\w*])\*(?!\s)([^*\n]+?)(?<!\s)\*(?![\w*])")
+_MD_ESCAPE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!$])")
+
+
+def _unwrap_markdown(text: str) -> str:
+    """Join Markdown's soft-wrapped lines: in Markdown a single newline inside a paragraph is just a space."""
+    out: list[str] = []
+    for line in text.split("\n"):
+        stripped = line.strip()
+        previous = out[-1] if out else ""
+        continues = (
+            stripped and previous.strip()
+            and not _MD_BLOCK_START.match(line)
+            and not previous.lstrip().startswith(("#", "|", "```"))
+        )
+        if continues:
+            out[-1] = previous.rstrip() + " " + stripped
+        else:
+            out.append(line)
+    return "\n".join(out)
+
+
 def clean_text(text: str, fmt: str) -> str:
     if fmt == "md":
         text = _HTML_TAG.sub("", text)
+        text = _MD_ESCAPE.sub(r"\1", text)
+        text = _MD_EMPHASIS.sub(lambda m: m.group(2) or m.group(3), text)
+        text = _unwrap_markdown(text)
     return _tidy(text)
 
 

@@ -23,7 +23,7 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
 
 from assistant.clean import detect_language
@@ -302,6 +302,7 @@ def translate_error(exc: BaseException, model: object = None) -> LLMError:
                       "httpcore.TimeoutException") + (TimeoutError,)
     connection = _types("openai.APIConnectionError", "httpx.TransportError", "httpx2.TransportError",
                         "httpcore.NetworkError", "httpcore.ProtocolError") + (ConnectionError,)
+    dropped_types = _types("httpx.RemoteProtocolError", "httpx2.RemoteProtocolError", "httpcore.RemoteProtocolError")
     status_errors = _types("openai.APIStatusError")
     ollama_errors = _types("ollama.ResponseError")
     bad_output = _types("openai.APIResponseValidationError") + (json.JSONDecodeError, UnicodeDecodeError)
@@ -311,7 +312,10 @@ def translate_error(exc: BaseException, model: object = None) -> LLMError:
         return LLMUnavailable(f"{server} did not answer{_timeout(model)}.{hint}")
     if any(isinstance(e, connection) for e in chain):
         refused = any(isinstance(e, ConnectionRefusedError) or "refused" in str(e).lower() for e in chain)
-        how = "refused the connection" if refused else "could not be reached"
+        dropped = any(isinstance(e, dropped_types) or "disconnected" in str(e).lower() for e in chain)
+        how = ("refused the connection" if refused else
+               "closed the connection without finishing its answer (did it crash?)" if dropped else
+               "could not be reached")
         return LLMUnavailable(f"{server} {how}.{hint}")
     status = None
     for e in chain:
@@ -323,6 +327,8 @@ def translate_error(exc: BaseException, model: object = None) -> LLMError:
             detail = _clip(str(e), 300)
             break
     if status is not None:
+        if status < 100:  # Ollama reports errors met mid-stream with status -1
+            return LLMError(f"{server} reported an error: {detail}")
         if status in (408, 429) or status >= 500:
             return LLMUnavailable(f"{server} is unavailable or overloaded (HTTP {status}): {detail}")
         if status in (401, 403):

@@ -157,6 +157,7 @@ class Assistant:
             return compose.abstain_text(question), []
         bm25 = self.retriever.lexical().bm25
         spans = compose.select_spans(query, hits, self.settings.max_answer_sentences, getattr(bm25, "idf", None))
+        spans = compose.complete_sentences(spans, lambda doc_id: getattr(self.document(doc_id), "text", None))
         if compose.unmet_constraints(question, hits, spans):
             return compose.abstain_text(question), []
         text, numbered = compose.render(question, spans)

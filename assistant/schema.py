@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Literal
 
@@ -38,6 +39,14 @@ class Document(BaseModel):
     pages: list[PageSpan] = Field(default_factory=list)
     metadata: dict[str, str] = Field(default_factory=dict)
     content_hash: str
+    ingest: str = Field(default="", description="Signature of the cleaning and splitting that produced the passages")
+
+    @property
+    def version(self) -> str:
+        """Changes when the file's bytes change, and when the code or settings that turn it into passages do."""
+        if not self.ingest:
+            return self.content_hash[:16]
+        return hashlib.sha256(f"{self.content_hash}:{self.ingest}".encode()).hexdigest()[:16]
 
     def page_at(self, offset: int) -> int | None:
         for span in self.pages:

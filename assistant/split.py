@@ -73,7 +73,7 @@ def passage_id(doc_id: str, version: str, index: int) -> str:
 def split(document: Document, max_tokens: int = 160, overlap_tokens: int = 0) -> list[Passage]:
     pieces = _splitter(max_tokens, overlap_tokens).create_documents([document.text])
     headings = _headings(document.text)
-    version = document.content_hash[:16]
+    version = document.version
     passages = []
     for piece in pieces:
         start = piece.metadata["start_index"]

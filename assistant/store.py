@@ -37,6 +37,7 @@ class DocumentRecord:
     language: str
     content_hash: str
     version: str
+    ingest: str
     passages: int
     indexed_at: float
     model_id: str
@@ -117,7 +118,7 @@ class IndexStore:
                 continue
             records[doc_id] = DocumentRecord(
                 doc_id=doc_id, title=meta["title"], language=meta["language"], content_hash=meta["content_hash"],
-                version=meta["version"], passages=int(meta["passages"]), indexed_at=float(meta["indexed_at"]),
+                version=meta["version"], ingest=meta.get("ingest", ""), passages=int(meta["passages"]), indexed_at=float(meta["indexed_at"]),
                 model_id=meta["model_id"], source=meta.get("source", ""), metadata=json.loads(meta.get("extra", "{}")),
             )
         return records
@@ -137,7 +138,7 @@ class IndexStore:
         """Make ``document``'s version the one readers see. Its passages must already be stored."""
         meta = {
             "title": document.title, "language": document.language, "content_hash": document.content_hash,
-            "version": document.content_hash[:16], "passages": len(passages), "indexed_at": time.time(),
+            "version": document.version, "ingest": document.ingest, "passages": len(passages), "indexed_at": time.time(),
             "model_id": self.model_id, "source": source,
             "pages": json.dumps([p.model_dump() for p in document.pages]),
             "extra": json.dumps(document.metadata, ensure_ascii=False),

@@ -28,6 +28,8 @@ from assistant.sources import corpus_files, manifest_by_file
 from assistant.split import split
 from assistant.store import IndexStore
 
+# Bump when load, clean or split change what a file becomes, so the next sync re-derives every document.
+INGEST_VERSION = "2"
 EMBED_GROUP = 256  # passages embedded per model call: big enough to batch well, small enough to commit often
 
 
@@ -66,11 +68,16 @@ def input_hash(embedder: Embedder, passage: Passage) -> str:
     return hashlib.sha256(embedder.passage_input(passage).encode()).hexdigest()[:32]
 
 
+def ingest_signature(settings: Settings) -> str:
+    return f"{INGEST_VERSION}/{settings.passage_tokens}/{settings.passage_overlap_tokens}"
+
+
 def prepare(path: Path, doc_id: str, settings: Settings) -> tuple[Document, list[Passage]]:
     """load → clean → split one file."""
     known = manifest_by_file(settings).get(Path(doc_id).name)
     raw = load_file(path, doc_id)
     document = clean(raw, known_title=known.title if known else None, known_language=known.language if known else None)
+    document.ingest = ingest_signature(settings)
     if known:
         document.metadata.setdefault("date", known.date)
         if known.url:
@@ -95,7 +102,7 @@ def _write(store: IndexStore, embedder: Embedder, pending: list[_Pending], repor
         vectors = np.array([reusable[h] if h in reusable else next(fresh) for h in item_hashes], dtype=np.float32)
         store.add_passages(item.passages, vectors, item_hashes)
         store.commit_document(item.document, item.passages, item.source)  # the commit point of this document
-        store.delete_passages(item.document.doc_id, keep_version=item.document.content_hash[:16])
+        store.delete_passages(item.document.doc_id, keep_version=item.document.version)
         (report.added if item.is_new else report.updated).append(item.document.doc_id)
         report.passages += len(item.passages)
 
@@ -105,7 +112,8 @@ def sync(settings: Settings, embedder: Embedder, store: IndexStore, wait: float 
     started = time.perf_counter()
     report = SyncReport()
     with sync_lock(settings, wait):
-        if store.meta().get("dirty"):
+        recovering = bool(store.meta().get("dirty"))  # a sync was killed: finish it (sweep, new revision, clean flag)
+        if recovering:
             store.sweep_orphans({d: r.version for d, r in store.documents().items()})
         registry = store.documents()
         files = corpus_files(settings)
@@ -115,14 +123,15 @@ def sync(settings: Settings, embedder: Embedder, store: IndexStore, wait: float 
                 report.failed.append(LoadFailure(document=doc_id, reason=f"unsupported file type {path.suffix or '(none)'}"))
                 continue
             record = registry.get(doc_id)
-            if record and record.content_hash == content_hash(path.read_bytes()) and record.model_id == store.model_id:
+            if (record and record.content_hash == content_hash(path.read_bytes()) and record.model_id == store.model_id
+                    and record.ingest == ingest_signature(settings)):
                 report.unchanged.append(doc_id)
                 report.passages += record.passages
             else:
                 changes.append((doc_id, path, record is None))
         removed = [doc_id for doc_id in registry if doc_id not in files]
 
-        if changes or removed:
+        if changes or removed or recovering:
             store.mark_dirty(True)
             prepared: list[_Pending] = []
             for doc_id, path, is_new in changes:

@@ -20,8 +20,12 @@ import shutil  # noqa: E402
 import sys  # noqa: E402
 from collections.abc import Callable, Iterable  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import TYPE_CHECKING  # noqa: E402
 
 import pytest  # noqa: E402
+
+if TYPE_CHECKING:
+    from assistant.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -103,7 +107,7 @@ def corpus_mirror() -> Path:
 
 
 @pytest.fixture
-def make_settings(tmp_path: Path, minilm_path: str) -> Callable[..., "Settings"]:  # noqa: F821
+def make_settings(tmp_path: Path, minilm_path: str) -> Callable[..., Settings]:
     """Factory: ``make_settings(base=None, **overrides)`` → Settings over ``base`` (default: this test's tmp_path).
 
     corpus_dir=<base>/corpus, index_dir=<base>/index, model_cache=<base>/models, MiniLM in float32, the repo's

@@ -17,7 +17,7 @@ import pytest
 
 from tests.conftest import REPO
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]  # index + 110 questions: ~3-8 min on 2 busy cores
 
 
 def _settings(tmp_path_factory, corpus_mirror: Path):

@@ -58,7 +58,7 @@ def public_settings(settings) -> dict:
         if isinstance(value, str) and "@" in value and "://" in value:
             parts = urlsplit(value)
             if parts.username or parts.password:
-                value = urlunsplit(parts._replace(netloc=parts.hostname + (f":{parts.port}" if parts.port else "")))
+                value = urlunsplit(parts._replace(netloc=(parts.hostname or "") + (f":{parts.port}" if parts.port else "")))
         clean[name] = value
     return clean
 
@@ -97,7 +97,7 @@ def evaluate_item(assistant, item: EvalItem, k: int, judge: Callable | None = No
 
     for citation in answer.citations:
         document = _document(assistant, citation.document)
-        result.citations.append(CitationCheck(citation=citation, verbatim=is_verified(citation, document)))
+        result.citations.append(CitationCheck(**citation.model_dump(), verbatim=is_verified(citation, document)))
 
     metrics = ItemMetrics(abstained=not answer.grounded, citations=len(result.citations),
                           citations_verbatim=sum(c.verbatim for c in result.citations))
@@ -166,8 +166,8 @@ def _failures(result: ItemResult, k: int) -> list[str]:
         failures.append("answered an unanswerable question")
     for check in result.citations:
         if not check.verbatim:
-            failures.append(f"citation [{check.citation.marker}] is not verbatim at "
-                            f"{check.citation.document}[{check.citation.start}:{check.citation.end}]")
+            failures.append(f"citation [{check.marker}] is not verbatim at "
+                            f"{check.document}[{check.start}:{check.end}]")
     return failures
 
 

@@ -44,8 +44,9 @@ class RetrievedPassage(BaseModel):
     relevant: bool | None = Field(default=None, description="Matches a reference context (or source); None: no reference")
 
 
-class CitationCheck(BaseModel):
-    citation: Citation
+class CitationCheck(Citation):
+    """A citation of the answer, and whether its quote is verbatim at its offsets in the cited document."""
+
     verbatim: bool
 
 

@@ -71,15 +71,32 @@ def write_report(run: EvaluationRun, out_dir: str | Path) -> dict[str, Path]:
     return paths
 
 
-def read_results(path: str | Path) -> list[ItemResult]:
+_CORE_FIELDS = ("id", "question", "category", "split", "lang", "answerable", "answer", "grounded", "metrics",
+                "latency", "error", "failures")
+
+
+def read_results(path: str | Path, lenient: bool = False) -> list[ItemResult]:
+    """The results of a results.jsonl. A line that does not parse (e.g. the last line of a run killed mid-write)
+    is skipped; with ``lenient``, a line written by another version of the evaluator keeps its id, metrics and
+    failures even if its other fields no longer validate."""
     results = []
     with Path(path).open(encoding="utf-8") as handle:
         for line in handle:
-            if line.strip():
+            if not line.strip():
+                continue
+            try:
+                data = json.loads(line)
+            except ValueError:
+                continue
+            try:
+                results.append(ItemResult.model_validate(data))
+            except ValueError:
+                if not lenient or not isinstance(data, dict):
+                    continue
                 try:
-                    results.append(ItemResult.model_validate_json(line))
+                    results.append(ItemResult.model_validate({k: data[k] for k in _CORE_FIELDS if k in data}))
                 except ValueError:
-                    continue  # e.g. the last line of a run killed mid-write
+                    continue
     return results
 
 
@@ -95,4 +112,4 @@ def load_previous(path: str | Path) -> tuple[Summary, list[ItemResult]]:
     except ValueError as exc:
         raise ValueError(f"{path} is not a summary.json of an evaluation run: {str(exc).splitlines()[0]}") from exc
     results_path = path.parent / RESULTS
-    return summary, read_results(results_path) if results_path.is_file() else []
+    return summary, read_results(results_path, lenient=True) if results_path.is_file() else []

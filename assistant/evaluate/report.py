@@ -276,10 +276,10 @@ def _item(result: ItemResult, k: int | None) -> str:
         body.append(f'<div><b>answer</b></div><div class="answer">{escape(result.answer)}</div>')
     if result.citations:
         rows = "".join(
-            f"<tr><td>[{c.citation.marker}]</td><td>{escape(c.citation.document)}"
-            f"{' p.' + str(c.citation.page) if c.citation.page else ''} [{c.citation.start}:{c.citation.end}]</td>"
+            f"<tr><td>[{c.marker}]</td><td>{escape(c.document)}"
+            f"{' p.' + str(c.page) if c.page else ''} [{c.start}:{c.end}]</td>"
             f'<td>{"<span class=ok>verbatim</span>" if c.verbatim else "<span class=bad>NOT verbatim</span>"}</td>'
-            f'<td class="quote">{escape(c.citation.quote)}</td></tr>' for c in result.citations)
+            f'<td class="quote">{escape(c.quote)}</td></tr>' for c in result.citations)
         body.append(f"<table><tr><th></th><th>cited</th><th>check</th><th>quote</th></tr>{rows}</table>")
     if result.retrieved:
         rows = []

@@ -152,9 +152,14 @@ def test_readers_see_whole_versions_while_the_corpus_changes(docs, fresh_assista
         "beta": "Zebra fund report.\n\n" + "The Zebra pension fund beta edition holds savanna equities. " * 40,
     }
     from assistant.load import content_hash
+    from assistant.schema import Document
+    from assistant.sync import ingest_signature
 
-    digests = {passage_id(name, content_hash(text.encode())[:16], 0).split("-")[0]: tag
-               for tag, text in versions.items()}
+    def version(text: str) -> str:
+        return Document(doc_id=name, title="", language="en", text="", content_hash=content_hash(text.encode()),
+                        ingest=ingest_signature(fresh_assistant.settings)).version
+
+    digests = {passage_id(name, version(text), 0).split("-")[0]: tag for tag, text in versions.items()}
     problems, seen, searches = [], set(), [0]
     stop = threading.Event()
 

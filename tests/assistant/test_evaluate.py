@@ -375,6 +375,7 @@ def test_report_files(tmp_path):
     first = json.loads(lines[0])
     assert {"id", "question", "category", "answer", "grounded", "citations", "retrieved", "metrics", "latency"} <= set(first)
     assert {"document", "chunk_id", "score", "text"} <= set(first["retrieved"][0])
+    assert {"marker", "document", "start", "end", "quote", "verbatim"} <= set(first["citations"][0])
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert {"overall", "by_category", "by_split", "model_id", "settings", "corpus_revision", "timestamp", "counts",
             "malformed", "targets"} <= set(summary)
@@ -417,8 +418,15 @@ def test_compare_lists_regressions_and_metric_changes(tmp_path):
                                                               [hit(*SENTENCES[2], 0.7)], cite=SENTENCES[2])
     fake.answers["Share again?"] = grounded_answer("Up to 35% [1]", [hit(*SENTENCES[1], 0.7, document=TWIN)])
     after = run_evaluation(fake, items, k=5)
-    previous, previous_results = load_previous(tmp_path / "before" / "summary.json")
-    assert len(previous_results) == 7
+    # a line written by an older evaluator (another citation shape) still counts; a truncated last line does not
+    path = tmp_path / "before" / "results.jsonl"
+    lines = path.read_text().splitlines()
+    first = json.loads(lines[0])
+    first["citations"] = [{"citation": c, "verbatim": True} for c in first["citations"]]
+    path.write_text("\n".join([json.dumps(first)] + lines[1:]) + "\n" + lines[1][:40])
+    previous, previous_results = load_previous(tmp_path / "before")
+    assert [r.id for r in previous_results] == [i.id for i in items]
+    assert previous_results[0].metrics.hit is True and previous_results[0].citations == []
     comparison = compare(after.summary, previous, after.results, previous_results, previous_name="before")
     worse = {r.id: r.reasons for r in comparison.regressions}
     better = {r.id: r.reasons for r in comparison.improvements}
@@ -537,3 +545,17 @@ def test_eval_end_to_end_with_minilm(tmp_path, make_settings, corpus_mirror):
     assert summary["overall"]["citation_validity"] in (None, 1.0)
     html = (out / "report.html").read_text()
     assert not _EXTERNAL_ASSET.search(html) and "<svg" in html
+
+
+def test_faithfulness_is_judged_only_with_an_llm(monkeypatch):
+    import assistant.llm as llm
+
+    items, fake = scenario()
+    calls = []
+    monkeypatch.setattr(llm, "judge_faithfulness", lambda model, answer, passages: calls.append(model) or 0.8)
+    assert run_evaluation(fake, items).summary.overall.faithfulness is None and not calls  # llm_provider "none"
+    fake.chat_model = "the-model"
+    run = run_evaluation(fake, items, judge=True)
+    by_id = {r.id: r.metrics.faithfulness for r in run.results}
+    assert by_id["good"] == 0.8 and by_id["abstain-ok"] is None and by_id["boom"] is None
+    assert run.summary.overall.faithfulness == 0.8 and set(calls) == {"the-model"}

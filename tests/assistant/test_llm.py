@@ -303,34 +303,42 @@ def test_ollama_server_down_is_unavailable():
 
 
 @pytest.fixture
-def hanging_server() -> Iterator[int]:
-    """A TCP server on 127.0.0.1 that accepts connections, reads the request, and never answers."""
+def raw_server() -> Iterator[callable]:
+    """A TCP server on 127.0.0.1 that reads each request and then either says nothing (``hang``) or hangs up."""
     stop = threading.Event()
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(8)
-    listener.settimeout(0.2)
-    held: list[socket.socket] = []
+    started: list[tuple[socket.socket, threading.Thread, list[socket.socket]]] = []
 
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                continue
-            conn.settimeout(0.2)
-            try:
-                conn.recv(65536)
-            except OSError:
-                pass
-            held.append(conn)  # keep it open, say nothing, until the test ends
+    def start(behaviour: str) -> int:
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        listener.settimeout(0.1)
+        held: list[socket.socket] = []
 
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield listener.getsockname()[1]
-    finally:
-        stop.set()
+        def serve() -> None:
+            while not stop.is_set():
+                try:
+                    conn, _ = listener.accept()
+                except OSError:
+                    continue
+                conn.settimeout(0.5)
+                try:
+                    conn.recv(65536)
+                except OSError:
+                    pass
+                if behaviour == "hang":
+                    held.append(conn)  # keep it open and silent until the test ends
+                else:
+                    conn.close()
+
+        thread = threading.Thread(target=serve, daemon=True)
+        thread.start()
+        started.append((listener, thread, held))
+        return listener.getsockname()[1]
+
+    yield start
+    stop.set()
+    for listener, thread, held in started:
         thread.join(5)
         for conn in held:
             conn.close()
@@ -338,8 +346,9 @@ def hanging_server() -> Iterator[int]:
 
 
 @pytest.mark.parametrize("provider,path", [("openai", "/v1"), ("ollama", "")])
-def test_timeout_is_unavailable(hanging_server, provider, path):
-    model = make_chat_model(llm_settings(llm_provider=provider, llm_base_url=f"http://127.0.0.1:{hanging_server}{path}",
+def test_timeout_is_unavailable(raw_server, provider, path):
+    port = raw_server("hang")
+    model = make_chat_model(llm_settings(llm_provider=provider, llm_base_url=f"http://127.0.0.1:{port}{path}",
                                          llm_timeout=1))
     started = time.monotonic()
     with pytest.raises(LLMUnavailable) as info:
@@ -347,6 +356,13 @@ def test_timeout_is_unavailable(hanging_server, provider, path):
     elapsed = time.monotonic() - started
     assert 0.9 <= elapsed < 5
     assert "did not answer within 1 s" in str(info.value)
+
+
+def test_server_hanging_up_is_unavailable(raw_server):
+    port = raw_server("close")
+    model = make_chat_model(llm_settings(llm_base_url=f"http://127.0.0.1:{port}/v1"))
+    with pytest.raises(LLMUnavailable, match="closed the connection"):
+        list(stream_answer(model, QUESTION, PASSAGES, []))
 
 
 @pytest.fixture
@@ -518,8 +534,19 @@ def _model_path() -> Path:
     return cache / "pension-assistant" / "llm" / "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
 
 
+class LocalServer:
+    def __init__(self, proc: subprocess.Popen, log_path: Path, base_url: str):
+        self.proc, self.log_path, self.base_url = proc, log_path, base_url
+
+    def check_alive(self) -> None:
+        """Fail with the server's own log when it has died (132 or -4 is SIGILL: a CPU instruction it may not use)."""
+        if self.proc.poll() is not None:
+            pytest.fail(f"llama_cpp.server exited with {self.proc.returncode} (rebuild with scripts/setup_local_llm.sh)"
+                        f":\n{self.log_path.read_text(errors='replace')[-3000:]}")
+
+
 @pytest.fixture(scope="module")
-def local_server(tmp_path_factory) -> Iterator[str]:
+def local_server(tmp_path_factory) -> Iterator[LocalServer]:
     """llama.cpp's OpenAI-compatible server on a free port; skipped when it or the model is not installed."""
     if importlib.util.find_spec("llama_cpp") is None:
         pytest.skip("llama-cpp-python is not installed: run scripts/setup_local_llm.sh")
@@ -534,21 +561,21 @@ def local_server(tmp_path_factory) -> Iterator[str]:
              "--port", str(port), "--n_ctx", "4096"],
             stdout=log_file, stderr=subprocess.STDOUT,
         )
-    base_url = f"http://127.0.0.1:{port}/v1"
+    server = LocalServer(proc, log_path, f"http://127.0.0.1:{port}/v1")
     try:
-        deadline = time.monotonic() + 180
+        started = time.monotonic()
         while True:
-            if proc.poll() is not None:
-                pytest.fail(f"llama_cpp.server exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
+            server.check_alive()
             try:
-                if httpx.get(f"{base_url}/models", timeout=2).status_code == 200:
+                if httpx.get(f"{server.base_url}/models", timeout=2).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
-            if time.monotonic() > deadline:
+            if time.monotonic() - started > 180:
                 pytest.fail(f"llama_cpp.server did not come up in 180 s:\n{log_path.read_text()[-3000:]}")
             time.sleep(0.5)
-        yield base_url
+        print(f"\nllama_cpp.server up in {time.monotonic() - started:.1f} s")
+        yield server
     finally:
         proc.terminate()
         try:
@@ -560,25 +587,32 @@ def local_server(tmp_path_factory) -> Iterator[str]:
 
 @pytest.mark.slow
 def test_end_to_end_with_a_local_model(local_server):
-    model = make_chat_model(llm_settings(llm_base_url=local_server, llm_model="qwen2.5-coder-0.5b-instruct",
+    model = make_chat_model(llm_settings(llm_base_url=local_server.base_url, llm_model="qwen2.5-coder-0.5b-instruct",
                                          llm_timeout=120))
     started = time.monotonic()
-    chunks = []
+    chunks: list[str] = []
     first = None
-    for chunk in stream_answer(model, QUESTION, PASSAGES, HISTORY):
-        first = first if first is not None else time.monotonic() - started
-        chunks.append(chunk)
+    try:
+        for chunk in stream_answer(model, QUESTION, PASSAGES, HISTORY):
+            first = first if first is not None else time.monotonic() - started
+            chunks.append(chunk)
+    except LLMError:
+        local_server.check_alive()
+        raise
     answer = "".join(chunks)
-    print(f"\nfirst chunk after {first:.1f} s, {len(chunks)} chunks in {time.monotonic() - started:.1f} s:\n{answer}")
+    print(f"answer: first chunk after {first:.1f} s, {len(chunks)} chunks in {time.monotonic() - started:.1f} s:\n"
+          f"{answer}")
     assert answer.strip()
     assert len(chunks) > 1, "the answer should arrive as a stream"
-    cleaned = drop_unknown_markers(answer, set(range(1, len(PASSAGES) + 1)))
-    assert set(parse_markers(cleaned)) <= {1, 2, 3}
+    assert set(parse_markers(drop_unknown_markers(answer, {1, 2, 3}))) <= {1, 2, 3}
 
+    started = time.monotonic()
     query = rewrite_query(model, HISTORY, "And what must the Secretary of Labor do within 180 days?")
-    print(f"rewritten query: {query!r}")
+    print(f"rewritten query ({time.monotonic() - started:.1f} s): {query!r}")
     assert query.strip()
 
+    started = time.monotonic()
     score = judge_faithfulness(model, answer, PASSAGES)
-    print(f"judge: {score}")
+    print(f"judge ({time.monotonic() - started:.1f} s): {score}")
     assert score is None or 0.0 <= score <= 1.0
+    local_server.check_alive()

@@ -23,7 +23,7 @@ import pytest
 from assistant.retrieve import Retriever
 from assistant.sources import corpus_files
 from assistant.store import IndexModelMismatch, IndexStore
-from assistant.sync import SyncBusy, sync, sync_lock
+from assistant.sync import SyncBusy, ingest_signature, sync, sync_lock
 from tests.conftest import CEA_MD, EO14330_PDF, FACT_SHEET_MD, SEED, close_store, copy_into, test_env
 
 # --- invariants -----------------------------------------------------------------------------------------------------
@@ -130,10 +130,11 @@ def test_sync_adds_skips_updates_and_removes(three_docs, shared_embedder, open_s
     assert store.document(SEED) is None
     assert_in_sync(settings, store)
 
-    # it comes back under another folder: a new document id
-    copy_into(settings.corpus_dir / "zh", [SEED])
+    # a file moved to another folder is another document id: one removed, one added
+    (settings.corpus_dir / "white-house").mkdir()
+    (settings.corpus_dir / CEA_MD).rename(settings.corpus_dir / "white-house" / CEA_MD)
     fifth = sync(settings, embedder, store, show_progress=False)
-    assert fifth.added == [f"zh/{SEED}"]
+    assert fifth.added == [f"white-house/{CEA_MD}"] and fifth.removed == [CEA_MD]
     assert_in_sync(settings, store)
 
 
@@ -190,6 +191,33 @@ def test_an_empty_corpus_syncs_to_an_empty_index(make_settings, shared_embedder,
     store = open_store(settings, shared_embedder.model_id)
     report = sync(settings, shared_embedder, store, show_progress=False)
     assert report.passages == 0 and not report.added and not report.partial and store.count() == 0
+
+
+def test_a_sync_finishes_the_work_of_a_killed_one(make_settings, corpus_mirror, shared_embedder, open_store):
+    """The state a sync killed after its last commit leaves (orphans stored, dirty flag set) is repaired by the next
+    sync even when no file changed: orphans swept, a new revision for readers, the flag cleared."""
+    settings = make_settings()
+    copy_into(settings.corpus_dir, [CEA_MD], corpus_mirror)
+    store = open_store(settings, shared_embedder.model_id)
+    first = sync(settings, shared_embedder, store, show_progress=False)
+    record = store.documents()[CEA_MD]
+    stale = store.passages.get(ids=record.passage_ids[:2], include=["metadatas", "documents", "embeddings"])
+    from assistant.store import _to_passage
+
+    orphans = [_to_passage(f"{pid}-old", text, {**meta, "version": "0" * 16})
+               for pid, text, meta in zip(stale["ids"], stale["documents"], stale["metadatas"])]
+    store.add_passages(orphans, stale["embeddings"], ["x", "y"])
+    store.mark_dirty(True)
+    assert store.count() == record.passages + 2
+    assert_whole_versions(store)  # readers already ignore the orphans
+
+    calls = shared_embedder.calls
+    report = sync(settings, shared_embedder, store, show_progress=False)
+    assert report.embedded == 0 and shared_embedder.calls == calls and report.unchanged == [CEA_MD]
+    assert report.revision != first.revision
+    assert_in_sync(settings, store)
+    again = sync(settings, shared_embedder, store, show_progress=False)
+    assert again.revision == report.revision  # and after that, a no-op is a no-op again
 
 
 # --- one sync at a time ---------------------------------------------------------------------------------------------
@@ -361,7 +389,7 @@ FRESH_CRASH_POINTS = [
     "add_passages:4",  # three committed, the last stored but not committed
     "bump_revision:1",  # everything written, the dirty flag still set
 ]
-FAST_CRASH_POINTS = {"add_passages:1", "commit_document:2"}
+FAST_CRASH_POINTS = {"add_passages:1"}  # the others run with -m slow: each is a subprocess that loads the model
 
 
 @pytest.mark.parametrize("crash_at", [
@@ -380,11 +408,19 @@ def test_a_sync_killed_at_any_step_leaves_whole_versions(make_settings, corpus_m
     assert store.meta().get("dirty") is True
 
     calls = shared_embedder.calls
+    revision = store.revision()
     report = sync(settings, shared_embedder, store, show_progress=False)
     assert_in_sync(settings, store)
+    assert report.revision != revision  # readers in other processes refresh their caches
     assert sorted(report.unchanged) == sorted(versions)  # committed documents are not redone
     assert report.embedded == sum(r.passages for d, r in store.documents().items() if d not in versions)
     assert shared_embedder.calls - calls == report.embedded
+
+
+def indexed_version(path, settings) -> str:
+    """The version a sync gives this file: its bytes and the ingest signature (see Document.version)."""
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    return hashlib.sha256(f"{digest}:{ingest_signature(settings)}".encode()).hexdigest()[:16]
 
 
 def _edit_corpus_to_v2(settings) -> None:
@@ -414,7 +450,7 @@ def test_a_sync_killed_mid_update_leaves_each_document_whole_v1_or_v2(make_setti
     close_store(store)  # the subprocess must see the index as it is on disk
 
     _edit_corpus_to_v2(settings)
-    v2 = {d: hashlib.sha256(p.read_bytes()).hexdigest()[:16] for d, p in corpus_files(settings).items()}
+    v2 = {d: indexed_version(p, settings) for d, p in corpus_files(settings).items()}
     code, lines = run_driver(settings, tmp_path, crash_at=crash_at)
     assert code == -signal.SIGKILL
 
@@ -425,8 +461,10 @@ def test_a_sync_killed_mid_update_leaves_each_document_whole_v1_or_v2(make_setti
     assert set(seen) >= set(v1) - {"fees.txt"}  # nothing that still exists vanished from the registry
     assert any(seen[d] == v2.get(d) != v1.get(d) for d in seen) or crash_at == "add_passages:1"
 
+    revision = store.revision()
     report = sync(settings, shared_embedder, store, show_progress=False)
     assert_in_sync(settings, store)
+    assert report.revision != revision
     assert {d: r.version for d, r in store.documents().items()} == v2
     assert "fees.txt" not in store.documents() and not report.partial
 
@@ -448,7 +486,7 @@ def test_a_sync_killed_after_a_delay_is_repaired_by_the_next(make_settings, corp
     code, lines = run_driver(settings, tmp_path, kill_after=delay)
     store = open_store(settings, shared_embedder.model_id)
     seen = assert_whole_versions(store, shared_embedder, settings)
-    v2 = {d: hashlib.sha256(p.read_bytes()).hexdigest()[:16] for d, p in corpus_files(settings).items()}
+    v2 = {d: indexed_version(p, settings) for d, p in corpus_files(settings).items()}
     for doc_id, version in seen.items():
         assert version in (v1.get(doc_id), v2.get(doc_id)), doc_id
     sync(settings, shared_embedder, store, show_progress=False)
