@@ -81,8 +81,15 @@ else
     log "CMAKE_ARGS=$BUILD_ARGS"
     started=$(date +%s)
     "$PYTHON" -m pip uninstall -y --quiet llama-cpp-python >/dev/null 2>&1 || true
-    # --no-cache-dir: otherwise pip caches the wheel it built and reuses it whatever CMAKE_ARGS say next time.
-    CMAKE_ARGS="$BUILD_ARGS" nice -n 15 "$PYTHON" -m pip install --no-cache-dir -r "$ROOT/requirements/llm.txt"
+    # The wheel is built once per version and CMake arguments and kept in the user cache, so a fresh clone or a new
+    # venv on the same machine installs it in seconds. (pip's own cache would reuse a wheel whatever CMAKE_ARGS say.)
+    WHEEL_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/pension-assistant/wheels/$(echo "$LLAMA_VERSION $BUILD_ARGS" | sha256sum | cut -c1-16)"
+    if ! ls "$WHEEL_DIR"/llama_cpp_python-*.whl >/dev/null 2>&1; then
+        mkdir -p "$WHEEL_DIR"
+        CMAKE_ARGS="$BUILD_ARGS" nice -n 15 "$PYTHON" -m pip wheel --no-deps --no-cache-dir -w "$WHEEL_DIR" \
+            "llama-cpp-python==$LLAMA_VERSION"
+    fi
+    "$PYTHON" -m pip install --find-links "$WHEEL_DIR" -r "$ROOT/requirements/llm.txt"
     "$PYTHON" - "$BUILD_ARGS" <<'EOF'
 import sys
 from pathlib import Path
