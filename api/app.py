@@ -33,6 +33,7 @@ ROUTERS = (
     "search",
     "documents",
     "openai_compat",
+    "evaluations",
 )
 
 _PLACEHOLDER = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Research assistant</title></head>
