@@ -149,17 +149,24 @@ def select_spans(question: str, hits: list[SearchHit], max_sentences: int, idf: 
 _SENTENCE_END = re.compile(r"[。！？；]|[.!?;](?=\s)|\n")
 
 
+def _ends_sentence(text: str, i: int) -> bool:
+    """Whether a sentence ends just before offset ``i`` ("Sec." and "U.S.C." end none)."""
+    if i <= 0 or not _SENTENCE_END.match(text, i - 1):
+        return False
+    return not (text[i - 1] == "." and _ABBREVIATIONS.search(text[max(0, i - 12):i]))
+
+
 def expand_to_sentence(text: str, start: int, end: int, limit: int = 400) -> tuple[int, int]:
     """Widen a span of ``text`` to whole sentences, so a quote never starts or stops mid-sentence at a passage cut."""
     floor = max(0, start - limit)
     head = start
-    while head > floor and not _SENTENCE_END.match(text, head - 1):
+    while head > floor and not _ends_sentence(text, head):
         head -= 1
     if head == floor and floor > 0:
         head = start  # no sentence start nearby: keep the passage's own cut
     ceiling = min(len(text), end + limit)
     tail = end
-    while tail < ceiling and not (tail > 0 and _SENTENCE_END.match(text, tail - 1)):
+    while tail < ceiling and not _ends_sentence(text, tail):
         tail += 1
     if tail == ceiling and ceiling < len(text):
         tail = end
@@ -232,7 +239,7 @@ _ASKS_AMOUNT = re.compile(
 _ASKS_SHARE_ONLY = re.compile(r"\b(share|percent|percentage|proportion|rate|yield|return)\b|比例|百分|占比|份额|比率|收益率", re.I)
 _AMOUNT = re.compile(r"(?<![\d.])\d[\d,]*(?:\.\d+)?(?![\d])(?!\s*(?:月|日|号))")
 _CURRENCY_ASKED = {
-    "yuan": (re.compile(r"多少元|人民币|\byuan\b|\bRMB\b", re.I), re.compile(r"元|人民币|yuan|RMB", re.I)),
+    "yuan": (re.compile(r"多少元|(?<!美)元|人民币|\byuan\b|\bRMB\b", re.I), re.compile(r"(?<!美)元|人民币|yuan|RMB", re.I)),
     "dollar": (re.compile(r"美元|\bdollars?\b|\bprice\b|价格", re.I), re.compile(r"\$|dollars?|美元|USD", re.I)),
 }
 _ASKS_NAME = re.compile(r"\bname of\b|\bwhat is (?:his|her|their) name\b|\bwhich company\b|"

@@ -53,10 +53,12 @@ class ConversationStore:
             raise UnknownConversation(conversation_id)
         with closing(self._connect()) as db:
             rows = db.execute("SELECT role, content FROM turns WHERE conversation_id = ? ORDER BY seq DESC LIMIT ?",
-                              (conversation_id, limit or -1)).fetchall()
+                              (conversation_id, -1 if limit is None else limit)).fetchall()
         return [ChatTurn(role=role, content=content) for role, content in reversed(rows)]
 
     def append(self, conversation_id: str, role: str, content: str, citations: list | None = None) -> None:
+        if not self.exists(conversation_id):
+            raise UnknownConversation(conversation_id)
         with closing(self._connect()) as db, db:
             (seq,) = db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM turns WHERE conversation_id = ?",
                                 (conversation_id,)).fetchone()

@@ -109,7 +109,7 @@ class Assistant:
         elif history is None:
             conversation_id = self.conversations.create()
             history = []
-        history = history[-self.settings.history_turns * 2:]
+        history = history[-self.settings.history_turns * 2:] if self.settings.history_turns > 0 else []
 
         query = self._standalone(question, history)
         timings["rewrite"] = time.perf_counter() - started

@@ -25,7 +25,7 @@ from assistant.store import IndexStore, hit_from
 
 jieba.setLogLevel(logging.WARNING)
 
-_TOKEN = re.compile(r"[\w\u3400-\u9fff]+", re.U)
+_TOKEN = re.compile(r"[\w\u3400-\u9fff]+(?:[.,]\d+)*%?", re.U)  # words, and numbers such as 1.2% or 35%
 _STOP = set(
     "a an and are as at be by for from has have how in is it its of on or that the this to was were what when which "
     "who why with did does do i you he she they we our their his her can could would should will shall may about into "

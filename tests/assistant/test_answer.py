@@ -1,0 +1,242 @@
+"""Step 7, answer: sentence offsets, sentence widening, cross-language facts and the checks that make it abstain.
+
+Hits and spans are built by hand over a document text whose passage does not start at offset 0, so every offset
+is checked as a document offset (the ones citations are made of), not as an offset into the passage.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from assistant.answer import (
+    Span,
+    expand_to_sentence,
+    language_neutral_facts,
+    render,
+    sentence_spans,
+    unmet_constraints,
+)
+from assistant.schema import SearchHit
+
+ZH_1950 = "1950 年,纽约州率先部分采纳谨慎人规则,允许养老金投资高达 35% 的权益资产(如股票)。"
+EN_1950 = "In 1950 New York allowed pension funds to invest up to 35% of their assets in equities."
+
+
+def hit_in(document_text: str, passage: str, language: str = "en", document: str = "doc.txt",
+           context: str = "") -> SearchHit:
+    """A hit for ``passage`` at its place in ``document_text`` (it must occur there)."""
+    start = document_text.index(passage)
+    return SearchHit(chunk_id=f"{document}#0", document=document, title="A title", page=None, start=start,
+                     end=start + len(passage), text=passage, score=0.8, language=language, context=context)
+
+
+def span_of(text: str, language: str = "en", document: str = "doc.txt") -> tuple[SearchHit, Span]:
+    """A hit whose passage is ``text`` (placed after a preamble) and a span quoting all of it."""
+    doc = "Preamble that is not part of the passage. " + text
+    hit = hit_in(doc, text, language, document)
+    return hit, Span(hit, hit.start, hit.end, 1.0, text)
+
+
+# --- sentence_spans ---------------------------------------------------------------------------------------------------
+
+
+def test_sentence_spans_english_keeps_abbreviations_inside_sentences():
+    sentences = [
+        "See Sec. 3 of the order for the policy.",
+        "It amends 29 U.S.C. 1104 so that plans may hold more assets!",
+        "Does the rule apply to Mr. Smith?",
+        "Yes;",
+        "it applies from 2026 on.",
+    ]
+    passage = " ".join(sentences)
+    doc = "Title line\n\n" + passage + "\n\nA later paragraph."
+    hit = hit_in(doc, passage)
+    assert hit.start > 0
+    spans = sentence_spans(hit)
+    assert [doc[s:e] for s, e in spans] == sentences
+    assert all(hit.start <= s < e <= hit.end for s, e in spans)
+
+
+def test_sentence_spans_chinese_punctuation():
+    passage = ZH_1950 + "这标志着从「法律清单」向灵活投资的转变！真的吗？是的；其他州跟进"
+    doc = "从历史来看 401(k) 养老金\n\n" + passage
+    hit = hit_in(doc, passage, "zh")
+    spans = sentence_spans(hit)
+    assert [doc[s:e] for s, e in spans] == [
+        ZH_1950,
+        "这标志着从「法律清单」向灵活投资的转变！",
+        "真的吗？",
+        "是的；",
+        "其他州跟进",  # the passage's last piece has no end mark but is still a sentence
+    ]
+
+
+def test_sentence_spans_newlines_end_sentences_and_strip_whitespace():
+    passage = "Retail Access to Alternative Investments\n\n   The order was signed in 2025.  \nIt directs the Secretary."
+    doc = "x" * 37 + passage
+    spans = sentence_spans(hit_in(doc, passage))
+    assert [doc[s:e] for s, e in spans] == [
+        "Retail Access to Alternative Investments", "The order was signed in 2025.", "It directs the Secretary."]
+
+
+# --- expand_to_sentence -------------------------------------------------------------------------------------------
+
+
+def test_expand_to_sentence_widens_mid_sentence_span_to_the_whole_sentence():
+    text = "First sentence here. The second sentence is about the 1950 rules. Third one follows."
+    start, end = text.index("sentence is"), text.index("1950") + 4
+    a, b = expand_to_sentence(text, start, end)
+    assert text[a:b] == "The second sentence is about the 1950 rules."
+
+
+def test_expand_to_sentence_never_goes_past_a_sentence_end():
+    text = "First sentence here. The second sentence is about the 1950 rules. Third one follows."
+    whole = "The second sentence is about the 1950 rules."
+    start = text.index(whole)
+    # already a whole sentence: unchanged (not widened into the neighbours)
+    assert expand_to_sentence(text, start, start + len(whole)) == (start, start + len(whole))
+    # a span at the very start of the text stops at the first full stop
+    a, b = expand_to_sentence(text, 3, 8)
+    assert text[a:b] == "First sentence here."
+    # the last sentence without an end mark runs to the end of the text
+    a, b = expand_to_sentence(text + " And a tail", len(text) + 3, len(text) + 6)
+    assert (text + " And a tail")[a:b] == "And a tail"
+
+
+def test_expand_to_sentence_chinese():
+    text = "第一句话。" + ZH_1950 + "这标志着转变！"
+    a, b = expand_to_sentence(text, text.index("纽约"), text.index("35%"))
+    assert text[a:b] == ZH_1950
+
+
+def test_expand_to_sentence_keeps_the_cut_when_no_sentence_boundary_is_near():
+    text = "word " * 200 + "end."
+    start, end = 500, 512  # "word word wo"
+    # no sentence boundary within the limit on either side: the passage's own cuts stay
+    assert expand_to_sentence(text, start, end, limit=50) == (start, end)
+    # with a wider limit the end reaches the full stop, but the start still has no boundary before it
+    a, b = expand_to_sentence(text, start, end, limit=600)
+    assert b == len(text) and a == 0
+
+
+def test_expand_to_sentence_does_not_stop_at_an_abbreviation():
+    text = "Intro. Under Sec. 3 the plan may invest. End."
+    a, b = expand_to_sentence(text, text.index("the plan"), text.index("may"))
+    assert text[a:b] == "Under Sec. 3 the plan may invest."
+
+
+# --- facts and rendering across languages ---------------------------------------------------------------------------
+
+
+def test_language_neutral_facts_of_a_chinese_sentence():
+    facts = language_neutral_facts("1950 年,纽约州...允许养老金投资高达 35% 的权益资产")
+    assert "1950" in facts and "35%" in facts
+    assert not any("纽约" in f or "养老金" in f for f in facts)  # Chinese words are not language-neutral facts
+
+
+def test_language_neutral_facts_keeps_latin_names_and_numbers():
+    facts = language_neutral_facts("2025 年 8 月 7 日,特朗普签署了 Executive Order 14330,允许 401(k) 计划投资。")
+    assert "2025" in facts and "14330" in facts
+    assert any(f.startswith("Executive Order") for f in facts)
+    assert any(f.startswith("401") for f in facts)
+
+
+def test_render_english_question_over_chinese_span_states_facts_in_english_and_quotes_chinese():
+    _, span = span_of(ZH_1950, "zh")
+    text, numbered = render("When did New York let pension funds hold stocks, and up to what share?", [span])
+    assert numbered == [(1, span)]
+    lead, _, quoted = text.partition("“")
+    assert "1950" in lead and "35%" in lead  # the facts are stated outside the Chinese quote
+    assert "Chinese" in lead and "[1]" in lead
+    assert ZH_1950 in quoted and quoted.rstrip().endswith("[1]")
+
+
+def test_render_same_language_just_quotes():
+    _, span = span_of(EN_1950)
+    text, _ = render("When did New York allow pension funds to invest in equities?", [span])
+    assert text == f"{EN_1950} [1]"
+
+
+def test_render_chinese_question_over_english_span_lists_the_facts_in_chinese():
+    _, span = span_of(EN_1950)
+    text, _ = render("纽约州哪一年允许养老金投资股票?", [span])
+    assert text.startswith("英文资料 [1]")
+    assert "1950" in text.split("“")[0] and "35%" in text.split("“")[0]
+    assert f"“{EN_1950}”" in text
+
+
+def test_render_numbers_several_spans_in_order():
+    _, first = span_of(EN_1950, document="a.md")
+    _, second = span_of("North Carolina allowed 10% in stocks in 1961.", document="b.md")
+    text, numbered = render("When were pension funds allowed to invest in stocks?", [first, second])
+    assert [m for m, _ in numbered] == [1, 2] and [s for _, s in numbered] == [first, second]
+    assert text.splitlines() == [f"{EN_1950} [1]", "North Carolina allowed 10% in stocks in 1961. [2]"]
+
+
+# --- unmet_constraints ----------------------------------------------------------------------------------------------
+
+
+def reasons(question: str, text: str, language: str = "en") -> list[str]:
+    hit, span = span_of(text, language)
+    return unmet_constraints(question, [hit], [span])
+
+
+def test_year_in_question_missing_from_evidence():
+    got = reasons("What was the 401(k) contribution limit in 2024?",
+                  "The order was signed on August 7, 2025 and covers 401(k) plans.")
+    assert any("2024" in r for r in got)
+
+
+def test_year_in_chinese_question_missing_from_evidence():
+    got = reasons("2024 年 401(k) 的缴费上限是多少?", "2025 年 8 月 7 日,美国总统唐纳德·特朗普签署了一项行政令。", "zh")
+    assert any("2024" in r for r in got)
+
+
+def test_amount_question_without_any_number_in_the_quote():
+    got = reasons("How much money did New York pension funds hold?",
+                  "New York allowed pension funds to invest in equities.")
+    assert got == ["the quoted passages give no amount"]
+
+
+def test_value_question_answered_only_by_a_percentage():
+    quote = "The funds could put up to 35% of their assets in equities."
+    assert reasons("What was the value of the pension assets?", quote) == ["the quoted passages give no amount"]
+    # the same quote answers a question that asks for a share
+    assert reasons("What share of the pension assets could go to equities?", quote) == []
+
+
+def test_count_of_something_else_is_not_an_answer():
+    quote = "The Secretary shall report within 30 days of the date of this order."
+    assert reasons("How many bitcoins does the reserve hold?", quote) == ["the quoted passages give no amount"]
+    # but "30 days" does answer a question about days
+    assert reasons("How many days does the Secretary have to report?", quote) == []
+    # and a count of the thing asked for answers it
+    assert reasons("How many bitcoins does the reserve hold?",
+                   "The reserve holds about 200,000 bitcoins forfeited to the government.") == []
+
+
+def test_amount_in_another_currency_than_asked():
+    got = reasons("How many dollars did the fund hold?", "The fund held 500 million in assets.")
+    assert "the quoted passages give no amount in dollar" in got
+
+
+def test_name_question_without_a_name():
+    got = reasons("What is the name of the fund manager?", "The fund manager was appointed by the board in 1950.")
+    assert got == ["the quoted passages name no one"]
+    # titles and offices are not names either
+    got = reasons("What is the name of the fund manager?",
+                  "The Secretary of Labor shall consult the Securities and Exchange Commission.")
+    assert got == ["the quoted passages name no one"]
+    assert reasons("What is the name of the fund manager?",
+                   "The fund manager, John Smith, was appointed by the board.") == []
+
+
+@pytest.mark.parametrize("question, text, language", [
+    ("How many Americans participate in defined-contribution plans in 2025?",
+     "In 2025, more than 90 million Americans participate in employer-sponsored defined-contribution plans.", "en"),
+    ("What share of its assets could a New York pension fund hold in equities after 1950?", EN_1950, "en"),
+    ("1950 年纽约州允许养老金投资多少比例的股票?", ZH_1950, "zh"),
+    ("When did New York allow pension funds to hold equities?", EN_1950, "en"),
+])
+def test_answerable_questions_have_no_unmet_constraints(question, text, language):
+    assert reasons(question, text, language) == []

@@ -1,0 +1,133 @@
+"""Multi-turn memory: SQLite turns that outlive the process, and follow-ups made retrievable on their own."""
+
+from __future__ import annotations
+
+import pytest
+
+from assistant.conversation import ConversationStore, UnknownConversation, needs_history, standalone_query
+from assistant.schema import ChatTurn
+
+NY_QUESTION = "When did New York let pension funds hold stocks?"
+NY_ANSWER = "1950 年,纽约州率先部分采纳谨慎人规则,允许养老金投资高达 35% 的权益资产(如股票)。 [1]"
+
+
+@pytest.fixture
+def db_path(tmp_path):
+    return tmp_path / "state" / "conversations.sqlite3"  # the folder does not exist yet
+
+
+def fill(store: ConversationStore, conversation_id: str, n: int) -> list[ChatTurn]:
+    turns = []
+    for i in range(n):
+        role = "user" if i % 2 == 0 else "assistant"
+        store.append(conversation_id, role, f"{role} turn {i}", citations=[{"marker": 1}] if role == "assistant" else None)
+        turns.append(ChatTurn(role=role, content=f"{role} turn {i}"))
+    return turns
+
+
+def test_create_append_history_in_order(db_path):
+    store = ConversationStore(db_path)
+    conversation_id = store.create()
+    assert store.exists(conversation_id) and store.history(conversation_id) == []
+    turns = fill(store, conversation_id, 5)
+    assert store.history(conversation_id) == turns
+
+
+def test_history_limit_keeps_the_latest_turns_oldest_first(db_path):
+    store = ConversationStore(db_path)
+    conversation_id = store.create()
+    turns = fill(store, conversation_id, 7)
+    assert store.history(conversation_id, limit=3) == turns[-3:]
+    assert store.history(conversation_id, limit=1) == turns[-1:]
+    assert store.history(conversation_id, limit=100) == turns
+
+
+def test_conversations_are_separate_and_ids_unique(db_path):
+    store = ConversationStore(db_path)
+    a, b = store.create(), store.create()
+    assert a != b
+    store.append(a, "user", "question for a")
+    store.append(b, "user", "question for b")
+    store.append(a, "assistant", "answer for a")
+    assert [t.content for t in store.history(a)] == ["question for a", "answer for a"]
+    assert [t.content for t in store.history(b)] == ["question for b"]
+
+
+def test_history_survives_a_restart(db_path):
+    first = ConversationStore(db_path)
+    conversation_id = first.create()
+    turns = fill(first, conversation_id, 4)
+    del first
+    reopened = ConversationStore(db_path)  # a new process would do exactly this
+    assert reopened.exists(conversation_id)
+    assert reopened.history(conversation_id) == turns
+    reopened.append(conversation_id, "user", "after the restart")
+    assert reopened.history(conversation_id)[-1] == ChatTurn(role="user", content="after the restart")
+    assert len(ConversationStore(db_path).history(conversation_id)) == 5
+
+
+def test_unknown_conversation_raises_with_a_helpful_message(db_path):
+    store = ConversationStore(db_path)
+    store.create()
+    with pytest.raises(UnknownConversation) as raised:
+        store.history("no-such-id")
+    assert raised.value.conversation_id == "no-such-id"
+    message = str(raised.value)
+    assert "no-such-id" in message and "omit it to start a new conversation" in message
+    assert isinstance(raised.value, KeyError)
+    assert not store.exists("no-such-id")
+
+
+def test_reset_clears_turns_but_keeps_the_conversation(db_path):
+    store = ConversationStore(db_path)
+    kept, cleared = store.create(), store.create()
+    fill(store, kept, 2)
+    fill(store, cleared, 3)
+    store.reset(cleared)
+    assert store.exists(cleared) and store.history(cleared) == []
+    assert len(store.history(kept)) == 2  # other conversations untouched
+    store.append(cleared, "user", "a fresh start")
+    assert store.history(cleared) == [ChatTurn(role="user", content="a fresh start")]
+
+
+# --- follow-up → standalone query -----------------------------------------------------------------------------------
+
+
+def history_of(*questions: str) -> list[ChatTurn]:
+    turns = []
+    for question in questions:
+        turns += [ChatTurn(role="user", content=question), ChatTurn(role="assistant", content=NY_ANSWER)]
+    return turns
+
+
+@pytest.mark.parametrize("follow_up", [
+    "And what share of equities did it allow?",
+    "它允许员工怎样存钱?",
+    "What about North Carolina?",
+    "那么其他州呢?",
+    "Why?",  # too short to stand alone
+])
+def test_follow_ups_carry_the_previous_user_question(follow_up):
+    query = standalone_query(follow_up, history_of("What is a 401(k) plan?", NY_QUESTION))
+    assert query.startswith(follow_up)
+    assert NY_QUESTION in query  # the latest user question ...
+    assert "What is a 401(k) plan?" not in query  # ... not an older one
+    assert NY_ANSWER not in query  # and never the assistant's answer
+
+
+@pytest.mark.parametrize("question", [
+    "What does Executive Order 14330 direct the Secretary of Labor to do?",
+    "How many Americans participate in employer-sponsored defined-contribution plans?",
+    "1950 年纽约州允许养老金投资多少比例的股票?",
+    "美国总统在 2025 年 8 月 7 日签署了什么行政令?",
+])
+def test_self_contained_questions_are_left_alone(question):
+    assert not needs_history(question)
+    assert standalone_query(question, history_of(NY_QUESTION)) == question
+
+
+def test_without_a_previous_user_question_nothing_is_added():
+    follow_up = "And what share of equities did it allow?"
+    assert standalone_query(follow_up, []) == follow_up
+    assistant_only = [ChatTurn(role="assistant", content=NY_ANSWER)]
+    assert standalone_query(follow_up, assistant_only) == follow_up
