@@ -60,6 +60,19 @@ def copy_into(target_dir: Path, names: Iterable[str], source_dir: Path | None = 
     return copied
 
 
+def stop_process(process, grace: float = 15) -> None:
+    """Terminate a server subprocess started by a test; kill it if it does not exit within ``grace`` seconds."""
+    import subprocess
+
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+
+
 def test_env(settings, **extra: str) -> dict[str, str]:
     """Environment for an ``assistant`` subprocess that uses ``settings``' corpus, index and model."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ASSISTANT_")}

@@ -47,6 +47,7 @@ from assistant.llm import (
     stream_answer,
 )
 from assistant.schema import ChatTurn, SearchHit
+from tests.conftest import stop_process
 from assistant.settings import Settings
 
 EO = "Democratizing Access to Alternative Assets for 401(K) Investors"
@@ -577,12 +578,7 @@ def local_server(tmp_path_factory) -> Iterator[LocalServer]:
         print(f"\nllama_cpp.server up in {time.monotonic() - started:.1f} s")
         yield server
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        stop_process(proc)
 
 
 @pytest.mark.slow

@@ -12,7 +12,7 @@ import pytest
 from assistant.retrieve import Retriever
 from assistant.store import IndexStore
 from assistant.sync import sync
-from tests.conftest import CEA_MD, EO14330_PDF, FACT_SHEET_MD, VENV_BIN, copy_into, test_env
+from tests.conftest import CEA_MD, EO14330_PDF, FACT_SHEET_MD, VENV_BIN, copy_into, stop_process, test_env
 
 pytestmark = pytest.mark.slow
 
@@ -50,12 +50,7 @@ def chroma_server(tmp_path):
                 time.sleep(0.3)
         yield f"http://127.0.0.1:{port}"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
         log.close()
 
 
