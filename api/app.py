@@ -18,6 +18,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from api import errors
+from api.batching import BatchingEmbedder
 from assistant.pipeline import Assistant
 from assistant.settings import Settings, get_settings
 
@@ -59,6 +60,7 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
     async def lifespan(app: FastAPI):
         if getattr(app.state, "assistant", None) is None:
             built = Assistant(settings)
+            built.__dict__["embedder"] = BatchingEmbedder(built.embedder)  # concurrent questions share a forward pass
             try:
                 await run_in_threadpool(warm_up, built)
             except Exception as exc:

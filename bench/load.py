@@ -10,7 +10,13 @@ By default it starts ``assistant serve`` on a free loopback port with the defaul
 ``--server-pid`` or it looks the listening process up by port). Requests are stateless (``history: []``) so no
 conversation grows during the run. Questions come from eval/questions.jsonl.
 
-    .venv/bin/python bench/load.py --clients 4 --requests 40
+    .venv/bin/python bench/load.py --clients 4 --requests 40               # one process, embedded Chroma
+    .venv/bin/python bench/load.py --clients 4 --requests 40 --workers 2   # 2 workers + a Chroma server
+
+One server process cannot reach the target on 2 cores: most of a request's work is Python under the GIL (the
+model's per-layer dispatch for a short query, BM25, tokenising), so one process keeps about 1.25 cores busy
+(ratio ~0.6). Several workers over a Chroma server (``assistant serve --workers N`` with ASSISTANT_CHROMA_URL) use
+the whole machine (ratio ~0.9).
 """
 
 from __future__ import annotations
@@ -50,6 +56,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="Index to serve when starting the server (default: the settings' index_dir); "
                              "it is copied to a temporary folder first unless --no-copy")
     parser.add_argument("--no-copy", action="store_true", help="Serve --index-dir in place instead of a copy")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="Server worker processes (default 1). More than 1 also starts a Chroma server "
+                             "(`chroma run`) over the index copy, as `assistant serve --workers` requires; its CPU "
+                             "time counts as the service's")
+    parser.add_argument("--no-keepalive", action="store_true",
+                        help="A new connection per request (always so with --workers > 1, so that requests spread "
+                             "over the workers instead of each client sticking to one)")
     parser.add_argument("--timeout", type=float, default=120.0, help="Per-request timeout in seconds")
     parser.add_argument("--startup-timeout", type=float, default=600.0, help="Seconds to wait for the server")
     parser.add_argument("--json-out", type=Path, help="Also write the JSON report to this file")
@@ -84,6 +97,20 @@ def wait_ready(url: str, seconds: float, process: subprocess.Popen | None = None
     raise TimeoutError(f"{url} was not ready within {seconds:.0f} s")
 
 
+def wait_workers(url: str, workers: int, seconds: float) -> None:
+    """Until /health (fresh connections) has answered from ``workers`` different processes, all model-loaded."""
+    seen: set[int] = set()
+    deadline = time.monotonic() + seconds
+    while len(seen) < workers and time.monotonic() < deadline:
+        try:
+            body = httpx.get(f"{url}/health", timeout=10).json()
+            if body.get("model_loaded") and "pid" in body:
+                seen.add(body["pid"])
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+
+
 def find_server_pid(url: str) -> int | None:
     port = urlparse(url).port
     for conn in psutil.net_connections(kind="tcp"):
@@ -92,11 +119,14 @@ def find_server_pid(url: str) -> int | None:
     return None
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process and all its children (uvicorn workers, if any)."""
-    root = psutil.Process(pid)
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of these processes and all their children (uvicorn workers, if any)."""
+    procs = []
+    for pid in pids:
+        root = psutil.Process(pid)
+        procs += [root, *root.children(recursive=True)]
     total = 0.0
-    for proc in [root, *root.children(recursive=True)]:
+    for proc in procs:
         try:
             times = proc.cpu_times()
             total += times.user + times.system
@@ -117,7 +147,8 @@ def busy_seconds() -> float:
     return sum(getattr(times, f) for f in ("user", "nice", "system", "irq", "softirq", "steal") if hasattr(times, f))
 
 
-def start_server(args: argparse.Namespace, workdir: Path) -> tuple[subprocess.Popen, str, Path]:
+def start_server(args: argparse.Namespace, workdir: Path) -> tuple[list[subprocess.Popen], str, Path]:
+    """Start ``assistant serve`` (and ``chroma run`` for several workers); the first process is the server."""
     sys.path.insert(0, str(REPO))
     from assistant.settings import Settings
 
@@ -129,21 +160,45 @@ def start_server(args: argparse.Namespace, workdir: Path) -> tuple[subprocess.Po
     port = free_port()
     env = dict(os.environ, ASSISTANT_INDEX_DIR=str(index_dir), HF_HUB_OFFLINE="1", ANONYMIZED_TELEMETRY="False",
                PYTHONUNBUFFERED="1")
+    bin_dir = Path(sys.executable).parent
+    processes = []
+    if args.workers > 1:
+        chroma_port = free_port()
+        chroma = subprocess.Popen([str(bin_dir / "chroma"), "run", "--path", str(index_dir), "--host", "127.0.0.1",
+                                   "--port", str(chroma_port)], env=env, stdout=(workdir / "chroma.log").open("w"),
+                                  stderr=subprocess.STDOUT)
+        processes.append(chroma)
+        env["ASSISTANT_CHROMA_URL"] = f"http://127.0.0.1:{chroma_port}"
+        wait_chroma(env["ASSISTANT_CHROMA_URL"], 60, chroma)
     log_path = workdir / "server.log"
-    command = [str(Path(sys.executable).parent / "assistant"), "serve", "--port", str(port), "--log-level", "warning"]
-    process = subprocess.Popen(command, env=env, stdout=log_path.open("w"), stderr=subprocess.STDOUT, cwd=REPO)
-    return process, f"http://127.0.0.1:{port}", log_path
+    command = [str(bin_dir / "assistant"), "serve", "--port", str(port), "--workers", str(args.workers),
+               "--log-level", "warning"]
+    server = subprocess.Popen(command, env=env, stdout=log_path.open("w"), stderr=subprocess.STDOUT, cwd=REPO)
+    return [server, *processes], f"http://127.0.0.1:{port}", log_path
+
+
+def wait_chroma(url: str, seconds: float, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            if httpx.get(f"{url}/api/v2/heartbeat", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"the Chroma server at {url} did not start")
 
 
 def run_clients(url: str, questions: list[str], clients: int, per_client: int, timeout: float,
-                offset: int = 0) -> tuple[list[float], list[str], float]:
+                offset: int = 0, keepalive: bool = True) -> tuple[list[float], list[str], float]:
     latencies: list[float] = []
     errors: list[str] = []
     lock = threading.Lock()
     start_gate = threading.Barrier(clients)
 
     def client(index: int) -> None:
-        with httpx.Client(base_url=url, timeout=timeout) as http:
+        limits = httpx.Limits() if keepalive else httpx.Limits(max_keepalive_connections=0)
+        with httpx.Client(base_url=url, timeout=timeout, limits=limits) as http:
             start_gate.wait()
             for i in range(per_client):
                 question = questions[(offset + index * per_client + i) % len(questions)]
@@ -181,38 +236,44 @@ def percentile(values: list[float], q: float) -> float:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     questions = load_questions(args.questions)
-    process = None
+    processes: list[subprocess.Popen] = []
     workdir = Path(tempfile.mkdtemp(prefix="bench-load-"))
     try:
         if args.url:
             url, pid = args.url.rstrip("/"), args.server_pid or find_server_pid(args.url)
+            pids = [pid] if pid else []
             health = wait_ready(url, args.startup_timeout)
         else:
-            process, url, log_path = start_server(args, workdir)
+            processes, url, log_path = start_server(args, workdir)
             print(f"starting the server at {url} (log: {log_path}) ...", file=sys.stderr)
             try:
-                health = wait_ready(url, args.startup_timeout, process)
+                health = wait_ready(url, args.startup_timeout, processes[0])
+                if args.workers > 1:  # every worker loaded: wait until /health answers from as many pids
+                    wait_workers(url, args.workers, args.startup_timeout)
             except (RuntimeError, TimeoutError):
                 print(log_path.read_text()[-3000:], file=sys.stderr)
                 raise
-            pid = process.pid
+            pids = [p.pid for p in processes]
         if not health.get("passages"):
             print("warning: the server's index is empty; answers will all be abstentions", file=sys.stderr)
         if args.warmup:
-            run_clients(url, questions, 1, args.warmup, args.timeout, offset=len(questions) // 2)
+            run_clients(url, questions, args.clients, max(1, args.warmup // args.clients), args.timeout,
+                        offset=len(questions) // 2, keepalive=False)
 
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-        cpu_before = cpu_seconds(pid) if pid else None
+        cpu_before = cpu_seconds(pids) if pids else None
         machine_before, me_before = busy_seconds(), own_cpu_seconds()
-        latencies, errors, wall = run_clients(url, questions, args.clients, args.requests, args.timeout)
-        cpu_after = cpu_seconds(pid) if pid else None
+        keepalive = not args.no_keepalive and args.workers <= 1
+        latencies, errors, wall = run_clients(url, questions, args.clients, args.requests, args.timeout,
+                                              keepalive=keepalive)
+        cpu_after = cpu_seconds(pids) if pids else None
         machine_after, me_after = busy_seconds(), own_cpu_seconds()
 
         total = args.clients * args.requests
         throughput = len(latencies) / wall if wall > 0 else 0.0
         report: dict = {
             "url": url, "model": health.get("model"), "passages": health.get("passages"),
-            "clients": args.clients, "requests": total, "ok": len(latencies), "errors": len(errors),
+            "workers": args.workers if not args.url else None, "clients": args.clients, "requests": total, "ok": len(latencies), "errors": len(errors),
             "seconds": round(wall, 3), "throughput_rps": round(throughput, 3),
             "latency_p50_s": round(percentile(latencies, 50), 4), "latency_p95_s": round(percentile(latencies, 95), 4),
             "latency_mean_s": round(statistics.fmean(latencies), 4) if latencies else None,
@@ -258,12 +319,13 @@ def main(argv: list[str] | None = None) -> int:
             args.json_out.write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n")
         return 0 if not errors else 1
     finally:
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        for process in processes:
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
         shutil.rmtree(workdir, ignore_errors=True)
 
 
