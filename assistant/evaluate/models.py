@@ -67,18 +67,9 @@ class ItemMetrics(BaseModel):
     faithfulness: float | None = None
 
 
-class ItemResult(BaseModel):
-    id: str
-    question: str
-    category: str | None = None
-    split: str | None = None
-    lang: str | None = None
-    answerable: bool = True
-    reference: str | None = None
-    reference_contexts: list[str] = Field(default_factory=list)
-    reference_sources: list[str] = Field(default_factory=list)
-    must_include: list[str] = Field(default_factory=list)
-    history: list[ChatTurn] = Field(default_factory=list)
+class ItemResult(EvalItem):
+    """The item as asked, and what came back."""
+
     answer: str = ""
     grounded: bool = False
     query: str = ""

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.api.conftest import api_settings, free_port
-from tests.conftest import CEA_MD, FACT_SHEET_MD, VENV_BIN, copy_into, test_env
+from tests.conftest import CEA_MD, FACT_SHEET_MD, VENV_BIN, copy_into, stop_process, test_env
 
 NOTE = ("Okapi pension memo\n\nThe Okapi Provident Scheme of the Ituri forest keeps its reserves in cocoa warehouse "
         "receipts and reports to members each rainy season.\n")
@@ -31,16 +31,6 @@ def _wait_http(url: str, seconds: float, process: subprocess.Popen | None = None
             pass
         time.sleep(0.5)
     raise TimeoutError(f"{url} did not answer within {seconds} s")
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
 
 
 def test_serve_refuses_workers_with_embedded_chroma(tmp_path, minilm_path):
@@ -106,6 +96,6 @@ def test_two_workers_share_one_chroma_server(tmp_path: Path, minilm_path: str, c
             assert all("okapi-memo.txt" not in docs for docs in runs), f"worker {pid} still has it: {runs}"
     finally:
         if server is not None:
-            _stop(server)
-        _stop(chroma)
+            stop_process(server)
+        stop_process(chroma)
     assert f"chat page: http://127.0.0.1:{port}/" in server_log.read_text()
