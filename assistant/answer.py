@@ -53,7 +53,7 @@ def sentence_spans(hit: SearchHit) -> list[tuple[int, int]]:
     begin = 0
     for match in _BOUNDARY.finditer(text):
         end = match.end()
-        if text[match.start()] == "." and _ABBREVIATIONS.search(text[begin:end]):
+        if not _ends_sentence(text, end):
             continue
         piece = text[begin:end]
         if piece.strip():
@@ -125,12 +125,12 @@ def select_spans(question: str, hits: list[SearchHit], max_sentences: int, idf: 
         return []
     best = ranked[0]
     chosen = [best]
+    # Across languages shared words cannot pick the sentence, so quote more of the best passage.
+    margin = 0.45 if detect_language(question) == best.hit.language else 1.0
     for span in ranked[1:]:
         if len(chosen) >= max_sentences:
             break
         same_passage = span.hit.chunk_id == best.hit.chunk_id
-        # Across languages shared words cannot pick the sentence, so quote more of the best passage.
-        margin = 0.45 if detect_language(question) == best.hit.language else 1.0
         if span.score >= best.score - (margin if same_passage else 0.25):
             chosen.append(span)
     chosen.sort(key=lambda s: (s.hit.document, s.start))
@@ -146,12 +146,9 @@ def select_spans(question: str, hits: list[SearchHit], max_sentences: int, idf: 
     return sorted(merged, key=lambda s: s.score, reverse=True)
 
 
-_SENTENCE_END = re.compile(r"[。！？；]|[.!?;](?=\s)|\n")
-
-
 def _ends_sentence(text: str, i: int) -> bool:
     """Whether a sentence ends just before offset ``i`` ("Sec." and "U.S.C." end none)."""
-    if i <= 0 or not _SENTENCE_END.match(text, i - 1):
+    if i <= 0 or not _BOUNDARY.match(text, i - 1):
         return False
     return not (text[i - 1] == "." and _ABBREVIATIONS.search(text[max(0, i - 12):i]))
 
@@ -202,19 +199,16 @@ def language_neutral_facts(text: str) -> list[str]:
     return facts[:8]
 
 
-def question_language(question: str) -> str:
-    return detect_language(question)
-
-
 def render(question: str, spans: list[Span]) -> tuple[str, list[tuple[int, Span]]]:
     """Answer text with [n] markers; returns the text and (marker, span) pairs."""
-    reader = question_language(question)
+    reader = detect_language(question)
     parts = []
     numbered = []
     for marker, span in enumerate(spans, start=1):
         numbered.append((marker, span))
-        quote = " ".join(span.text.split()) if detect_language(span.text) == "en" else span.text.replace("\n", "")
-        if span.hit.language == reader or detect_language(span.text) == reader:
+        language = detect_language(span.text)
+        quote = " ".join(span.text.split()) if language == "en" else span.text.replace("\n", "")
+        if span.hit.language == reader or language == reader:
             parts.append(f"{quote} [{marker}]")
             continue
         facts = language_neutral_facts(span.text)
@@ -224,12 +218,11 @@ def render(question: str, spans: list[Span]) -> tuple[str, list[tuple[int, Span]
         else:
             lead = f"英文资料 [{marker}] 指出" + (f"(要点:{'、'.join(facts)})" if facts else "")
             parts.append(f"{lead}:“{quote}” [{marker}]")
-    joiner = "\n" if reader == "en" else "\n"
-    return joiner.join(parts), numbered
+    return "\n".join(parts), numbered
 
 
 def abstain_text(question: str) -> str:
-    return ABSTAIN[question_language(question)]
+    return ABSTAIN[detect_language(question)]
 
 
 _QUESTION_YEAR = re.compile(r"(?<!\d)(1[89]\d\d|20\d\d)(?!\d)")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 from functools import cached_property
 
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ class Assistant:
         self.settings = settings or get_settings()
         self._rebuild = rebuild
         self._build_lock = threading.Lock()
+        self._documents: dict[str, tuple[str | None, Document | None]] = {}  # doc id -> (version, document)
 
     @cached_property
     def embedder(self) -> Embedder:
@@ -75,13 +77,12 @@ class Assistant:
         return make_chat_model(self.settings)
 
     def document(self, doc_id: str) -> Document | None:
-        """The current cleaned text of a document (cached per indexed version)."""
-        record = self.retriever.lexical().versions.get(doc_id)
-        key = (doc_id, record)
-        cache = self.__dict__.setdefault("_documents", {})
-        if key not in cache:
-            cache[key] = self.store.document(doc_id)
-        return cache[key]
+        """The cleaned text of a document, in the version the last retrieval saw (fetched once per version)."""
+        version = self.retriever.lexical(refresh=False).versions.get(doc_id)
+        cached = self._documents.get(doc_id)
+        if cached is None or cached[0] != version:
+            cached = self._documents[doc_id] = (version, self.store.document(doc_id))
+        return cached[1]
 
     def ask(self, question: str, **kwargs) -> Answer:
         for event in self.ask_stream(question, **kwargs):
@@ -155,7 +156,7 @@ class Assistant:
     def _extractive_answer(self, question: str, query: str, hits: list[SearchHit]) -> tuple[str, list[Citation]]:
         if not self._supported(hits):
             return compose.abstain_text(question), []
-        bm25 = self.retriever.lexical().bm25
+        bm25 = self.retriever.lexical(refresh=False).bm25
         spans = compose.select_spans(query, hits, self.settings.max_answer_sentences, getattr(bm25, "idf", None))
         spans = compose.complete_sentences(spans, lambda doc_id: getattr(self.document(doc_id), "text", None))
         if compose.unmet_constraints(question, hits, spans):
@@ -170,14 +171,14 @@ class Assistant:
 
     def _llm_answer(self, question: str, hits: list[SearchHit], history: list[ChatTurn]):
         """Stream the LLM's answer; then keep only markers that name a passage, each cited by its best sentence."""
-        from assistant.llm import drop_unknown_markers, parse_markers, stream_answer
+        from assistant.llm import drop_unknown_markers, is_not_in_sources, parse_markers, stream_answer
 
         pieces = []
         for piece in stream_answer(self.chat_model, question, hits, history):
             pieces.append(piece)
             yield Token(piece)
         raw = "".join(pieces).strip()
-        if "NOT_IN_SOURCES" in raw:
+        if is_not_in_sources(raw):
             return compose.abstain_text(question), []
         valid = {n for n in parse_markers(raw) if 1 <= n <= len(hits)}
         text = drop_unknown_markers(raw, valid)
@@ -193,6 +194,4 @@ class Assistant:
 
 def _pieces(text: str) -> Iterator[str]:
     """Word-sized pieces of a composed answer, so clients render it as a stream."""
-    import re
-
     yield from (m.group(0) for m in re.finditer(r"\S+\s*|\s+", text))

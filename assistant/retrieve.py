@@ -70,8 +70,14 @@ class Retriever:
         self._lexical: _LexicalIndex | None = None
         self._lock = threading.Lock()
 
-    def lexical(self) -> _LexicalIndex:
-        """The in-memory BM25 index for the current revision (rebuilt when another process changed the index)."""
+    def lexical(self, refresh: bool = True) -> _LexicalIndex:
+        """The in-memory BM25 index for the current revision (rebuilt when another process changed the index).
+
+        ``refresh=False`` reuses the index the last search saw, without asking the store for its revision: the
+        rest of a request (quoting, verifying) then reads the same document versions its retrieval did.
+        """
+        if not refresh and self._lexical is not None:
+            return self._lexical
         revision = self.store.revision()
         with self._lock:
             if self._lexical is None or self._lexical.revision != revision:
