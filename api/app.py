@@ -33,6 +33,7 @@ ROUTERS = (
     "chat",
     "search",
     "documents",
+    "view",
     "openai_compat",
     "evaluations",
 )

@@ -94,6 +94,9 @@ class Citation(BaseModel):
     start: int
     end: int
     quote: str
+    url: str | None = Field(None, description="The source's official URL (corpus/sources.json or front matter)")
+    file_url: str | None = Field(None, description="API path of the stored file; '#page=N' (the quote's page) for PDFs")
+    heading: str | None = Field(None, description="The section heading the quote sits under")
 
 
 class ChatTurn(BaseModel):

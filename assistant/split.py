@@ -64,6 +64,11 @@ def _context_at(headings: list[tuple[int, str]], offset: int) -> str:
     return context
 
 
+def heading_at(text: str, offset: int) -> str:
+    """The heading (or table head) that the text at ``offset`` sits under, as passages record it; '' if none."""
+    return _context_at(_headings(text), offset)
+
+
 def passage_id(doc_id: str, version: str, index: int) -> str:
     """Deterministic: the same document version always yields the same ids, a new version new ones."""
     digest = hashlib.sha1(f"{doc_id}\x00{version}".encode()).hexdigest()[:16]

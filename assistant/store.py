@@ -123,6 +123,10 @@ class IndexStore:
             )
         return records
 
+    def record(self, doc_id: str) -> DocumentRecord | None:
+        """The registry row of one document (``.source`` is its stored file), or None when it is not indexed."""
+        return self.documents().get(doc_id)
+
     def document(self, doc_id: str) -> Document | None:
         got = self.registry.get(ids=[doc_id], include=["metadatas", "documents"])
         if not got["ids"] or doc_id == META_ID:

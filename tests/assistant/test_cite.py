@@ -112,3 +112,20 @@ def test_verified_drops_only_the_bad_citations_and_keeps_order():
     kept = verified([good_1, bad_quote, good_2, out_of_range, unknown_doc, good_3], documents.get)
     assert kept == [good_1, good_2, good_3]
     assert verified([], documents.get) == []
+
+
+def test_citation_links_the_official_source_the_stored_file_at_its_page_and_its_heading(corpus_mirror):
+    document, _ = prepare(corpus_mirror / EO14330_PDF, EO14330_PDF, Settings(corpus_manifest=MANIFEST))
+    citation = cite(document, "(b) Within 180 days of the date of this order, the Secretary of Labor")
+    assert citation.url == "https://www.govinfo.gov/content/pkg/FR-2025-08-12/pdf/2025-15340.pdf"  # the manifest's
+    assert citation.file_url == f"/documents/{EO14330_PDF}/file#page=2"
+    assert citation.heading is None  # the PDF's text has no headings
+
+    notes = Document(doc_id="sub dir/notes #1.md", title="Notes", language="en", content_hash="2" * 64,
+                     metadata={"source_url": "https://example.org/notes"},
+                     text="# Plans\n\nIntro.\n\n## Fees\n\nFees are capped at 1 percent.\n")
+    fees = cite(notes, "Fees are capped")
+    assert fees.heading == "Fees" and cite(notes, "Intro.").heading == "Plans"
+    assert fees.url == "https://example.org/notes"  # front matter source_url
+    assert fees.file_url == "/documents/sub%20dir/notes%20%231.md/file"  # no page for a text file; id URL-encoded
+    assert make_citation(plain_document(), 1, 0, 3).url is None
