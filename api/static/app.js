@@ -3,6 +3,7 @@
  * Talks to the service at the same origin:
  *   POST /chat (stream: true)  -> server-sent events: token*, citations, done (or error)
  *   GET/POST /documents, DELETE /documents/{id}, GET /health
+ *   GET /documents/{id}/view (the cited spans in their place), /documents/{id}/file (the stored original)
  * Every piece of text that comes from the server or the user is put into the DOM with text nodes
  * (textContent / append(string)); innerHTML is never used.
  */
@@ -13,6 +14,7 @@
   const MARKER_RE = /\[(\d+(?:\s*[,，]\s*\d+)*)\]/g;
   const LIST_ITEM_RE = /^\s*(?:[-*•·]\s|\d{1,3}[.)]\s|\d{1,3}、|\([0-9a-zA-Z]{1,4}\)\s|[（(][一二三四五六七八九十]+[)）])/;
   const CJK_RE = /[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]/;
+  const MAX_VIEW_SPANS = 20; // the server's limit of spans per view
   const numberFormat = new Intl.NumberFormat();
 
   const $ = (id) => document.getElementById(id);
@@ -41,6 +43,19 @@
     panelPage: $("citation-page"),
     panelQuote: $("citation-quote"),
     panelClose: $("citation-close"),
+    panelSection: $("citation-section"),
+    panelShow: $("citation-show"),
+    panelFile: $("citation-file"),
+    panelUrl: $("citation-url"),
+    view: $("document-view"),
+    viewText: $("view-text"),
+    viewLocation: $("view-location"),
+    viewCount: $("view-quote-count"),
+    viewPrevQuote: $("view-prev-quote"),
+    viewNextQuote: $("view-next-quote"),
+    viewEarlier: $("view-earlier"),
+    viewLater: $("view-later"),
+    viewStatus: $("view-status"),
     keyButton: $("api-key-button"),
     keyDialog: $("api-key-dialog"),
     keyForm: $("api-key-form"),
@@ -57,6 +72,12 @@
     apiKey: readStoredKey(),
     panelTrigger: null,
     healthTimer: null,
+    // The document view: the cited spans of the open citation's document in this answer, which one is in focus,
+    // the last view the server sent, and a counter so that only the latest request is drawn.
+    viewSpans: [],
+    viewFocus: 0,
+    viewData: null,
+    viewTicket: 0,
   };
 
   // ---------------------------------------------------------------- helpers
@@ -359,7 +380,7 @@
       const markers = match[1].split(/\s*[,，]\s*/).map(Number);
       for (const marker of markers) {
         const citation = citations && citations.get(marker);
-        if (citation) parent.append(citeButton(citation, "cite"));
+        if (citation) parent.append(citeButton(citation, "cite", citations));
         else parent.append(h("span", { className: "cite-pending", title: citations ? "No verified quote for this marker" : "Loading source…" }, String(marker)));
       }
       last = match.index + match[0].length;
@@ -367,7 +388,7 @@
     parent.append(text.slice(last));
   }
 
-  function citeButton(citation, className) {
+  function citeButton(citation, className, citations) {
     const label = `Source ${citation.marker}: ${citation.title || citation.document}${citation.page ? `, page ${citation.page}` : ""}`;
     return h("button", {
       type: "button",
@@ -378,7 +399,7 @@
       "aria-controls": "citation-panel",
       "aria-expanded": "false",
       title: label,
-      onClick: (event) => openCitation(citation, event.currentTarget),
+      onClick: (event) => openCitation(citation, event.currentTarget, citations),
     }, className === "cite" ? String(citation.marker) : `[${citation.marker}]`);
   }
 
@@ -386,7 +407,7 @@
     list.replaceChildren();
     const sorted = [...citations.values()].sort((a, b) => Number(a.marker) - Number(b.marker));
     for (const c of sorted) {
-      const button = citeButton(c, "source-link");
+      const button = citeButton(c, "source-link", citations);
       const title = h("span", { className: "source-title", lang: langOf(c.title) }, c.title || c.document);
       const page = c.page ? h("span", { className: "source-page" }, ` · p. ${c.page}`) : null;
       button.append(" ", title, page || "");
@@ -397,15 +418,66 @@
 
   // ---------------------------------------------------------------- citation panel
 
-  function openCitation(citation, trigger) {
-    if (state.panelTrigger && state.panelTrigger !== trigger) state.panelTrigger.setAttribute("aria-expanded", "false");
+  /** A link target only when it is a web address (an uploaded file's front matter could say "javascript:..."). */
+  function safeHref(url, sameOrigin) {
+    if (typeof url !== "string" || !url) return null;
+    try {
+      const parsed = new URL(url, window.location.href);
+      if (sameOrigin ? parsed.origin !== window.location.origin : !/^https?:$/.test(parsed.protocol)) return null;
+      return parsed.href;
+    } catch (_) {
+      return null;
+    }
+  }
+
+  function setLink(link, url, sameOrigin) {
+    const href = safeHref(url, sameOrigin);
+    link.hidden = !href;
+    if (href) link.href = href;
+    else link.removeAttribute("href");
+  }
+
+  function fillCitation(citation) {
     el.panelMarker.textContent = `[${citation.marker}]`;
     el.panelTitle.textContent = citation.title || citation.document || "Untitled document";
     el.panelTitle.lang = langOf(citation.title);
     el.panelDocument.textContent = citation.document || "—";
     el.panelPage.textContent = citation.page ? String(citation.page) : "—";
+    el.panelSection.textContent = citation.heading || "";
+    el.panelSection.lang = langOf(citation.heading);
+    for (const node of el.panel.querySelectorAll(".citation-section")) node.hidden = !citation.heading;
     el.panelQuote.textContent = citation.quote || "";
     el.panelQuote.lang = langOf(citation.quote);
+    setLink(el.panelFile, citation.file_url, true);
+    el.panelFile.textContent = citation.page && /#page=\d+$/.test(citation.file_url || "")
+      ? `Stored PDF, page ${citation.page}` : "Stored file";
+    setLink(el.panelUrl, citation.url, false);
+    el.panelShow.hidden = !(citation.document && citation.end > citation.start);
+  }
+
+  /** The distinct spans that an answer cites from ``citation``'s document, in text order, each with its citations. */
+  function citedSpans(citation, citations) {
+    const spans = new Map();
+    for (const c of citations ? citations.values() : [citation]) {
+      if (c.document !== citation.document || !(c.end > c.start)) continue;
+      const key = `${c.start}-${c.end}`;
+      if (!spans.has(key)) spans.set(key, { start: c.start, end: c.end, citations: [] });
+      spans.get(key).citations.push(c);
+    }
+    const sorted = [...spans.values()].sort((a, b) => a.start - b.start || a.end - b.end);
+    return sorted.length <= MAX_VIEW_SPANS ? sorted : sorted.filter((s) => s.citations.includes(citation));
+  }
+
+  function openCitation(citation, trigger, citations) {
+    if (state.panelTrigger && state.panelTrigger !== trigger) state.panelTrigger.setAttribute("aria-expanded", "false");
+    const viewWasOpen = !el.view.hidden;
+    fillCitation(citation);
+    state.viewSpans = citedSpans(citation, citations);
+    state.viewFocus = Math.max(0, state.viewSpans.findIndex((s) => s.citations.includes(citation)));
+    state.viewData = null;
+    state.viewTicket += 1;
+    if (viewWasOpen) showInDocument({ focus: state.viewFocus });
+    else hideDocumentView();
     el.panel.hidden = false;
     el.panel.classList.add("open");
     state.panelTrigger = trigger || null;
@@ -413,8 +485,136 @@
     el.panel.focus({ preventScroll: true });
   }
 
+  // ---------------------------------------------------------------- document view
+
+  function hideDocumentView() {
+    el.view.hidden = true;
+    el.panel.classList.remove("expanded");
+    el.panelShow.setAttribute("aria-expanded", "false");
+    el.viewText.replaceChildren();
+    setStatus(el.viewStatus, "");
+  }
+
+  /** Fetch and draw the view: centred on span ``focus``, or part ``part`` of the document (paging). */
+  async function showInDocument({ focus, part }) {
+    const spans = state.viewSpans;
+    if (!spans.length) return;
+    const documentId = spans[0].citations[0].document;
+    const params = new URLSearchParams();
+    for (const s of spans) params.append("span", `${s.start}-${s.end}`);
+    if (part !== undefined && part !== null) params.set("part", String(part));
+    else params.set("focus", String(focus));
+    if (focus !== undefined) state.viewFocus = focus;
+    const ticket = ++state.viewTicket;
+    el.view.hidden = false;
+    el.panel.classList.add("expanded");
+    el.panelShow.setAttribute("aria-expanded", "true");
+    el.view.setAttribute("aria-busy", "true");
+    setStatus(el.viewStatus, "Loading the document…", "busy");
+    try {
+      const view = await readJson(await api(`/documents/${encodeURIComponent(documentId)}/view?${params}`));
+      if (ticket !== state.viewTicket) return; // a newer request (another citation, another page) won
+      state.viewData = view;
+      renderDocumentView(view);
+      setStatus(el.viewStatus, "");
+    } catch (err) {
+      if (ticket === state.viewTicket) setStatus(el.viewStatus, `Could not load the document: ${err.message}`, "error");
+    } finally {
+      if (ticket === state.viewTicket) el.view.setAttribute("aria-busy", "false");
+    }
+  }
+
+  /** The view's text with every cited span in a <mark> (text nodes only). Offsets are code points, as the server's. */
+  function renderDocumentView(view) {
+    const chars = Array.from(view.text || "");
+    const marks = (view.spans || []).filter((s) => s.view_start !== null && s.view_end !== null);
+    const pageStarts = new Map((view.pages || []).filter((p) => p.start > 0 || view.start > 0 || p.page > 1)
+      .map((p) => [p.start, p.page]));
+    const cuts = new Set([0, chars.length, ...pageStarts.keys()]);
+    for (const s of marks) cuts.add(s.view_start).add(s.view_end);
+    const bounds = [...cuts].filter((c) => c >= 0 && c <= chars.length).sort((a, b) => a - b);
+    const fragment = document.createDocumentFragment();
+    for (let i = 0; i < bounds.length - 1; i += 1) {
+      const [from, to] = [bounds[i], bounds[i + 1]];
+      if (pageStarts.has(from)) {
+        const page = pageStarts.get(from);
+        fragment.append(h("span", { className: "page-break", role: "separator", "aria-label": `Page ${page}`, dataset: { page: String(page) } }));
+      }
+      const text = chars.slice(from, to).join("");
+      const covering = marks.filter((s) => s.view_start <= from && to <= s.view_end).map((s) => s.index);
+      if (!covering.length) {
+        fragment.append(text);
+        continue;
+      }
+      const mark = h("mark", { dataset: { spans: covering.join(" ") } }, text);
+      if (covering.includes(state.viewFocus)) mark.classList.add("current");
+      fragment.append(mark);
+    }
+    el.viewText.replaceChildren(fragment);
+    el.viewText.lang = view.language === "zh" ? "zh-Hans" : (view.language || langOf(view.text));
+
+    const where = [];
+    if (view.heading) where.push(`§ ${view.heading}`);
+    const pages = (view.pages || []).map((p) => p.page);
+    if (pages.length) where.push(pages.length > 1 ? `pages ${pages[0]}–${pages[pages.length - 1]}` : `page ${pages[0]}`);
+    where.push(`characters ${formatCount(view.start)}–${formatCount(view.end)} of ${formatCount(view.length)}`);
+    el.viewLocation.textContent = where.join(" · ");
+    el.viewLocation.lang = langOf(view.heading);
+    el.viewEarlier.disabled = view.previous === null || view.previous === undefined;
+    el.viewLater.disabled = view.next === null || view.next === undefined;
+    updateQuoteSteps();
+
+    const focused = (view.spans || [])[state.viewFocus];
+    const expected = state.viewSpans[state.viewFocus];
+    if (focused && expected && !expected.citations.some((c) => c.quote === focused.quote)) {
+      setStatus(el.viewStatus, "The document has changed since this answer: the marked text may differ from the quote.", "error");
+    }
+    scrollToCurrent();
+  }
+
+  function updateQuoteSteps() {
+    const total = state.viewSpans.length;
+    el.viewCount.textContent = `Quote ${state.viewFocus + 1} of ${total} · 引文 ${state.viewFocus + 1}/${total}`;
+    el.viewPrevQuote.disabled = total < 2;
+    el.viewNextQuote.disabled = total < 2;
+  }
+
+  function scrollToCurrent() {
+    const current = el.viewText.querySelector("mark.current");
+    if (!current) {
+      el.viewText.scrollTop = 0;
+      return;
+    }
+    // Centre it in the text box itself, then let the panel move only as far as needed to show it.
+    const box = el.viewText.getBoundingClientRect();
+    const mark = current.getBoundingClientRect();
+    el.viewText.scrollTop += mark.top - box.top - Math.max(0, (box.height - mark.height) / 2);
+    current.scrollIntoView({ block: "nearest", inline: "nearest" });
+  }
+
+  /** Step to the previous / next cited span of this document: redraw the marks if it is in view, else fetch it. */
+  function stepQuote(delta) {
+    const total = state.viewSpans.length;
+    if (total < 2) return;
+    const focus = (state.viewFocus + delta + total) % total;
+    fillCitation(state.viewSpans[focus].citations[0]);
+    const span = state.viewData && state.viewData.spans[focus];
+    if (span && span.view_start !== null && span.view_start !== undefined) {
+      state.viewFocus = focus;
+      for (const mark of el.viewText.querySelectorAll("mark")) {
+        mark.classList.toggle("current", mark.dataset.spans.split(" ").includes(String(focus)));
+      }
+      updateQuoteSteps();
+      scrollToCurrent();
+    } else {
+      showInDocument({ focus });
+    }
+  }
+
   function closeCitation() {
     if (el.panel.hidden) return;
+    state.viewTicket += 1;
+    hideDocumentView();
     el.panel.hidden = true;
     el.panel.classList.remove("open");
     const trigger = state.panelTrigger;
@@ -720,6 +920,14 @@
   el.newConversation.addEventListener("click", newConversation);
 
   el.panelClose.addEventListener("click", closeCitation);
+  el.panelShow.addEventListener("click", () => {
+    if (el.view.hidden) showInDocument({ focus: state.viewFocus });
+    else hideDocumentView();
+  });
+  el.viewPrevQuote.addEventListener("click", () => stepQuote(-1));
+  el.viewNextQuote.addEventListener("click", () => stepQuote(1));
+  el.viewEarlier.addEventListener("click", () => state.viewData && showInDocument({ part: state.viewData.previous }));
+  el.viewLater.addEventListener("click", () => state.viewData && showInDocument({ part: state.viewData.next }));
   document.addEventListener("keydown", (event) => {
     if (event.key === "Escape" && !el.panel.hidden && !el.keyDialog.open) closeCitation();
   });

@@ -8,10 +8,16 @@ run scripts/install_browser.sh.
 
 The screenshot is written under the pytest tmp dir and copied to build/screenshot-chat.png (and a narrow-screen one
 to build/screenshot-chat-narrow.png) for a human to look at.
+
+The citation test runs its own server over the EO 14330 PDF, the seed article and a note whose text is markup: it
+opens a citation, shows it in its document (the highlighted text must equal the quote, the PDF link must carry the
+quote's page, checked against the PDF itself with pypdf), steps between the quotes and pages of that document, does
+the same in Chinese, and writes docs/citation-view.png, the README's screenshot.
 """
 
 from __future__ import annotations
 
+import re
 import shutil
 import socket
 import threading
@@ -20,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import MANIFEST, REPO, SEED, WH_EO_MD, copy_into
+from tests.conftest import EO14330_PDF, MANIFEST, REPO, SEED, WH_EO_MD, copy_into
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -42,6 +48,12 @@ This short note was uploaded through the chat page by the browser test. It says 
 Example Pension Plan lets participants rebalance their 401(k) accounts once every quarter.
 """
 BUILD_DIR = REPO / "build"
+DOCS_SHOT = REPO / "docs" / "citation-view.png"  # kept in the README, rewritten by every run of the citation test
+PDF_QUESTION = "What does the executive order direct the Secretary of Labor to do?"  # three quotes of the PDF
+ZH_QUESTION = "401(k) 计划是哪一年设立的？"
+MARKUP_NOTE = "markup_note.txt"
+MARKUP_TEXT = ("The Wombat Pension Trust note.\n\nThe Wombat Pension Trust pays <b>bold</b> benefits "
+               "<img src=x onerror=\"document.title='pwned'\"> to retired wombat keepers every spring.\n")
 TIMEOUT_MS = 120_000  # generous: 2 shared cores, model on CPU
 
 
@@ -75,10 +87,10 @@ def _wait_healthy(url: str, server, thread: threading.Thread, timeout: float = 1
     pytest.fail(f"the server at {url} was not healthy within {timeout:.0f} s (last: {last})")
 
 
-@pytest.fixture(scope="module")
-def browser_server(tmp_path_factory, minilm_path: str, corpus_mirror: Path, shared_embedder):
+def _serve(tmp_path_factory, name: str, shared_embedder, minilm_path: str, files: dict[str, Path],
+           api_key: str | None):
     """The real app (``create_app(settings)``, its own startup) on 127.0.0.1:<free port> over a freshly indexed temp
-    corpus; yields (base url, settings)."""
+    corpus of ``files`` (name -> folder it is copied from); yields (base url, settings)."""
     _require_chromium()  # fail before spending time on the index
     import uvicorn
 
@@ -86,18 +98,18 @@ def browser_server(tmp_path_factory, minilm_path: str, corpus_mirror: Path, shar
     from assistant.pipeline import Assistant
     from assistant.settings import Settings
 
-    base = tmp_path_factory.mktemp("browser")
+    base = tmp_path_factory.mktemp(name)
     settings = Settings(
         corpus_dir=base / "corpus", index_dir=base / "index", model_cache=base / "models",
         embedding_model=minilm_path, embedding_dtype="float32", corpus_manifest=MANIFEST,
-        corpus_mirror=None, chroma_url=None, llm_provider="none", api_key=API_KEY,
+        corpus_mirror=None, chroma_url=None, llm_provider="none", api_key=api_key,
     )
-    copy_into(settings.corpus_dir, [SEED], REPO / "corpus")
-    copy_into(settings.corpus_dir, [WH_EO_MD], corpus_mirror)
+    for file_name, folder in files.items():
+        copy_into(settings.corpus_dir, [file_name], folder)
     indexer = Assistant(settings)
     indexer.__dict__["embedder"] = shared_embedder  # the session's loaded model; the app loads its own at startup
     report = indexer.sync(show_progress=False)
-    assert not report.failed and len(report.added) == 2, report
+    assert not report.failed and len(report.added) == len(files), report
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -115,6 +127,22 @@ def browser_server(tmp_path_factory, minilm_path: str, corpus_mirror: Path, shar
         server.should_exit = True
         thread.join(timeout=30)
         sock.close()
+
+
+@pytest.fixture(scope="module")
+def browser_server(tmp_path_factory, minilm_path: str, corpus_mirror: Path, shared_embedder):
+    """The seed article and the White House text of EO 14330, behind an API key."""
+    yield from _serve(tmp_path_factory, "browser", shared_embedder, minilm_path,
+                      {SEED: REPO / "corpus", WH_EO_MD: corpus_mirror}, API_KEY)
+
+
+@pytest.fixture(scope="module")
+def citation_server(tmp_path_factory, minilm_path: str, corpus_mirror: Path, shared_embedder):
+    """The EO 14330 PDF, the seed article and a note whose text is markup, without an API key."""
+    notes = tmp_path_factory.mktemp("notes")
+    (notes / MARKUP_NOTE).write_text(MARKUP_TEXT, encoding="utf-8")
+    yield from _serve(tmp_path_factory, "citations", shared_embedder, minilm_path,
+                      {EO14330_PDF: corpus_mirror, SEED: REPO / "corpus", MARKUP_NOTE: notes}, None)
 
 
 @pytest.fixture
@@ -300,3 +328,144 @@ def test_chat_page_streams_cites_and_uploads(browser_server, browser_page, tmp_p
     assert not js_errors, js_errors
     print(f"\nbrowser flow {time.monotonic() - started:.1f} s; {tokens} token events, {len(snapshots)} renders "
           f"(send disabled while streaming: {saw_busy}); screenshot {BUILD_DIR / 'screenshot-chat.png'}")
+
+
+def _normalized(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _marked_text(page) -> str:
+    """The text of the highlighted (current) quote in the document view, exactly as in the DOM."""
+    return page.evaluate("""() => [...document.querySelectorAll('#view-text mark.current')]
+                                   .map((m) => m.textContent).join('')""")
+
+
+def _ask(page, question: str):
+    from playwright.sync_api import expect
+
+    box = page.locator("#message-input")
+    box.fill(question)
+    box.press("Enter")
+    answer = page.locator("#messages article.assistant").last
+    expect(answer).to_have_attribute("data-state", "done", timeout=TIMEOUT_MS)
+    return answer
+
+
+def _show_in_document(page):
+    from playwright.sync_api import expect
+
+    page.click("#citation-show")
+    expect(page.locator("#document-view")).to_be_visible()
+    expect(page.locator("#document-view")).to_have_attribute("aria-busy", "false")
+    expect(page.locator("#view-text mark.current").first).to_be_visible()
+
+
+def _in_view(page, selector: str) -> bool:
+    """Whether the first match lies inside the scrolled #view-text box (scrolled into view)."""
+    return page.evaluate("""(selector) => {
+        const box = document.getElementById('view-text').getBoundingClientRect();
+        const r = document.querySelector(selector).getBoundingClientRect();
+        return r.top >= box.top - 1 && r.bottom <= box.bottom + 1;
+    }""", selector)
+
+
+def test_citation_shows_the_quote_in_its_document(citation_server, browser_page, tmp_path: Path):
+    import json
+
+    from playwright.sync_api import expect
+    from pypdf import PdfReader
+
+    url, settings = citation_server
+    page, js_errors = browser_page
+    manifest = {s["file"]: s["url"] for s in json.loads(MANIFEST.read_text())["sources"]}
+    pdf_pages = [_normalized(p.extract_text() or "") for p in PdfReader(settings.corpus_dir / EO14330_PDF).pages]
+    page.goto(f"{url}/")
+    expect(page.locator("#health")).to_have_attribute("data-state", "ok")
+
+    # --- an English answer quoting the PDF several times; open the first source ---
+    answer = _ask(page, PDF_QUESTION)
+    sources = answer.locator(".sources button.source-link")
+    assert sources.count() >= 2, answer.inner_text()
+    sources.nth(1).click()  # [2]: a quote in the middle of the order, with text on both sides
+    panel = page.locator("#citation-panel")
+    expect(panel).to_be_visible()
+    assert page.locator("#citation-document").inner_text().strip() == EO14330_PDF
+    quote = page.locator("#citation-quote").text_content()
+    page_number = int(page.locator("#citation-page").inner_text())
+    file_link = page.locator("#citation-file")
+    expect(file_link).to_be_visible()
+    assert file_link.get_attribute("href").endswith(f"/documents/{EO14330_PDF}/file#page={page_number}")
+    assert page.locator("#citation-url").get_attribute("href") == manifest[EO14330_PDF]
+    # the page the link opens really holds the quote (its first words, as pypdf reads that page)
+    opening = " ".join(_normalized(quote).split()[:6])
+    assert opening in pdf_pages[page_number - 1], (page_number, opening)
+
+    # --- show in document: the highlight is exactly the quote, scrolled into view, with text around it ---
+    _show_in_document(page)
+    assert _marked_text(page) == quote
+    assert _in_view(page, "#view-text mark.current")
+    context = page.locator("#view-text").text_content()
+    assert len(context) > len(quote) + 500 and quote in context
+    pages = re.search(r"pages? (\d+)(?:–(\d+))?", page.locator("#view-location").inner_text())
+    assert int(pages.group(1)) <= page_number <= int(pages.group(2) or pages.group(1)), pages.group(0)
+    total = sources.count()
+    expect(page.locator("#view-quote-count")).to_contain_text(f" of {total}")
+    first_index = int(re.search(r"Quote (\d+) of", page.locator("#view-quote-count").inner_text()).group(1))
+    assert page.locator("#view-text mark").count() >= 1
+    DOCS_SHOT.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(DOCS_SHOT))
+    assert DOCS_SHOT.stat().st_size > 10_000
+
+    # --- step through the other quotes of the document (in text order): panel and highlight follow ---
+    seen = {quote}
+    for step in range(1, total):
+        page.click("#view-next-quote")
+        index = (first_index - 1 + step) % total + 1
+        expect(page.locator("#view-quote-count")).to_contain_text(f"Quote {index} of {total}")
+        expect(page.locator("#document-view")).to_have_attribute("aria-busy", "false")
+        quote_n = page.locator("#citation-quote").text_content()
+        assert quote_n not in seen
+        seen.add(quote_n)
+        expect(page.locator("#view-text mark.current").first).to_be_visible()
+        assert _marked_text(page) == quote_n
+        assert _in_view(page, "#view-text mark.current")
+        page_n = int(page.locator("#citation-page").inner_text())
+        assert file_link.get_attribute("href").endswith(f"#page={page_n}")
+        assert " ".join(_normalized(quote_n).split()[:6]) in pdf_pages[page_n - 1]
+    page.click("#view-next-quote")  # round to the first one again
+    expect(page.locator("#view-quote-count")).to_contain_text(f"Quote {first_index} of {total}")
+    assert _marked_text(page) == quote
+
+    # --- paging: later text, then back ---
+    location = page.locator("#view-location").inner_text()
+    later = page.locator("#view-later")
+    if later.is_enabled():
+        later.click()
+        expect(page.locator("#view-location")).not_to_have_text(location)
+        expect(page.locator("#view-earlier")).to_be_enabled()
+        page.click("#view-earlier")
+        expect(page.locator("#document-view")).to_have_attribute("aria-busy", "false")
+    page.keyboard.press("Escape")
+    expect(panel).to_be_hidden()
+
+    # --- Chinese: the same in the seed article, no page, the stored text file linked ---
+    answer_zh = _ask(page, ZH_QUESTION)
+    answer_zh.locator(".answer button.cite").first.click()
+    expect(panel).to_be_visible()
+    assert page.locator("#citation-document").inner_text().strip() == SEED
+    quote_zh = page.locator("#citation-quote").text_content()
+    assert file_link.get_attribute("href").endswith(f"/documents/{SEED}/file")
+    _show_in_document(page)
+    assert _marked_text(page) == quote_zh
+    assert page.locator("#view-text").get_attribute("lang") == "zh-Hans"
+    page.keyboard.press("Escape")
+
+    # --- a document whose text is markup: shown as text, never parsed as HTML ---
+    answer_note = _ask(page, "What does the Wombat Pension Trust pay to retired wombat keepers?")
+    answer_note.locator(".answer button.cite").first.click()
+    _show_in_document(page)
+    shown = page.locator("#view-text").text_content()
+    assert "<b>bold</b>" in shown and "<img src=x" in shown
+    assert page.locator("#view-text b, #view-text img").count() == 0
+    assert page.title() != "pwned"
+    assert not js_errors, js_errors
