@@ -44,6 +44,8 @@ def test_ask_json_gives_an_answer_with_verified_citations(indexed):
         assert f"[{citation['marker']}]" in answer["answer"]
         assert citation["document"] == FACT_SHEET_MD
         assert " ".join(citation["quote"].split()) in " ".join(text.split())  # the cleaned text joins wrapped lines
+        assert citation["url"].startswith("https://www.whitehouse.gov/")  # the manifest's official URL
+        assert citation["file_url"] == f"/documents/{FACT_SHEET_MD}/file"
 
 
 def test_ask_says_so_when_the_sources_do_not_answer(indexed):
