@@ -196,7 +196,8 @@ def build_view(document: Document, spans: list[tuple[int, int]], focus: int | No
 
 
 def _document(assistant, doc_id: str) -> Document:
-    document = assistant.document(doc_id)
+    # The registry first: the Assistant caches documents by id, and ids that are not indexed must not fill it.
+    document = assistant.document(doc_id) if assistant.store.record(doc_id) is not None else None
     if document is None:
         raise ApiError(404, "not_found", f"no document {doc_id!r} in the index")
     return document

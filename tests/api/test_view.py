@@ -158,10 +158,11 @@ def test_bad_offsets_are_422(api, params, kind):
 @pytest.mark.parametrize("path", [_view_path("no-such.pdf"), "/documents/no-such.pdf/file",
                                   "/documents/..%2F..%2F..%2Fetc%2Fpasswd/file", "/documents/../pyproject.toml/file",
                                   f"/documents/{quote(str(MANIFEST), safe='')}/file"])
-def test_unknown_documents_are_404(api, path):
+def test_unknown_documents_are_404(api, view_assistant, path):
     response = api.get(path)
     assert response.status_code == 404, response.text
     assert response.json()["error"]["type"] == "not_found"
+    assert set(view_assistant._documents) <= {EO14330_PDF, USC_MD, SEED}  # unknown ids are never cached
 
 
 def test_file_serves_the_stored_bytes_read_only(api, view_assistant):
