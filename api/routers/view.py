@@ -161,7 +161,7 @@ def build_view(document: Document, spans: list[tuple[int, int]], focus: int | No
         previous = bisect.bisect_right(bounds, lo - 1) - 1 if lo > 0 else None
         following = bisect.bisect_right(bounds, hi) - 1 if hi < len(text) else None
     else:
-        part = part or 0
+        part, focus = part or 0, None
         lo, hi = (bounds[part], bounds[part + 1]) if parts else (0, 0)
         previous = part - 1 if part > 0 else None
         following = part + 1 if part + 1 < parts else None
@@ -184,11 +184,11 @@ def build_view(document: Document, spans: list[tuple[int, int]], focus: int | No
         ))
     pages = [ViewPage(page=p.page, start=max(p.start, lo) - lo, end=min(p.end, hi) - lo)
              for p in document.pages if p.start < hi and p.end > lo]
-    focused = view_spans[focus] if focus is not None and spans else None
+    focused = view_spans[focus] if focus is not None else None
     page_of_view = focused.page if focused else (pages[0].page if pages else None)
     return DocumentView(
         document=document.doc_id, title=document.title, language=document.language, length=len(text),
-        start=lo, end=hi, text=text[lo:hi], spans=view_spans, focus=focus if spans else None,
+        start=lo, end=hi, text=text[lo:hi], spans=view_spans, focus=focus,
         heading=focused.heading if focused else heading(lo), pages=pages,
         part=part, parts=parts, previous=previous, next=following,
         url=document.metadata.get("source_url") or None, file_url=file_url(document.doc_id, page_of_view),
@@ -213,7 +213,8 @@ def view_document(
     start: Annotated[int | None, Query(ge=0, description="Start offset of the cited span")] = None,
     end: Annotated[int | None, Query(ge=0, description="End offset of the cited span")] = None,
     span: Annotated[list[str], Query(description="Further spans as START-END; repeat for several quotes")] = [],  # noqa: B006
-    focus: Annotated[int | None, Query(ge=0, description="Index of the span to centre on (default: the first)")] = None,
+    focus: Annotated[int | None, Query(ge=0, description="Index of the span to centre on (default: the first); "
+                                                         "ignored with part")] = None,
     part: Annotated[int | None, Query(ge=0, description="Show this part of the document (paging) instead")] = None,
     chars: Annotated[int, Query(ge=500, le=20_000, description="Length of a view, in characters")] = VIEW_CHARS,
 ) -> DocumentView:
