@@ -64,7 +64,7 @@ def make_client(api_assistant) -> Iterator[Callable]:
     def factory(assistant=None, **overrides):
         assistant = assistant or api_assistant
         settings = assistant.settings.model_copy(update=overrides) if overrides else assistant.settings
-        client = TestClient(create_app(settings, assistant=assistant))
+        client = TestClient(create_app(settings, assistant=assistant), base_url="http://localhost")
         client.__enter__()
         opened.append(client)
         return client
