@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from api.routers.documents import safe_name
+from assistant.documents import safe_name
 from assistant.split import passage_id
 from tests.conftest import FACT_SHEET_MD, SEED
 
