@@ -205,7 +205,9 @@ def serve(
     shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     shown = f"[{shown}]" if ":" in shown else shown
     typer.echo(f"chat page: http://{shown}:{port}/   API docs: http://{shown}:{port}/docs")
-    uvicorn.run("api.app:app", host=host, port=port, workers=workers, log_level=log_level)
+    from api.protocol import http_protocol
+
+    uvicorn.run("api.app:app", host=host, port=port, workers=workers, log_level=log_level, http=http_protocol())
 
 
 from assistant.evaluate.command import eval_command  # noqa: E402  (options and help live with the evaluator)

@@ -93,12 +93,17 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve_in_thread(app) -> Iterator[str]:
-    """A real uvicorn server for ``app`` on 127.0.0.1:<free port>, in a thread; yields its base URL."""
+def serve_in_thread(app, http=None) -> Iterator[str]:
+    """A real uvicorn server for ``app`` on 127.0.0.1:<free port>, in a thread; yields its base URL.
+
+    ``http``: the protocol class (default: the one `assistant serve` uses)."""
     import uvicorn
 
+    from api.protocol import http_protocol
+
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on",
+                                           http=http or http_protocol()))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20

@@ -86,3 +86,26 @@ def test_api_key_errors_are_json(make_client, path):
     error = _error(keyed.post(path), 401, "unauthorized")
     assert "Authorization: Bearer" in error["message"]
     assert keyed.post(path, headers={"X-API-Key": "wrong"}).json()["error"]["message"] == "invalid API key"
+
+
+@pytest.mark.parametrize("protocol", ["JsonH11Protocol", "JsonHttpToolsProtocol"])
+def test_unparsable_requests_get_the_json_error_shape(api_assistant, protocol):
+    """uvicorn answers a request it cannot parse before the app runs; the protocol class keeps it JSON."""
+    import json
+    import socket
+
+    from api import protocol as protocols
+    from api.app import create_app
+    from tests.api.conftest import serve_in_thread
+
+    with serve_in_thread(create_app(api_assistant.settings, assistant=api_assistant),
+                         http=getattr(protocols, protocol)) as url:
+        host, port = url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(b"GARBAGE \x00\x01 nonsense\r\n\r\n")
+            raw = b""
+            while chunk := sock.recv(65536):
+                raw += chunk
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400") and b"application/json" in head.lower()
+    assert json.loads(body)["error"]["type"] == "bad_request"
