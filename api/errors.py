@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -79,6 +80,11 @@ def describe(exc: BaseException) -> tuple[int, str, str]:
         return 404, "unknown_conversation", str(exc)
     if isinstance(exc, SyncBusy):
         return 503, "busy", BUSY_MESSAGE
+    llm = sys.modules.get("assistant.llm")  # not imported: the error cannot be one of its
+    if llm is not None and isinstance(exc, llm.LLMUnavailable):
+        return 503, "llm_unavailable", str(exc)  # llm.py's message says what to do
+    if llm is not None and isinstance(exc, llm.LLMError):
+        return 502, "llm_error", str(exc)
     return 500, "internal", INTERNAL_MESSAGE
 
 
@@ -167,8 +173,11 @@ class CatchAll:
             if isinstance(exc, BodyTooLarge):
                 status, type_, message = 413, "payload_too_large", exc.detail
             else:
-                log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
-                status, type_, message = 500, "internal", INTERNAL_MESSAGE
+                status, type_, message = describe(exc)
+                if type_ == "internal":
+                    log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+                else:
+                    log.warning("%s on %s %s: %s", type_, scope.get("method"), scope.get("path"), message)
             if started:  # the status line is gone: nothing sensible left to send
                 raise
             response = error_response(status, type_, message)

@@ -109,3 +109,22 @@ def test_unparsable_requests_get_the_json_error_shape(api_assistant, protocol):
     head, _, body = raw.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 400") and b"application/json" in head.lower()
     assert json.loads(body)["error"]["type"] == "bad_request"
+
+
+def test_an_unreachable_llm_is_503_with_its_message(make_client):
+    from assistant.llm import LLMUnavailable
+
+    class Offline:
+        settings = None
+
+        def ask(self, *args, **kwargs):
+            raise LLMUnavailable("The language model server at http://127.0.0.1:11434 cannot be reached: start it.")
+
+    client = make_client()
+    client.app.dependency_overrides[get_assistant] = lambda: Offline()
+    try:
+        response = client.post("/chat", json={"message": "What is a 401(k)?", "history": []})
+    finally:
+        client.app.dependency_overrides.clear()
+    assert response.status_code == 503 and response.json()["error"]["type"] == "llm_unavailable"
+    assert "cannot be reached" in response.json()["error"]["message"]
