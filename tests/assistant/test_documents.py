@@ -276,3 +276,29 @@ def test_the_progress_bar_counts_reused_passages(small_corpus, monkeypatch):
     report = small_corpus.sync(show_progress=True)
     assert report.updated == [FACT_SHEET_MD] and 0 < report.embedded < report.passages
     assert totals and totals[-1][0] == totals[-1][1]  # 100%
+
+
+@pytest.mark.slow
+def test_the_cli_adds_lists_and_removes_documents(make_settings, corpus_mirror, tmp_path):
+    import json
+
+    settings = make_settings(tmp_path)
+    copy_into(settings.corpus_dir, [FACT_SHEET_MD], corpus_mirror)
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "assistant.cli", "documents", *args], env=test_env(settings),
+                              capture_output=True, text=True, timeout=300)
+
+    note = tmp_path / "my quokka note.txt"
+    note.write_text(NOTE)
+    added = cli("add", str(note))
+    assert added.returncode == 0 and "added my_quokka_note.txt" in added.stdout, added.stderr[-2000:]
+    twin = tmp_path / "twin.txt"
+    twin.write_text(NOTE)
+    refused = cli("add", str(twin))
+    assert refused.returncode == 1 and "identical content" in refused.stderr
+    listed = json.loads(cli("list", "--json").stdout)
+    assert {d["id"] for d in listed} == {FACT_SHEET_MD, "my_quokka_note.txt"}
+    assert cli("remove", "my_quokka_note.txt").returncode == 0
+    assert not (settings.corpus_dir / "my_quokka_note.txt").exists()
+    assert cli("remove", "my_quokka_note.txt").returncode == 1
