@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api import errors
 from api.batching import BatchingEmbedder
+from assistant import documents
 from assistant.pipeline import Assistant
 from assistant.settings import Settings, get_settings
 
@@ -53,6 +54,15 @@ def warm_up(assistant: Assistant) -> None:
                     assistant.settings.chroma_url or assistant.settings.index_dir)
 
 
+def finish_staged_uploads(assistant: Assistant) -> None:
+    """An upload whose server was killed between its commit and its move into the corpus is finished now."""
+    try:
+        with documents.corpus_change(assistant.settings, wait=0):
+            documents.recover(assistant)
+    except documents.CorpusBusy:  # a change is running: it recovers first
+        pass
+
+
 def create_app(settings: Settings | None = None, assistant: Assistant | None = None) -> FastAPI:
     """Build the service. ``assistant`` (optional) is used instead of building one at startup."""
     settings = settings or (assistant.settings if assistant is not None else get_settings())
@@ -68,6 +78,7 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
                 log.error("the assistant could not start: %s", exc)  # e.g. no model, or an index of another model
                 raise
             app.state.assistant = built
+        await run_in_threadpool(finish_staged_uploads, app.state.assistant)
         yield
 
     app = FastAPI(

@@ -8,6 +8,9 @@ four times) and hands each caller its vectors. A lone caller never waits: there 
 
 ``BatchingEmbedder`` wraps an Embedder and forwards everything else to it, so the store, the retriever and the
 pipeline use it unchanged. Vectors are identical to unbatched ones up to float rounding.
+
+A failing batch never fails the callers that did nothing wrong: it is re-run one caller at a time, so only the
+caller whose input breaks the model gets the error (a bad input costs one extra forward per batch-mate).
 """
 
 from __future__ import annotations
@@ -70,14 +73,25 @@ class BatchingEmbedder:
 
     def _run(self, batch: list[_Request]) -> None:
         try:
-            vectors = self.inner.embed_queries([q for r in batch for q in r.queries])
-            start = 0
+            try:
+                vectors = self.inner.embed_queries([q for r in batch for q in r.queries])
+            except Exception:
+                if len(batch) == 1:
+                    raise
+                for r in batch:  # isolate the culprit: each caller's queries alone
+                    try:
+                        r.vectors = self.inner.embed_queries(r.queries)
+                    except Exception as exc:  # noqa: BLE001 - handed to that caller only
+                        r.error = exc
+            else:
+                start = 0
+                for r in batch:
+                    r.vectors = vectors[start:start + len(r.queries)]
+                    start += len(r.queries)
+        except BaseException as exc:  # a lone caller's failure, or an interrupt: nobody may wait forever
             for r in batch:
-                r.vectors = vectors[start:start + len(r.queries)]
-                start += len(r.queries)
-        except BaseException as exc:  # every caller of this batch gets the failure
-            for r in batch:
-                r.error = exc
+                if r.vectors is None and r.error is None:
+                    r.error = exc
         finally:
             with self._cond:
                 for r in batch:

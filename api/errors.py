@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -19,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from assistant.conversation import UnknownConversation
+from assistant.errors import AssistantError
 from assistant.pipeline import InvalidQuestion
 from assistant.sync import SyncBusy
 
@@ -61,16 +63,28 @@ def error_response(status: int, type: str, message: str, headers: dict[str, str]
     return JSONResponse(error_body(type, message, **extra), status_code=status, headers=headers)
 
 
+# The lock holder's pid, the index path and a CLI flag mean nothing to an API client (and name the server's files).
+BUSY_MESSAGE = "another change of the corpus is running; retry in a few seconds"
+BUSY_RETRY_AFTER = 5
+
+
 def describe(exc: BaseException) -> tuple[int, str, str]:
     """(status, type, message) for an exception raised while answering; unknown ones are internal errors."""
     if isinstance(exc, ApiError):
         return exc.status, exc.type, exc.message
+    if isinstance(exc, AssistantError):
+        return exc.status, exc.kind, exc.message
     if isinstance(exc, InvalidQuestion):
         return 422, "invalid_question", str(exc)
     if isinstance(exc, UnknownConversation):
         return 404, "unknown_conversation", str(exc)
     if isinstance(exc, SyncBusy):
-        return 503, "busy", str(exc)
+        return 503, "busy", BUSY_MESSAGE
+    llm = sys.modules.get("assistant.llm")  # not imported: the error cannot be one of its
+    if llm is not None and isinstance(exc, llm.LLMUnavailable):
+        return 503, "llm_unavailable", str(exc)  # llm.py's message says what to do
+    if llm is not None and isinstance(exc, llm.LLMError):
+        return 502, "llm_error", str(exc)
     return 500, "internal", INTERNAL_MESSAGE
 
 
@@ -102,18 +116,37 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
 
 async def _known_error(request: Request, exc: Exception) -> JSONResponse:
     status, type_, message = describe(exc)
-    return error_response(status, type_, message)
+    headers = {"Retry-After": str(BUSY_RETRY_AFTER)} if isinstance(exc, SyncBusy) else None
+    return error_response(status, type_, message, headers)
+
+
+async def _assistant_error(request: Request, exc: AssistantError) -> JSONResponse:
+    return error_response(exc.status, exc.kind, exc.message, exc.headers, **exc.extra)
 
 
 def install(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(AssistantError, _assistant_error)
     for known in (InvalidQuestion, UnknownConversation, SyncBusy):
         app.add_exception_handler(known, _known_error)
+    from api.origin import OriginGuard
+
+    app.add_middleware(OriginGuard, settings=lambda: app.state.settings)
+    app.add_middleware(BodySizeLimit, limit=lambda path: request_limit(app.state.settings, path))
     # Outermost of the user middleware, so it also catches what the size limit raises; see CatchAll.
-    app.add_middleware(BodySizeLimit, limit=lambda: app.state.settings.max_request_bytes)
     app.add_middleware(CatchAll)
+
+
+CHAT_PATHS = ("/chat", "/v1/chat/completions")
+
+
+def request_limit(settings, path: str) -> int:
+    """Body limit of a request: chat bodies are questions and a bounded history, not files."""
+    if path.rstrip("/") in CHAT_PATHS:
+        return min(settings.max_chat_request_bytes, settings.max_request_bytes)
+    return settings.max_request_bytes
 
 
 class CatchAll:
@@ -140,8 +173,11 @@ class CatchAll:
             if isinstance(exc, BodyTooLarge):
                 status, type_, message = 413, "payload_too_large", exc.detail
             else:
-                log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
-                status, type_, message = 500, "internal", INTERNAL_MESSAGE
+                status, type_, message = describe(exc)
+                if type_ == "internal":
+                    log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+                else:
+                    log.warning("%s on %s %s: %s", type_, scope.get("method"), scope.get("path"), message)
             if started:  # the status line is gone: nothing sensible left to send
                 raise
             response = error_response(status, type_, message)
@@ -159,7 +195,7 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = int(self.limit())
+        limit = int(self.limit(scope.get("path", "")))
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
         if declared is not None:

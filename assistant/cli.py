@@ -17,6 +17,9 @@ models_app = typer.Typer(help="Obtain and check the embedding model.", no_args_i
 corpus_app = typer.Typer(help="Obtain the corpus sources listed in the manifest.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 app.add_typer(corpus_app, name="corpus")
+documents_app = typer.Typer(help="Add, remove and list documents, as the API does (staged, checked, locked).",
+                            no_args_is_help=True)
+app.add_typer(documents_app, name="documents")
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -205,7 +208,9 @@ def serve(
     shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     shown = f"[{shown}]" if ":" in shown else shown
     typer.echo(f"chat page: http://{shown}:{port}/   API docs: http://{shown}:{port}/docs")
-    uvicorn.run("api.app:app", host=host, port=port, workers=workers, log_level=log_level)
+    from api.protocol import http_protocol
+
+    uvicorn.run("api.app:app", host=host, port=port, workers=workers, log_level=log_level, http=http_protocol())
 
 
 from assistant.evaluate.command import eval_command  # noqa: E402  (options and help live with the evaluator)
@@ -215,6 +220,52 @@ app.command("eval")(eval_command)
 
 def main() -> None:  # pragma: no cover - console entry
     app()
+
+
+
+@documents_app.command("add")
+def documents_add(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="A PDF, TXT, Markdown or HTML file")],
+    wait: Annotated[float, typer.Option(help="Seconds to wait for a running corpus change")] = 30.0,
+) -> None:
+    """Copy a file into the corpus and index it, all or nothing (a duplicate or unreadable file is refused)."""
+    from assistant import documents
+    from assistant.errors import AssistantError
+
+    try:
+        change = documents.add(_assistant(), file.name, file.read_bytes(), wait=wait)
+    except AssistantError as exc:
+        _fail(exc.message)
+    typer.echo(f"{change.status} {change.record.doc_id} ({change.record.passages} passages)")
+
+
+@documents_app.command("remove")
+def documents_remove(
+    doc_id: Annotated[str, typer.Argument(help="Document id, as `assistant documents list` shows it")],
+    wait: Annotated[float, typer.Option(help="Seconds to wait for a running corpus change")] = 30.0,
+) -> None:
+    """Delete a document's file from the corpus and its passages from the index."""
+    from assistant import documents
+    from assistant.errors import AssistantError
+
+    try:
+        documents.remove(_assistant(), doc_id, wait=wait)
+    except AssistantError as exc:
+        _fail(exc.message)
+    typer.echo(f"removed {doc_id}")
+
+
+@documents_app.command("list")
+def documents_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False) -> None:
+    """The indexed documents: id, language, passages, title."""
+    records = _assistant().store.documents()
+    if as_json:
+        typer.echo(json.dumps([{"id": d, "title": r.title, "language": r.language, "passages": r.passages,
+                                "content_hash": r.content_hash} for d, r in sorted(records.items())],
+                              ensure_ascii=False, indent=1))
+        return
+    for doc_id, record in sorted(records.items()):
+        typer.echo(f"{doc_id}\t{record.language}\t{record.passages}\t{record.title}")
 
 
 if __name__ == "__main__":  # pragma: no cover

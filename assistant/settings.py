@@ -79,6 +79,26 @@ class Settings(BaseSettings):
     max_upload_bytes: int = 20 * 1024 * 1024
     max_request_bytes: int = 25 * 1024 * 1024
     max_question_chars: int = 2000
+    max_history_turns: int = Field(40, ge=0, le=1000, description=(
+        "Most earlier turns one chat request may send (history or OpenAI messages); more is a 422. Only the last "
+        "history_turns * 2 of them are read."))
+    max_turn_chars: int = Field(8000, ge=1, le=1_000_000, description="Longest earlier turn a chat request may send (422)")
+    max_chat_request_bytes: int = Field(512 * 1024, ge=1024, description=(
+        "Body limit of /chat and /v1/chat/completions (413); uploads keep max_request_bytes"))
+    write_wait: float = Field(30.0, ge=0, le=3600, description=(
+        "Seconds a corpus change (upload, delete, sync) waits for a running one before answering 503 + Retry-After"))
+    allowed_hosts: list[str] = Field(["localhost", "127.0.0.1", "::1"], description=(
+        "Host names a state-changing request may be addressed to (Host header) and come from (Origin header): "
+        "refuses cross-site form posts (CSRF) and DNS rebinding. '*' allows any. Add the server's public name when "
+        "it is served beyond this machine"))
+    max_eval_bytes: int = Field(5 * 1024 * 1024, ge=1, description="Largest eval file POST /evaluations accepts (413)")
+    max_eval_rows: int = Field(5000, ge=1, description="Most lines an eval file may have (413), checked as it streams in")
+    max_reported_rows: int = Field(20, ge=0, le=10_000, description=(
+        "Malformed eval rows reported one by one; the rest are only counted"))
+    max_running_evaluations: int = Field(2, ge=1, le=64, description="Evaluations running at once per worker (429 beyond)")
+    max_stored_evaluations: int = Field(50, ge=1, description="Finished evaluations kept on disk; the oldest go first")
+    follow_corpus_symlinks: bool = Field(False, description=(
+        "Index a symlink in the corpus folder that points outside it (off: such links are refused and logged)"))
 
     @property
     def conversation_path(self) -> Path:

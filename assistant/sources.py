@@ -7,6 +7,7 @@ change; our Markdown copies are conversions of web pages): it is kept with a war
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ from assistant.load import content_hash
 from assistant.settings import Settings
 
 RECEIPTS = "received.json"
+log = logging.getLogger(__name__)
 
 
 class Source(BaseModel):
@@ -120,6 +122,7 @@ def corpus_files(settings: Settings) -> dict[str, Path]:
 
     files: dict[str, Path] = {}
     roots = [settings.corpus_dir, settings.fetched_dir]
+    inside = [root.resolve() for root in roots]
     skip = {settings.corpus_manifest.resolve(), (settings.corpus_dir / "README.md").resolve()}
     for root in roots:
         if not root.is_dir():
@@ -129,6 +132,11 @@ def corpus_files(settings: Settings) -> dict[str, Path]:
             if root == settings.corpus_dir and rel.parts and rel.parts[0] == settings.fetched_dir.name:
                 continue
             if any(part.startswith(".") for part in rel.parts) or not path.is_file() or path.resolve() in skip:
+                continue
+            if not settings.follow_corpus_symlinks and not any(path.resolve().is_relative_to(r) for r in inside):
+                # A link to a file outside the corpus would publish that file (e.g. a key) through the API.
+                log.warning("skipping %s: a link to a file outside the corpus (ASSISTANT_FOLLOW_CORPUS_SYMLINKS=1 "
+                            "indexes such links)", rel.as_posix())
                 continue
             if path.name.endswith(".part") or not is_supported(path):
                 if not path.name.endswith(".part") and path.name != RECEIPTS:

@@ -42,7 +42,9 @@ def sync_lock(settings: Settings, wait: float = 0.0):
     settings.index_dir.mkdir(parents=True, exist_ok=True)
     lock_path = settings.index_dir / ".sync.lock"
     owner_path = settings.index_dir / ".sync.owner"
-    lock = FileLock(str(lock_path))
+    # One lock object per file in this process (is_singleton), so a thread that holds it may sync inside: an upload
+    # keeps the lock from its sync until its file is in the corpus.
+    lock = FileLock(str(lock_path), is_singleton=True)
     try:
         lock.acquire(timeout=wait)
     except Timeout:
@@ -96,6 +98,7 @@ def _write(store: IndexStore, embedder: Embedder, pending: list[_Pending], repor
             reusable.update(store.stored_vectors(item.document.doc_id))
     hashes = [[input_hash(embedder, p) for p in item.passages] for item in pending]
     to_embed = [p for item, hs in zip(pending, hashes) for p, h in zip(item.passages, hs) if h not in reusable]
+    bar.update(sum(len(hs) for hs in hashes) - len(to_embed))  # reused vectors are done work: the bar ends at 100%
     fresh = iter(embedder.embed_passages(to_embed, progress=bar.update)) if to_embed else iter(())
     report.embedded += len(to_embed)
     for item, item_hashes in zip(pending, hashes):
@@ -108,7 +111,8 @@ def _write(store: IndexStore, embedder: Embedder, pending: list[_Pending], repor
 
 
 def sync(settings: Settings, embedder: Embedder, store: IndexStore, wait: float = 0.0, show_progress: bool = True,
-         on_failure: Callable[[LoadFailure], None] | None = None) -> SyncReport:
+         on_failure: Callable[[LoadFailure], None] | None = None, files: dict[str, Path] | None = None) -> SyncReport:
+    """``files`` (doc id -> path) replaces the corpus listing: an upload syncs its staged file before moving it in."""
     started = time.perf_counter()
     report = SyncReport()
     with sync_lock(settings, wait):
@@ -116,9 +120,14 @@ def sync(settings: Settings, embedder: Embedder, store: IndexStore, wait: float 
         if recovering:
             store.sweep_orphans({d: r.version for d, r in store.documents().items()})
         registry = store.documents()
-        files = corpus_files(settings)
+        files = corpus_files(settings) if files is None else files
         changes: list[tuple[str, Path, bool]] = []
         for doc_id, path in files.items():
+            if any("\udc80" <= c <= "\udcff" for c in doc_id):  # os.fsdecode's stand-ins for undecodable bytes
+                shown = doc_id.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+                report.failed.append(LoadFailure(document=shown, reason="the file name is not valid UTF-8: rename "
+                                                 "the file (document ids are UTF-8 text)"))
+                continue
             if not is_supported(path):
                 report.failed.append(LoadFailure(document=doc_id, reason=f"unsupported file type {path.suffix or '(none)'}"))
                 continue

@@ -13,8 +13,9 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import AssistantDep
+from api.deps import AssistantDep, SettingsDep
 from api.routers.search import SearchFilters
+from api.validation import RequestModel, bounded_history, question_text
 from api.streaming import SSE_OPENAPI, event, primed, sse_response, stream_error
 from assistant.pipeline import Token
 from assistant.schema import Answer, ChatTurn, Citation
@@ -22,7 +23,7 @@ from assistant.schema import Answer, ChatTurn, Citation
 router = APIRouter(tags=["chat"])
 
 
-class ChatRequest(BaseModel):
+class ChatRequest(RequestModel):
     message: str = Field(..., description="The question, in English or Chinese",
                          examples=["When did the executive order on 401(k) alternative assets get signed?"])
     conversation_id: str | None = Field(
@@ -43,19 +44,22 @@ class ChatResponse(BaseModel):
     citations: list[Citation]
 
 
-def _kwargs(body: ChatRequest) -> dict:
+def _kwargs(body: ChatRequest, settings) -> dict:
     filters = body.filters or SearchFilters()
-    return dict(conversation_id=body.conversation_id, history=None if body.conversation_id else body.history,
+    history = None if body.conversation_id else bounded_history(body.history, settings)
+    return dict(conversation_id=body.conversation_id, history=history,
                 k=body.k, documents=filters.documents or None, language=filters.language or None)
 
 
 @router.post("/chat", response_model=ChatResponse, responses={200: SSE_OPENAPI}, summary="Ask a question")
-async def chat(body: ChatRequest, assistant: AssistantDep):
+async def chat(body: ChatRequest, assistant: AssistantDep, settings: SettingsDep):
+    question = question_text(body.message, settings)
+    kwargs = _kwargs(body, settings)
     if not body.stream:
-        answer = await run_in_threadpool(assistant.ask, body.message, **_kwargs(body))
+        answer = await run_in_threadpool(assistant.ask, question, **kwargs)
         return ChatResponse(conversation_id=answer.conversation_id, answer=answer.answer, grounded=answer.grounded,
                             citations=answer.citations)
-    events = await primed(assistant.ask_stream(body.message, **_kwargs(body)))
+    events = await primed(assistant.ask_stream(question, **kwargs))
     return sse_response(_chat_events(events))
 
 

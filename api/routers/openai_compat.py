@@ -19,9 +19,10 @@ from fastapi.sse import format_sse_event
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import AssistantDep
+from api.deps import AssistantDep, SettingsDep
 from api.errors import ApiError
 from api.streaming import SSE_OPENAPI, primed, sse_response, stream_error
+from api.validation import RequestModel, bounded_history, question_text
 from assistant.pipeline import Token
 from assistant.schema import Answer, ChatTurn
 
@@ -42,7 +43,7 @@ class Message(BaseModel):
         return self.content or ""
 
 
-class ChatCompletionRequest(BaseModel):
+class ChatCompletionRequest(RequestModel):
     model_config = ConfigDict(extra="allow")  # temperature, max_tokens, user, ...: accepted and ignored
 
     model: str = Field(MODEL_ID, examples=[MODEL_ID])
@@ -50,12 +51,18 @@ class ChatCompletionRequest(BaseModel):
     stream: bool = False
 
 
-def _question_and_history(messages: list[Message]) -> tuple[str, list[ChatTurn]]:
+def _question_and_history(messages: list[Message], settings) -> tuple[str, list[ChatTurn]]:
     if messages[-1].role != "user":
         raise ApiError(422, "invalid_request", "the last message must be the user's question (role 'user')")
-    history = [ChatTurn(role=m.role, content=m.text()) for m in messages[:-1]
-               if m.role in ("user", "assistant") and m.text()]
-    return messages[-1].text(), history
+    earlier = messages[:-1]
+    if len(earlier) > settings.max_history_turns:  # counted before any of them is read
+        raise ApiError(422, "history_too_long", f"{len(earlier)} earlier messages; at most "
+                       f"{settings.max_history_turns} are accepted (only the last {settings.history_turns * 2} are used)")
+    keep = settings.history_turns * 2
+    used = [m for m in earlier if m.role in ("user", "assistant")][-keep:] if keep > 0 else []
+    history = [ChatTurn(role=m.role, content=m.text()) for m in used]
+    history = bounded_history([t for t in history if t.content], settings, field="messages")
+    return question_text(messages[-1].text(), settings, field="the last message"), history or []
 
 
 def _completion_id() -> str:
@@ -72,8 +79,8 @@ def list_models() -> dict:
 
 
 @router.post("/chat/completions", summary="OpenAI-compatible chat completion", responses={200: SSE_OPENAPI})
-async def chat_completions(body: ChatCompletionRequest, assistant: AssistantDep):
-    question, history = _question_and_history(body.messages)
+async def chat_completions(body: ChatCompletionRequest, assistant: AssistantDep, settings: SettingsDep):
+    question, history = _question_and_history(body.messages, settings)
     created = int(time.time())
     completion_id = _completion_id()
     if not body.stream:

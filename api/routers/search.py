@@ -6,19 +6,19 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import AssistantDep
-from api.errors import ApiError
+from api.deps import AssistantDep, SettingsDep
+from api.validation import RequestModel, question_text
 
 router = APIRouter(tags=["search"])
 
 
-class SearchFilters(BaseModel):
+class SearchFilters(RequestModel):
     documents: list[str] | None = Field(None, description="Only passages of these document ids")
     language: str | None = Field(None, description="Only passages in this language (en, zh)",
                                  examples=["en"])
 
 
-class SearchRequest(BaseModel):
+class SearchRequest(RequestModel):
     query: str = Field(..., description="What to look for, in English or Chinese", examples=["401(k) crypto"])
     k: int | None = Field(None, ge=1, le=50, description="Number of passages (default: the server's top_k)")
     filters: SearchFilters | None = None
@@ -41,13 +41,8 @@ class SearchResponse(BaseModel):
 
 
 @router.post("/search", response_model=SearchResponse, summary="Find passages")
-async def search(body: SearchRequest, assistant: AssistantDep) -> SearchResponse:
-    query = body.query.strip()
-    if not query:
-        raise ApiError(422, "invalid_query", "the query is empty")
-    limit = assistant.settings.max_question_chars
-    if len(query) > limit:
-        raise ApiError(422, "invalid_query", f"the query is longer than {limit} characters")
+async def search(body: SearchRequest, assistant: AssistantDep, settings: SettingsDep) -> SearchResponse:
+    query = question_text(body.query, settings, field="query", kind="invalid_query")
     filters = body.filters or SearchFilters()
     hits = await run_in_threadpool(assistant.search, query, k=body.k, documents=filters.documents or None,
                                    language=filters.language or None)

@@ -64,7 +64,7 @@ def make_client(api_assistant) -> Iterator[Callable]:
     def factory(assistant=None, **overrides):
         assistant = assistant or api_assistant
         settings = assistant.settings.model_copy(update=overrides) if overrides else assistant.settings
-        client = TestClient(create_app(settings, assistant=assistant))
+        client = TestClient(create_app(settings, assistant=assistant), base_url="http://localhost")
         client.__enter__()
         opened.append(client)
         return client
@@ -93,12 +93,17 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve_in_thread(app) -> Iterator[str]:
-    """A real uvicorn server for ``app`` on 127.0.0.1:<free port>, in a thread; yields its base URL."""
+def serve_in_thread(app, http=None) -> Iterator[str]:
+    """A real uvicorn server for ``app`` on 127.0.0.1:<free port>, in a thread; yields its base URL.
+
+    ``http``: the protocol class (default: the one `assistant serve` uses)."""
     import uvicorn
 
+    from api.protocol import http_protocol
+
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on",
+                                           http=http or http_protocol()))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20

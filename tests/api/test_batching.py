@@ -1,4 +1,4 @@
-"""BatchingEmbedder: concurrent callers share forward passes, each gets its own vectors, failures reach everyone."""
+"""BatchingEmbedder: concurrent callers share forward passes, each gets its own vectors, a failure only its caller."""
 
 from __future__ import annotations
 
@@ -52,19 +52,46 @@ def test_a_lone_caller_is_not_delayed():
     assert time.perf_counter() - started < 0.5
 
 
-def test_a_failure_reaches_every_caller_of_the_batch_and_the_next_batch_works():
-    inner = _SlowEmbedder(fail_on="boom")
+class _GatedEmbedder(_SlowEmbedder):
+    """The first call waits for ``gate``, so the callers that come meanwhile queue into one batch."""
+
+    def __init__(self, fail_on: str):
+        super().__init__(fail_on)
+        self.gate = threading.Event()
+        self.first = True
+
+    def embed_queries(self, queries):
+        if self.first:
+            self.first = False
+            self.gate.wait(10)
+        return super().embed_queries(queries)
+
+
+def test_a_bad_input_fails_only_its_own_caller():
+    inner = _GatedEmbedder(fail_on="boom")
     batching = BatchingEmbedder(inner)
-    with ThreadPoolExecutor(4) as pool:
-        futures = [pool.submit(batching.embed_queries, [q]) for q in ("boom", "a", "b", "c")]
-        outcomes = []
-        for f in futures:
-            try:
-                outcomes.append(f.result().tolist())
-            except RuntimeError as exc:
-                outcomes.append(str(exc))
-    assert outcomes[0] == "model failure"
+    with ThreadPoolExecutor(6) as pool:
+        blocker = pool.submit(batching.embed_queries, ["first"])
+        while inner.first:  # the blocker is inside the model
+            time.sleep(0.01)
+        futures = {q: pool.submit(batching.embed_queries, [q]) for q in ("a", "boom", "bb", "ccc", "dddd")}
+        while len(batching._queue) < len(futures):
+            time.sleep(0.01)
+        inner.gate.set()
+        assert blocker.result().tolist() == [[5.0, 0.0]]
+        with pytest.raises(RuntimeError, match="model failure"):
+            futures.pop("boom").result()
+        for q, future in futures.items():
+            assert future.result().tolist() == [[len(q), 0.0]]
+    assert any(len(call) == 5 and "boom" in call for call in inner.calls)  # they really shared one batch
     assert batching.embed_queries(["fine"]).tolist() == [[4.0, 0.0]]  # not stuck
+
+
+def test_a_lone_failing_caller_gets_its_error():
+    batching = BatchingEmbedder(_SlowEmbedder(fail_on="boom"))
+    with pytest.raises(RuntimeError, match="model failure"):
+        batching.embed_queries(["boom"])
+    assert batching.embed_queries(["ok"]).tolist() == [[2.0, 0.0]]
 
 
 def test_real_model_vectors_match_unbatched(shared_embedder):
@@ -75,3 +102,26 @@ def test_real_model_vectors_match_unbatched(shared_embedder):
     single = [shared_embedder.embed_queries([q])[0] for q in queries]
     for b, s in zip(batched, single):
         assert float(np.dot(b, s)) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_real_model_a_lone_surrogate_fails_only_its_caller(shared_embedder):
+    """The attack of issue 12: "\\ud800" makes the tokenizer raise; its batch-mates still get their vectors."""
+    inner = _GatedEmbedder(fail_on=None)
+    inner.embed_queries = lambda queries, _gate=inner: (_gate.gate.wait(10), shared_embedder.embed_queries(queries))[1]
+    batching = BatchingEmbedder(inner)
+    good = ["401(k) alternative assets", "养老金 加密资产", "fiduciary duties under ERISA"]
+    with ThreadPoolExecutor(5) as pool:
+        blocker = pool.submit(batching.embed_queries, ["warm"])
+        time.sleep(0.1)
+        bad = pool.submit(batching.embed_queries, ["bad \ud800 question"])
+        futures = [pool.submit(batching.embed_queries, [q]) for q in good]
+        while len(batching._queue) < 4:
+            time.sleep(0.01)
+        inner.gate.set()
+        blocker.result()
+        with pytest.raises(TypeError):
+            bad.result()
+        vectors = [f.result()[0] for f in futures]
+    assert batching.stats.largest == 4
+    for q, v in zip(good, vectors):
+        assert float(np.dot(v, shared_embedder.embed_queries([q])[0])) == pytest.approx(1.0, abs=1e-4)

@@ -129,3 +129,78 @@ def test_error_during_stream_is_an_error_event(make_client):
         assert "secret detail" not in str(events)
     finally:
         client.app.dependency_overrides.clear()
+
+
+# --- hostile input (issue 12) ---------------------------------------------------------------------------------------
+
+def _raw_chat(client, body: str, path: str = "/chat"):
+    """Post a JSON text as is: lone surrogates must travel as the JSON escape \\ud800, which httpx cannot encode."""
+    return client.post(path, content=body.encode(), headers={"content-type": "application/json"})
+
+
+def test_a_lone_surrogate_is_a_422_naming_the_field(client):
+    response = _raw_chat(client, '{"message": "What is a 401(k)? \\ud800"}')
+    assert response.status_code == 422, response.text
+    assert "surrogate" in response.json()["error"]["message"]
+    history = _raw_chat(client, '{"message": "And then?", "history": [{"role": "user", "content": "x\\udfff"}]}')
+    assert history.status_code == 422 and "history" in history.json()["error"]["message"]
+    search = _raw_chat(client, '{"query": "401(k)", "filters": {"documents": ["a\\ud800"]}}', "/search")
+    assert search.status_code == 422
+    openai = _raw_chat(client, '{"messages": [{"role": "user", "content": "\\ud800"}]}', "/v1/chat/completions")
+    assert openai.status_code == 422
+    paired = _raw_chat(client, '{"message": "What does the order say? \\ud83d\\ude00", "history": []}')
+    assert paired.status_code == 200  # a valid pair is an emoji, not an attack
+
+
+def test_zero_width_only_question_is_422(client):
+    for text in ["\u200b\u200c\u200d", "\ufeff \u2060", "\x00\x01", "\u3000"]:
+        response = client.post("/chat", json={"message": text, "history": []})
+        assert response.status_code == 422, (text, response.text)
+        assert response.json()["error"]["type"] == "invalid_question"
+    assert client.post("/search", json={"query": "\u200b"}).json()["error"]["type"] == "invalid_query"
+
+
+def test_a_bad_question_never_fails_concurrent_good_ones(client, api_assistant, shared_embedder):
+    """The attack: 10 legitimate /chat requests and one carrying "\\ud800", at once, through the batching embedder."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from api.batching import BatchingEmbedder
+
+    api_assistant.__dict__["embedder"] = BatchingEmbedder(shared_embedder)
+    try:
+        with ThreadPoolExecutor(11) as pool:
+            for _ in range(3):
+                bad = pool.submit(_raw_chat, client, '{"message": "\\ud800 what is ERISA?", "history": []}')
+                good = [pool.submit(client.post, "/chat", json={"message": QUESTION, "history": []})
+                        for _ in range(10)]
+                assert bad.result().status_code == 422
+                assert [f.result().status_code for f in good] == [200] * 10
+    finally:
+        api_assistant.__dict__["embedder"] = shared_embedder
+
+
+def test_history_is_bounded(make_client):
+    limited = make_client(max_history_turns=4, max_turn_chars=100, max_chat_request_bytes=4096)
+    turn = {"role": "user", "content": "What is a 401(k)?"}
+    many = limited.post("/chat", json={"message": QUESTION, "history": [turn] * 5})
+    assert many.status_code == 422 and many.json()["error"]["type"] == "history_too_long"
+    long_turn = limited.post("/chat", json={"message": QUESTION, "history": [{"role": "user", "content": "x" * 101}]})
+    assert long_turn.status_code == 422 and long_turn.json()["error"]["type"] == "turn_too_long"
+    huge = limited.post("/chat", json={"message": QUESTION, "history": [{"role": "user", "content": "y" * 5000}]})
+    assert huge.status_code == 413 and huge.json()["error"]["type"] == "payload_too_large"
+    openai = limited.post("/v1/chat/completions", json={"messages": [turn] * 5 + [{"role": "user", "content": "Q?"}]})
+    assert openai.status_code == 422 and openai.json()["error"]["type"] == "history_too_long"
+    big = limited.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "z" * 5000}]})
+    assert big.status_code == 413
+    ok = limited.post("/chat", json={"message": QUESTION, "history": [turn] * 4})
+    assert ok.status_code == 200
+
+
+def test_only_the_used_turns_are_checked(make_client):
+    """history_turns=1 uses the last 2 turns: an oversized turn before them is never read."""
+    limited = make_client(history_turns=1, max_turn_chars=100)
+    history = [{"role": "user", "content": "x" * 500}, {"role": "user", "content": "What is a 401(k)?"},
+               {"role": "assistant", "content": "A plan."}]
+    assert limited.post("/chat", json={"message": QUESTION, "history": history}).status_code == 200
+    history[-1]["content"] = "x" * 500
+    assert limited.post("/chat", json={"message": QUESTION, "history": history}).status_code == 422

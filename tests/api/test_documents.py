@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from api.routers.documents import safe_name
+from assistant.documents import safe_name
 from assistant.split import passage_id
 from tests.conftest import FACT_SHEET_MD, SEED
 
@@ -211,3 +211,51 @@ def test_readers_see_whole_versions_while_the_corpus_changes(docs, fresh_assista
 def test_unknown_document_is_404(docs):
     response = docs.delete("/documents/" + SEED)  # in the shared corpus, not in this one
     assert response.status_code == 404 and response.json()["error"]["type"] == "not_found"
+
+
+# --- abuse (issue 12) -----------------------------------------------------------------------------------------------
+
+def test_a_long_chinese_name_is_201_not_500(docs, fresh_assistant):
+    name = "养老金" * 60 + ".txt"  # 180 characters, 543 bytes
+    response = _upload(docs, name, b"Koala superannuation memo.\n\nThe Koala fund invests in eucalyptus groves.\n")
+    assert response.status_code == 201, response.text
+    stored = response.json()["document"]["id"]
+    assert len(stored.encode()) <= 200 and stored.endswith(".txt")
+    assert docs.delete(f"/documents/{stored}").status_code == 200
+
+
+def test_names_that_clean_alike_are_409_not_a_silent_replacement(docs, fresh_assistant):
+    first = _upload(docs, "fund notes.txt", b"Platypus fund memo.\n\nThe Platypus fund holds river bonds.\n")
+    assert first.status_code == 201 and first.json()["document"]["id"] == "fund_notes.txt"
+    clash = _upload(docs, "fund&notes.txt", b"Echidna fund memo.\n\nThe Echidna fund holds ant futures.\n")
+    assert clash.status_code == 409 and clash.json()["error"]["type"] == "name_taken"
+    assert b"Platypus" in (fresh_assistant.settings.corpus_dir / "fund_notes.txt").read_bytes()
+    assert docs.delete("/documents/fund_notes.txt").status_code == 200
+
+
+def test_a_waiting_writer_gets_503_with_retry_after_and_no_paths(make_client, fresh_assistant):
+    import threading
+
+    from assistant.documents import corpus_change
+
+    quick = make_client(fresh_assistant, write_wait=0.2)
+    held, release = threading.Event(), threading.Event()
+
+    def hold():
+        with corpus_change(fresh_assistant.settings, wait=5):
+            held.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    try:
+        held.wait(5)
+        for response in (_upload(quick, "late.txt", b"Late memo about pensions."), quick.post("/documents/sync"),
+                         quick.delete("/documents/" + FACT_SHEET_MD)):
+            assert response.status_code == 503 and response.headers["Retry-After"] == "5"
+            assert response.json()["error"]["type"] == "busy"
+            assert str(fresh_assistant.settings.index_dir) not in response.text and "pid" not in response.text
+    finally:
+        release.set()
+        thread.join()
+    assert quick.post("/documents/sync").status_code == 200

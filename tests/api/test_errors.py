@@ -86,3 +86,45 @@ def test_api_key_errors_are_json(make_client, path):
     error = _error(keyed.post(path), 401, "unauthorized")
     assert "Authorization: Bearer" in error["message"]
     assert keyed.post(path, headers={"X-API-Key": "wrong"}).json()["error"]["message"] == "invalid API key"
+
+
+@pytest.mark.parametrize("protocol", ["JsonH11Protocol", "JsonHttpToolsProtocol"])
+def test_unparsable_requests_get_the_json_error_shape(api_assistant, protocol):
+    """uvicorn answers a request it cannot parse before the app runs; the protocol class keeps it JSON."""
+    import json
+    import socket
+
+    from api import protocol as protocols
+    from api.app import create_app
+    from tests.api.conftest import serve_in_thread
+
+    with serve_in_thread(create_app(api_assistant.settings, assistant=api_assistant),
+                         http=getattr(protocols, protocol)) as url:
+        host, port = url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(b"GARBAGE \x00\x01 nonsense\r\n\r\n")
+            raw = b""
+            while chunk := sock.recv(65536):
+                raw += chunk
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400") and b"application/json" in head.lower()
+    assert json.loads(body)["error"]["type"] == "bad_request"
+
+
+def test_an_unreachable_llm_is_503_with_its_message(make_client):
+    from assistant.llm import LLMUnavailable
+
+    class Offline:
+        settings = None
+
+        def ask(self, *args, **kwargs):
+            raise LLMUnavailable("The language model server at http://127.0.0.1:11434 cannot be reached: start it.")
+
+    client = make_client()
+    client.app.dependency_overrides[get_assistant] = lambda: Offline()
+    try:
+        response = client.post("/chat", json={"message": "What is a 401(k)?", "history": []})
+    finally:
+        client.app.dependency_overrides.clear()
+    assert response.status_code == 503 and response.json()["error"]["type"] == "llm_unavailable"
+    assert "cannot be reached" in response.json()["error"]["message"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 QUESTIONS = [
     {"id": "fs-1", "question": "How many Americans participate in employer-sponsored defined-contribution plans?",
@@ -62,3 +63,90 @@ def test_bad_uploads_and_unknown_ids_are_clear_4xx(client):
     assert unknown.status_code == 404 and unknown.json()["error"]["type"] == "not_found"
     traversal = client.get("/evaluations/..%2F..%2Fetc")
     assert traversal.status_code == 404
+
+
+# --- abuse (issue 12) -----------------------------------------------------------------------------------------------
+
+def _jobs(client) -> set[str]:
+    from assistant.jobs import jobs_dir
+
+    root = jobs_dir(client.app.state.settings)
+    return {p.name for p in root.iterdir()} if root.is_dir() else set()
+
+
+def _post(client, body: bytes, name: str = "set.jsonl", **kwargs):
+    return client.post("/evaluations", files={"file": (name, body, "application/jsonl")}, **kwargs)
+
+
+def test_starting_an_evaluation_needs_the_key_when_one_is_set(make_client):
+    keyed = make_client(api_key="s3cret")
+    before = _jobs(keyed)
+    body = (json.dumps(QUESTIONS[1]) + "\n").encode()
+    refused = _post(keyed, body)
+    assert refused.status_code == 401 and _jobs(keyed) == before
+    assert keyed.delete("/evaluations/" + "0" * 32).status_code == 401
+    started = _post(keyed, body, headers={"X-API-Key": "s3cret"})
+    assert started.status_code == 202
+    assert keyed.get(f"/evaluations/{started.json()['id']}").status_code == 200  # reading needs no key
+    _wait(keyed, started.json()["id"])
+
+
+def test_a_file_of_invalid_lines_gets_a_small_422_and_is_deleted(client):
+    """The attack, scaled: a file of nothing but invalid lines used to answer every one (323 MB for 10 MB)."""
+    before = _jobs(client)
+    body = b"x\n" * 4000
+    response = _post(client, body)
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["malformed_count"] == 4000 and len(error["malformed"]) == 20  # max_reported_rows
+    assert len(response.content) < 5000
+    assert _jobs(client) == before  # nothing kept
+
+
+def test_too_many_lines_or_bytes_are_413_while_streaming(make_client):
+    small = make_client(max_eval_rows=100, max_eval_bytes=50_000)
+    before = _jobs(small)
+    lines = _post(small, b"x\n" * 101)
+    assert lines.status_code == 413 and "lines" in lines.json()["error"]["message"]
+    size = _post(small, b'{"question": "' + b"q" * 60_000 + b'"}\n')
+    assert size.status_code == 413 and "bytes" in size.json()["error"]["message"]
+    assert _jobs(small) == before
+
+
+def test_running_jobs_are_capped(make_client):
+    import threading
+
+    from assistant import jobs
+
+    capped = make_client(max_running_evaluations=1)
+    jobs._running["f" * 32] = threading.Event()  # one job already running in this worker
+    try:
+        before = _jobs(capped)
+        response = _post(capped, (json.dumps(QUESTIONS[1]) + "\n").encode())
+        assert response.status_code == 429 and int(response.headers["Retry-After"]) > 0
+        assert _jobs(capped) == before
+    finally:
+        jobs._running.pop("f" * 32)
+
+
+def test_finished_jobs_are_capped_and_no_server_path_is_shown(make_client, api_assistant):
+    capped = make_client(max_stored_evaluations=2)
+    body = (json.dumps(QUESTIONS[0]) + "\n{bad\n").encode()
+    ids = []
+    for _ in range(4):
+        response = _post(capped, body)
+        assert response.status_code == 202, response.text
+        ids.append(response.json()["id"])
+        _wait(capped, ids[-1])
+    assert capped.get(f"/evaluations/{ids[0]}").status_code == 404  # the oldest went
+    status = capped.get(f"/evaluations/{ids[-1]}")
+    assert status.json()["status"] == "done"
+    report = capped.get(f"/evaluations/{ids[-1]}/report").text
+    settings = api_assistant.settings
+    for text in (status.text, report):
+        for folder in (settings.index_dir, settings.corpus_dir, settings.model_cache, settings.corpus_manifest,
+                       Path.home()):
+            assert str(folder) not in text
+    summary = status.json()["summary"]
+    assert summary["source"] == "set.jsonl"
+    assert summary["settings"]["index_dir"] == "index"
