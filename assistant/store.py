@@ -284,9 +284,13 @@ class IndexStore:
         got = self.texts.get(where={"$and": [{"document": doc_id}, {"version": record.version}]},
                              include=["metadatas"])
         parts = sorted(got["metadatas"], key=lambda m: m["part"])
-        if not parts or len(parts) != parts[0]["parts"]:
-            return None  # only a sweep of an index written before texts moved out of the registry gets here
-        text = zlib.decompress(base64.b64decode("".join(m["data"] for m in parts))).decode("utf-8")
+        if parts and len(parts) == parts[0]["parts"]:
+            text = zlib.decompress(base64.b64decode("".join(m["data"] for m in parts))).decode("utf-8")
+        else:  # a registry row written before texts moved out of it (INGEST_VERSION < 3) still holds the text
+            legacy = self.registry.get(ids=[doc_id], include=["documents"])["documents"]
+            if not legacy or not legacy[0]:
+                return None
+            text, parts = legacy[0], [{}]
         return Document(
             doc_id=doc_id, title=record.title, language=record.language, text=text,
             pages=[PageSpan(**p) for p in json.loads(parts[0].get("pages", "[]"))],
@@ -347,7 +351,6 @@ class IndexStore:
             self.passages.upsert(
                 ids=[p.chunk_id for p in batch],
                 embeddings=np.asarray(vectors[i:i + self.max_batch], dtype=np.float32),
-                documents=[p.text for p in batch],
                 metadatas=[_passage_meta(p, h) for p, h in zip(batch, input_hashes[i:i + self.max_batch])],
             )
 
@@ -362,7 +365,7 @@ class IndexStore:
         vectors: dict[str, np.ndarray] = {}
         for got in _pages(self.passages, where={"document": doc_id}, include=["metadatas", "embeddings"]):
             for meta, vector in zip(got["metadatas"], got["embeddings"]):
-                vectors[meta.get("input_hash", "")] = np.asarray(vector, dtype=np.float32)
+                vectors[_input_hash(meta)] = np.asarray(vector, dtype=np.float32)
         return vectors
 
     def _delete_where(self, collection, where: dict) -> int:
@@ -554,18 +557,30 @@ def _record(doc_id: str, meta: dict) -> DocumentRecord:
 
 
 def _passage_meta(p: Passage, input_hash: str) -> dict:
+    # Filtered fields as their own keys; the rest packed into one. The text is metadata too, not Chroma's
+    # ``documents``: each key is a row of Chroma's metadata table and ``documents`` are full-text indexed, which
+    # together were 60% of the cost of writing a passage (lexical search has its own index).
     return {
-        "document": p.document, "title": p.title, "page": p.page if p.page is not None else -1,
-        "start": p.start, "end": p.end, "language": p.language, "version": p.version, "context": p.context,
-        "input_hash": input_hash,
+        "document": p.document, "version": p.version, "language": p.language, "text": p.text,
+        "x": json.dumps({"s": p.start, "e": p.end, "p": p.page, "t": p.title, "c": p.context, "h": input_hash},
+                        ensure_ascii=False),
     }
 
 
-def _to_passage(pid: str, text: str, meta: dict) -> Passage:
-    page = int(meta.get("page", -1))
+def _input_hash(meta: dict) -> str:
+    return json.loads(meta["x"])["h"] if "x" in meta else meta.get("input_hash", "")
+
+
+def _to_passage(pid: str, text: str | None, meta: dict) -> Passage:
+    if "x" in meta:
+        x = json.loads(meta["x"])
+        return Passage(chunk_id=pid, document=meta["document"], title=x["t"], page=x["p"], start=x["s"], end=x["e"],
+                       text=meta["text"], language=meta.get("language", "en"), version=meta["version"],
+                       context=x["c"])
+    page = int(meta.get("page", -1))  # rows written before INGEST_VERSION 3
     return Passage(
         chunk_id=pid, document=meta["document"], title=meta["title"], page=None if page < 0 else page,
-        start=int(meta["start"]), end=int(meta["end"]), text=text, language=meta.get("language", "en"),
+        start=int(meta["start"]), end=int(meta["end"]), text=text or "", language=meta.get("language", "en"),
         version=meta["version"], context=meta.get("context", ""),
     )
 

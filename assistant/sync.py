@@ -42,7 +42,7 @@ from assistant.store import Commit, IndexStore
 log = logging.getLogger(__name__)
 
 # Bump when load, clean or split change what a file becomes, so the next sync re-derives every document.
-INGEST_VERSION = "2"
+INGEST_VERSION = "3"  # 3: passage rows and document texts in the scalable layout of store.py
 
 
 class SyncBusy(RuntimeError):

@@ -201,12 +201,10 @@ def test_a_sync_finishes_the_work_of_a_killed_one(make_settings, corpus_mirror, 
     store = open_store(settings, shared_embedder.model_id)
     first = sync(settings, shared_embedder, store, show_progress=False)
     record = store.documents()[CEA_MD]
-    stale = store.passages.get(ids=record.passage_ids[:2], include=["metadatas", "documents", "embeddings"])
-    from assistant.store import _to_passage
-
-    orphans = [_to_passage(f"{pid}-old", text, {**meta, "version": "0" * 16})
-               for pid, text, meta in zip(stale["ids"], stale["documents"], stale["metadatas"])]
-    store.add_passages(orphans, stale["embeddings"], ["x", "y"])
+    stale = store.passages_of(CEA_MD)[:2]
+    orphans = [p.model_copy(update={"chunk_id": f"{p.chunk_id}-old", "version": "0" * 16}) for p in stale]
+    vectors = store.vectors([p.chunk_id for p in stale])
+    store.add_passages(orphans, [vectors[p.chunk_id] for p in stale], ["x", "y"])
     store.mark_dirty(True)
     assert store.count() == record.passages + 2
     assert_whole_versions(store)  # readers already ignore the orphans
