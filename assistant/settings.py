@@ -56,7 +56,7 @@ class Settings(BaseSettings):
     index_dir: Path = PROJECT_ROOT / "index"
     chroma_url: str | None = None
     collection: str = "passages"
-    sync_commit_passages: int = Field(1024, ge=1, le=1_000_000, description=(
+    sync_commit_passages: int = Field(5000, ge=1, le=1_000_000, description=(
         "Documents are committed to the registry in batches of about this many passages (one write per batch)"))
 
     # --- retrieval and answering ---
