@@ -37,6 +37,7 @@ import numpy as np
 from chromadb.config import Settings as ChromaSettings
 
 from assistant.schema import Document, PageSpan, Passage, SearchHit
+from assistant.sentences import SentenceIndex
 from assistant.settings import Settings
 from assistant.split import passage_id
 
@@ -162,7 +163,7 @@ class IndexStore:
                         "re-embed the corpus, or set ASSISTANT_EMBEDDING_MODEL back."
                     )
             if rebuild and indexed_with:
-                for coll in (name, f"{name}-registry", f"{name}-texts"):
+                for coll in (name, f"{name}-registry", f"{name}-texts", f"{name}-sentences"):
                     if coll in existing:
                         self.client.delete_collection(coll)
                 self.terms.clear()
@@ -186,6 +187,7 @@ class IndexStore:
         )
         self.registry = self.client.get_or_create_collection(f"{name}-registry")
         self.texts = self.client.get_or_create_collection(f"{name}-texts")
+        self.sentences = SentenceIndex(self.client, self.settings, self.model_id)  # sentence rows beside the passages
 
     @property
     def embedded(self) -> bool:
@@ -354,9 +356,14 @@ class IndexStore:
                 metadatas=[_passage_meta(p, h) for p, h in zip(batch, input_hashes[i:i + self.max_batch])],
             )
 
-    def write_derived(self, passages: list[Passage], vectors, input_hashes: list[str]) -> None:
-        """Store rows derived from (a slice of) one document version, before its commit. Sentence rows go here too."""
+    def write_derived(self, passages: list[Passage], vectors, input_hashes: list[str],
+                      sentence_vectors=None, sentence_hashes: list[str] | None = None) -> None:
+        """Store the rows derived from passages of document versions, before their commit: the passages, and their
+        sentences (vectors and hashes in ``sentences_of(passages)`` order)."""
         self.add_passages(passages, vectors, input_hashes)
+        if sentence_hashes:
+            with self._gate.shared():
+                self.sentences.add(passages, sentence_vectors, sentence_hashes)
 
     @_shared
     def stored_vectors(self, doc_id: str) -> dict[str, np.ndarray]:
@@ -383,6 +390,7 @@ class IndexStore:
             where = {"$and": [{"document": doc_id}, {"version": {"$ne": keep_version}}]}
         deleted = self._delete_where(self.passages, where)
         self._delete_where(self.texts, where)
+        self.sentences.delete(doc_id, keep_version=keep_version)
         return deleted
 
     def delete_passages(self, doc_id: str, keep_version: str | None = None) -> int:
@@ -400,6 +408,7 @@ class IndexStore:
                 collection.delete(ids=orphans[i:i + self.max_batch])
             if collection is self.passages:
                 swept = len(orphans)
+        self.sentences.sweep(current)
         return swept
 
     # --- reads ---

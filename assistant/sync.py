@@ -33,6 +33,8 @@ from assistant.clean import clean
 from assistant.embed import Embedder
 from assistant.load import LoadError, content_hash, is_supported, load_file
 from assistant.schema import Document, LoadFailure, Passage, SyncReport
+from assistant.sentences import input_hash as sentence_hash
+from assistant.sentences import sentence_input, sentences_of
 from assistant.settings import Settings
 from assistant.sources import corpus_files, manifest_by_file
 from assistant.split import split
@@ -42,7 +44,7 @@ from assistant.store import Commit, IndexStore
 log = logging.getLogger(__name__)
 
 # Bump when load, clean or split change what a file becomes, so the next sync re-derives every document.
-INGEST_VERSION = "3"  # 3: passage rows and document texts in the scalable layout of store.py
+INGEST_VERSION = "3"  # 3: the sentence index; passage rows and document texts in the scalable layout of store.py
 
 
 class SyncBusy(RuntimeError):
@@ -136,15 +138,21 @@ class _Batch:
         self.items: list[_Pending] = []
         self.passages = 0
         self.rows: tuple[list[Passage], list[np.ndarray], list[str]] = ([], [], [])
+        # each passage's sentence vectors and hashes, in the same order as rows
+        self.sentences: tuple[list[list[np.ndarray]], list[list[str]]] = ([], [])
 
 
 def write_version_rows(store: IndexStore, writer: _Writer, batch: _Batch, flush: bool = False) -> None:
     """Queue the writes of the rows derived from document versions (passages; sentences from issue 8)."""
     passages, vectors, hashes = batch.rows
+    sentence_vectors, sentence_hashes = batch.sentences
     while passages and (flush or len(passages) >= store.max_batch):
         n = store.max_batch
-        writer.submit(store.write_derived, passages[:n], np.stack(vectors[:n]), hashes[:n])
-        del passages[:n], vectors[:n], hashes[:n]
+        s_vectors = [v for per_passage in sentence_vectors[:n] for v in per_passage]
+        s_hashes = [h for per_passage in sentence_hashes[:n] for h in per_passage]
+        writer.submit(store.write_derived, passages[:n], np.stack(vectors[:n]), hashes[:n],
+                      np.stack(s_vectors) if s_vectors else None, s_hashes)
+        del passages[:n], vectors[:n], hashes[:n], sentence_vectors[:n], sentence_hashes[:n]
 
 
 def _commit(store: IndexStore, writer: _Writer, batch: _Batch, report: SyncReport) -> None:
@@ -162,8 +170,11 @@ def _commit(store: IndexStore, writer: _Writer, batch: _Batch, report: SyncRepor
 
 def _embed(embedder: Embedder, store: IndexStore, item: _Pending, batch: _Batch, writer: _Writer, resume: bool,
            report: SyncReport, bar) -> None:
-    """Vectors of one document's passages (stored ones reused), queued for writing slice by slice."""
-    reusable = store.stored_vectors(item.document.doc_id) if not item.is_new or resume else {}
+    """Vectors of one document's passages and of their sentences (stored ones reused), queued for writing."""
+    doc_id = item.document.doc_id
+    reuse = not item.is_new or resume
+    reusable = store.stored_vectors(doc_id) if reuse else {}
+    reusable_sentences = store.sentences.stored_vectors(doc_id) if reuse else {}
     hashes = [input_hash(embedder, p) for p in item.passages]
     reused = sum(h in reusable for h in hashes)
     bar.update(reused)  # reused passages are done too: an update's bar reaches 100%
@@ -172,15 +183,30 @@ def _embed(embedder: Embedder, store: IndexStore, item: _Pending, batch: _Batch,
         part, part_hashes = item.passages[start:start + step], hashes[start:start + step]
         todo = [p for p, h in zip(part, part_hashes) if h not in reusable]
         fresh = iter(embedder.embed_passages(todo)) if todo else iter(())
-        if todo:
+        rows = sentences_of(part)
+        inputs = [sentence_input(embedder, r) for r in rows]
+        row_hashes = [sentence_hash(text) for text in inputs]
+        missing = [text for text, h in zip(inputs, row_hashes) if h not in reusable_sentences]
+        fresh_sentences = iter(embedder.embed_document_inputs(missing)) if missing else iter(())
+        if todo or missing:
             report.embedded += len(todo)
+            report.sentences_embedded += len(missing)
             bar.update(len(todo))
             time.sleep(0.0005)  # let a waiting query take the model between batches (locks are not fair)
-        passages, vectors, row_hashes = batch.rows
+        passages, vectors, p_hashes = batch.rows
+        sentence_vectors, sentence_hashes = batch.sentences
+        of_passage: dict[str, list[int]] = {}
+        for i, row in enumerate(rows):
+            of_passage.setdefault(row.chunk_id, []).append(i)
         for passage, h in zip(part, part_hashes):
             passages.append(passage)
             vectors.append(reusable[h] if h in reusable else np.asarray(next(fresh), dtype=np.float32))
-            row_hashes.append(h)
+            p_hashes.append(h)
+            mine = of_passage.get(passage.chunk_id, [])
+            sentence_vectors.append([np.asarray(reusable_sentences[row_hashes[i]], dtype=np.float32)
+                                     if row_hashes[i] in reusable_sentences else
+                                     np.asarray(next(fresh_sentences), dtype=np.float32) for i in mine])
+            sentence_hashes.append([row_hashes[i] for i in mine])
         write_version_rows(store, writer, batch)
     report.passages += len(item.passages)
 

@@ -19,7 +19,8 @@ _WORD = re.compile(r"\w+", re.U)
 
 
 class InstantEmbedder:
-    """Same interface as ``assistant.embed.Embedder`` (passage_input, embed_passages, embed_queries, model_id)."""
+    """Same interface as ``assistant.embed.Embedder`` (passage_input, document_input, embed_passages,
+    embed_document_inputs, embed_queries, model_id)."""
 
     def __init__(self, dimension: int = 64, batch_size: int = 256):
         self.dimension = dimension
@@ -29,6 +30,12 @@ class InstantEmbedder:
 
     def passage_input(self, passage: Passage) -> str:
         return f"{passage.context}\n{passage.text}" if passage.context else passage.text
+
+    def document_input(self, title: str, text: str, context: str = "") -> str:
+        return f"{context}\n{text}" if context else text
+
+    def embed_document_inputs(self, inputs: list[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
+        return self._encode(list(inputs))
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         vectors = np.zeros((len(texts), self.dimension), np.float32)
