@@ -48,8 +48,8 @@ def warm_up(assistant: Assistant) -> None:
     """Load the model, open the index and build the lexical index, so requests find everything ready."""
     assistant.store
     assistant.embedder.embed_queries(["warm up"])
-    lexical = assistant.retriever.lexical()
-    if not lexical.passages:
+    assistant.retriever.view()
+    if not assistant.store.count():
         log.warning("the index at %s is empty: run `assistant index`, or POST /documents/sync",
                     assistant.settings.chroma_url or assistant.settings.index_dir)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from functools import cached_property
+from pathlib import Path
 
 import re
 import time
@@ -18,8 +19,9 @@ from assistant import answer as compose
 from assistant.cite import make_citation, verified
 from assistant.conversation import ConversationStore, standalone_query
 from assistant.embed import Embedder
-from assistant.retrieve import Retriever
+from assistant.retrieve import Retriever, tokenize
 from assistant.schema import Answer, ChatTurn, Citation, Document, SearchHit, SyncReport
+from assistant.sentences import SentenceIndex
 from assistant.settings import Settings, get_settings
 from assistant.store import IndexStore
 from assistant.sync import sync
@@ -56,8 +58,13 @@ class Assistant:
     def retriever(self) -> Retriever:
         return Retriever(self.settings, self.embedder, self.store)
 
-    def sync(self, wait: float = 0.0, show_progress: bool = True) -> SyncReport:
-        return sync(self.settings, self.embedder, self.store, wait=wait, show_progress=show_progress)
+    @property
+    def sentences(self) -> SentenceIndex:
+        """The sentence index of the open store."""
+        return self.store.sentences
+
+    def sync(self, wait: float = 0.0, show_progress: bool = True, files: dict[str, Path] | None = None) -> SyncReport:
+        return sync(self.settings, self.embedder, self.store, wait=wait, show_progress=show_progress, files=files)
 
     def search(self, query: str, k: int | None = None, documents: list[str] | None = None,
                language: str | None = None) -> list[SearchHit]:
@@ -78,7 +85,7 @@ class Assistant:
 
     def document(self, doc_id: str) -> Document | None:
         """The cleaned text of a document, in the version the last retrieval saw (fetched once per version)."""
-        version = self.retriever.lexical(refresh=False).versions.get(doc_id)
+        version = self.retriever.view(refresh=False).versions.get(doc_id)
         cached = self._documents.get(doc_id)
         if cached is None or cached[0] != version:
             cached = self._documents[doc_id] = (version, self.store.document(doc_id))
@@ -156,8 +163,8 @@ class Assistant:
     def _extractive_answer(self, question: str, query: str, hits: list[SearchHit]) -> tuple[str, list[Citation]]:
         if not self._supported(hits):
             return compose.abstain_text(question), []
-        bm25 = self.retriever.lexical(refresh=False).bm25
-        spans = compose.select_spans(query, hits, self.settings.max_answer_sentences, getattr(bm25, "idf", None))
+        idf = self.store.idf(tokenize(query))  # kept by the store at ingest: nothing is recomputed per process
+        spans = compose.select_spans(query, hits, self.settings.max_answer_sentences, idf)
         spans = compose.complete_sentences(spans, lambda doc_id: getattr(self.document(doc_id), "text", None))
         if compose.unmet_constraints(question, hits, spans):
             return compose.abstain_text(question), []

@@ -3,8 +3,8 @@
 Dense retrieval (EmbeddingGemma) carries cross-language questions; BM25 only helps where query and passage share
 words (same language, or numbers and names). Equal-weight rank fusion lets BM25's misses outvote dense hits, so we
 fuse scores instead: ``dense cosine + lexical_weight × BM25 normalised to the best candidate``, with the weight tuned
-on the eval set's dev split (see README). BM25 lives in memory in each process and is rebuilt whenever the index's
-revision changes, so every worker sees every update.
+on the eval set's dev split (see README). Nothing lexical is built while the weight is 0 (the
+default); search then reads only the store: a query, and the registry's document versions once per revision.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import jieba
@@ -35,13 +37,32 @@ _STOP = set(
 _NORMALISE = re.compile(r"[\W_]+", re.U)
 
 
+_HAN = re.compile(r"([\u3400-\u9fff]+)")
+_LATIN_WORD = re.compile(r"[^\W_]+(?:[.,]\d+)*%?", re.U)
+
+
 def tokenize(text: str) -> list[str]:
+    """Lower-cased words without stop words: Chinese runs segmented by jieba, everything else split by a regex.
+
+    jieba walks its dictionary character by character, which costs milliseconds per English passage and splits
+    nothing differently there: running it on the Chinese runs only makes ingest-time word statistics affordable.
+    """
     tokens = []
-    for word in jieba.cut_for_search(text.lower()):
-        word = word.strip()
-        if word and _TOKEN.fullmatch(word) and word not in _STOP:
-            tokens.append(word)
+    for i, run in enumerate(_HAN.split(text.lower())):
+        words = jieba.cut_for_search(run) if i % 2 else _LATIN_WORD.findall(run)
+        for word in words:
+            word = word.strip()
+            if word and _TOKEN.fullmatch(word) and word not in _STOP:
+                tokens.append(word)
     return tokens
+
+
+def passage_terms(passages: Iterable[Passage]) -> Counter:
+    """How many of these passages contain each word (the document frequencies behind idf)."""
+    counts: Counter = Counter()
+    for p in passages:
+        counts.update(set(tokenize(f"{p.context}\n{p.text}" if p.context else p.text)))
+    return counts
 
 
 def _shingles(text: str, n: int = 5) -> set[str]:
@@ -55,44 +76,65 @@ def near_duplicate(a: str, b: str, threshold: float = 0.6) -> bool:
 
 
 @dataclass
-class _LexicalIndex:
+class View:
+    """What one request reads: the index revision and the registered version of each document at that revision."""
+
     revision: str
-    passages: list[Passage]
-    bm25: BM25Okapi | None
     versions: dict[str, str]
+    store: IndexStore
+    bm25: BM25Okapi | None = None
+    bm25_passages: list[Passage] | None = None
+
+    @property
+    def passages(self) -> list[Passage]:
+        """Every registered passage, paged from the store (diagnostics only: this is a copy of the corpus)."""
+        if self.bm25_passages is not None:
+            return self.bm25_passages
+        return list(self.store.iter_passages(self.versions))
 
 
 class Retriever:
+    """Dense search through the store; BM25 fusion only when ``lexical_weight`` > 0 (nothing lexical is built else)."""
+
     def __init__(self, settings: Settings, embedder: Embedder, store: IndexStore):
         self.settings = settings
         self.embedder = embedder
         self.store = store
-        self._lexical: _LexicalIndex | None = None
+        self._view: View | None = None
         self._lock = threading.Lock()
 
-    def lexical(self, refresh: bool = True) -> _LexicalIndex:
-        """The in-memory BM25 index for the current revision (rebuilt when another process changed the index).
+    def view(self, refresh: bool = True) -> View:
+        """The current revision and its document versions (one registry read per revision, then cached).
 
-        ``refresh=False`` reuses the index the last search saw, without asking the store for its revision: the
-        rest of a request (quoting, verifying) then reads the same document versions its retrieval did.
+        ``refresh=False`` reuses the view the last search saw, without asking the store for its revision: the rest
+        of a request (quoting, verifying) then reads the same document versions its retrieval did.
         """
-        if not refresh and self._lexical is not None:
-            return self._lexical
+        if not refresh and self._view is not None:
+            return self._view
         revision = self.store.revision()
-        with self._lock:
-            if self._lexical is None or self._lexical.revision != revision:
-                versions = {d: r.version for d, r in self.store.documents().items()}
-                passages = self.store.all_passages(versions)
-                corpus = [tokenize(f"{p.context}\n{p.text}" if p.context else p.text) for p in passages]
-                bm25 = BM25Okapi(corpus) if passages else None
-                self._lexical = _LexicalIndex(revision, passages, bm25, versions)
-            return self._lexical
+        view = self._view
+        if view is None or view.revision != revision:
+            with self._lock:
+                if self._view is None or self._view.revision != revision:
+                    self._view = self._build(revision)
+                view = self._view
+        return view
+
+    lexical = view  # the former name, kept for callers (the evaluator)
+
+    def _build(self, revision: str) -> View:
+        versions = self.store.document_versions(revision)
+        if self.settings.lexical_weight <= 0:
+            return View(revision, versions, self.store)
+        passages = list(self.store.iter_passages(versions))
+        corpus = [tokenize(f"{p.context}\n{p.text}" if p.context else p.text) for p in passages]
+        return View(revision, versions, self.store, BM25Okapi(corpus) if passages else None, passages)
 
     def search(self, query: str, k: int | None = None, documents: list[str] | None = None,
                language: str | None = None, query_vector: np.ndarray | None = None) -> list[SearchHit]:
         k = k or self.settings.top_k
-        lexical = self.lexical()
-        if not lexical.passages:
+        view = self.view()
+        if not view.versions:
             return []
         vector = query_vector if query_vector is not None else self.embedder.embed_queries([query])[0]
         where = _where(documents, language)
@@ -100,22 +142,23 @@ class Retriever:
         candidates: dict[str, tuple[Passage, float]] = {}
         for passage, score in self.store.query(vector, n, where):
             # Trust only the registered version of each document (an update in flight stores passages early).
-            if lexical.versions.get(passage.document) == passage.version:
+            if view.versions.get(passage.document) == passage.version:
                 candidates[passage.chunk_id] = (passage, score)
 
         lexical_scores: dict[str, float] = {}
-        tokens = tokenize(query)
-        if tokens and lexical.bm25 is not None and self.settings.lexical_weight > 0:
-            scores = lexical.bm25.get_scores(tokens)
-            allowed = [i for i, p in enumerate(lexical.passages) if _matches(p, documents, language)]
+        tokens = tokenize(query) if self.settings.lexical_weight > 0 else []
+        if tokens and view.bm25 is not None and view.bm25_passages:
+            passages = view.bm25_passages
+            scores = view.bm25.get_scores(tokens)
+            allowed = [i for i, p in enumerate(passages) if _matches(p, documents, language)]
             best = sorted(allowed, key=lambda i: scores[i], reverse=True)[:n]
             top = max((scores[i] for i in best), default=0.0)
             if top > 0:
-                missing = [lexical.passages[i] for i in best if scores[i] > 0 and lexical.passages[i].chunk_id not in candidates]
+                missing = [passages[i] for i in best if scores[i] > 0 and passages[i].chunk_id not in candidates]
                 for passage, dense in self._dense_scores(missing, vector):
                     candidates[passage.chunk_id] = (passage, dense)
                 for i in best:
-                    lexical_scores[lexical.passages[i].chunk_id] = float(scores[i] / top)
+                    lexical_scores[passages[i].chunk_id] = float(scores[i] / top)
 
         ranked = sorted(
             (
@@ -130,16 +173,26 @@ class Retriever:
     def _dense_scores(self, passages: list[Passage], vector: np.ndarray) -> list[tuple[Passage, float]]:
         if not passages:
             return []
-        got = self.store.passages.get(ids=[p.chunk_id for p in passages], include=["embeddings"])
-        by_id = dict(zip(got["ids"], got["embeddings"]))
+        by_id = self.store.vectors([p.chunk_id for p in passages])
         return [(p, float(np.dot(by_id[p.chunk_id], vector))) for p in passages if p.chunk_id in by_id]
 
 
-def fold_duplicates(ranked: list[SearchHit], k: int) -> list[SearchHit]:
+def fold_duplicates(ranked: list[SearchHit], k: int, threshold: float = 0.6) -> list[SearchHit]:
     """Keep the best of near-identical passages; the others' documents are listed as its alternatives."""
     kept: list[SearchHit] = []
+    shingles: dict[str, set[str]] = {}  # each hit's shingles once, not once per comparison
+
+    def of(hit: SearchHit) -> set[str]:
+        if hit.chunk_id not in shingles:
+            shingles[hit.chunk_id] = _shingles(hit.text)
+        return shingles[hit.chunk_id]
+
+    def twins(a: SearchHit, b: SearchHit) -> bool:
+        sa, sb = of(a), of(b)
+        return bool(sa and sb) and len(sa & sb) / min(len(sa), len(sb)) >= threshold
+
     for hit in ranked:
-        twin = next((k_ for k_ in kept if k_.document != hit.document and near_duplicate(k_.text, hit.text)), None)
+        twin = next((k_ for k_ in kept if k_.document != hit.document and twins(k_, hit)), None)
         if twin is not None:
             if hit.document not in twin.alternatives:
                 twin.alternatives.append(hit.document)

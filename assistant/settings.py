@@ -48,11 +48,16 @@ class Settings(BaseSettings):
     # --- splitting ---
     passage_tokens: int = 160
     passage_overlap_tokens: int = 0
+    max_document_passages: int = Field(20_000, ge=1, description=(
+        "A document that splits into more passages is refused with a clear reason (a 15 MB repetitive file made "
+        "25,084 passages, hours of embedding)"))
 
     # --- index ---
     index_dir: Path = PROJECT_ROOT / "index"
     chroma_url: str | None = None
     collection: str = "passages"
+    sync_commit_passages: int = Field(5000, ge=1, le=1_000_000, description=(
+        "Documents are committed to the registry in batches of about this many passages (one write per batch)"))
 
     # --- retrieval and answering ---
     top_k: int = 5

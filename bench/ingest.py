@@ -9,11 +9,18 @@ in this one process and with the model loaded first:
 * no-op re-sync: a second ``sync`` with nothing changed (target < 1 s, and nothing embedded);
 * peak memory (ru_maxrss).
 
+With ``--standin N`` it measures the pipeline around the model instead: a synthetic corpus of about N passages
+(paragraphs of the real corpus, English and Chinese, reshuffled into documents of 100 paragraphs, each made unique)
+is indexed with an instant stand-in for the model (bench/standin.py), and it prints ingest passages/s (wall and per
+CPU second, the machine being shared), the no-op sync, a reader in a new process (its first search, its search
+right after a one-document update by this process, warm search p50, its peak RSS).
+
 Prints the numbers as JSON on stdout and a short summary on stderr. Exit code 1 if the no-op re-sync embedded
 anything or a corpus file failed to index.
 
     .venv/bin/python bench/ingest.py                       # EmbeddingGemma (the default model), bf16
     .venv/bin/python bench/ingest.py --model PATH_OR_ID --dtype float32
+    .venv/bin/python bench/ingest.py --standin 10000       # the pipeline without the model, 10k passages
 """
 
 from __future__ import annotations
@@ -49,6 +56,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workdir", type=Path, help="where to build the temp corpus and index (default: a temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the work dir afterwards")
     parser.add_argument("--out", type=Path, help="also write the JSON result to this file")
+    parser.add_argument("--standin", type=int, metavar="N",
+                        help="synthetic corpus of about N passages, embedded by the instant stand-in model")
     return parser.parse_args(argv)
 
 
@@ -86,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings(**overrides)
     load_at_start = os.getloadavg()
     try:
-        result = run(settings, mirror)
+        result = run_standin(settings, mirror, args.standin) if args.standin else run(settings, mirror)
     finally:
         if not args.keep and not args.workdir:
             shutil.rmtree(work, ignore_errors=True)
@@ -99,8 +108,132 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     if args.out:
         args.out.write_text(text + "\n")
-    print(summary(result), file=sys.stderr)
+    print(summary_standin(result) if args.standin else summary(result), file=sys.stderr)
     return 0 if result["noop_embedded"] == 0 and not result["failed"] else 1
+
+
+PARAGRAPHS_PER_DOCUMENT = 100
+
+READER = r"""
+import json, os, resource, statistics, sys, time
+started = time.perf_counter()
+sys.path.insert(0, sys.argv[1])
+from assistant.pipeline import Assistant
+from assistant.settings import Settings
+from bench.standin import InstantEmbedder
+
+assistant = Assistant(Settings())
+assistant.__dict__["embedder"] = InstantEmbedder()
+query = sys.argv[2]
+
+def timed(fn):
+    mark = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - mark, result
+
+first, hits = timed(lambda: assistant.search(query, k=5))
+out = {"first_search_s": round(time.perf_counter() - started, 3), "first_search_only_s": round(first, 3),
+       "first_hits": len(hits)}
+ask, answer = timed(lambda: assistant.ask(query, history=[]))
+out["first_ask_s"] = round(ask, 3)
+warm = [timed(lambda: assistant.search(query, k=5))[0] for _ in range(15)]
+out["warm_search_p50_ms"] = round(statistics.median(warm) * 1000, 1)
+print(json.dumps(out), flush=True)
+sys.stdin.readline()  # the bench updates one document, then says go
+after, hits = timed(lambda: assistant.search(sys.argv[3], k=1))
+out = {"search_after_update_s": round(after, 3), "update_visible": bool(hits) and sys.argv[3] in hits[0].text}
+ask, answer = timed(lambda: assistant.ask(sys.argv[3], history=[]))
+out["ask_after_update_s"] = round(ask, 3)
+out["reader_peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+print(json.dumps(out), flush=True)
+"""
+
+
+def synthetic_corpus(settings, mirror: Path, passages: int) -> tuple[int, str, Path]:
+    """About ``passages`` passages: paragraphs of the real corpus reshuffled into documents, each made unique."""
+    import random
+
+    from assistant.sync import prepare
+
+    settings_for_pool = settings.model_copy(update={"corpus_dir": mirror})
+    pool = []
+    for path in sorted(mirror.iterdir()):
+        if path.suffix.lower() in {".txt", ".md", ".pdf", ".html"}:
+            try:
+                pool += [p.text for p in prepare(path, path.name, settings_for_pool)[1] if len(p.text) > 200]
+            except Exception:  # noqa: BLE001 - a file the corpus skips is skipped here too
+                continue
+    rng = random.Random(11)
+    settings.corpus_dir.mkdir(parents=True, exist_ok=True)
+    documents = max(1, passages // PARAGRAPHS_PER_DOCUMENT)
+    for d in range(documents):
+        body = "\n\n".join(f"Marker d{d}p{i}. " + rng.choice(pool) for i in range(PARAGRAPHS_PER_DOCUMENT))
+        (settings.corpus_dir / f"synthetic-{d:05d}.txt").write_text(f"Synthetic document {d}\n\n{body}", encoding="utf-8")
+    return documents, "Marker d0p7", settings.corpus_dir / "synthetic-00001.txt"
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_standin(settings, mirror: Path, passages: int) -> dict:
+    import subprocess
+
+    from bench.standin import InstantEmbedder
+    from assistant.store import IndexStore
+    from assistant.sync import sync
+
+    settings = settings.model_copy(update={"corpus_manifest": settings.index_dir.parent / "no-manifest.json"})
+    documents, query, updated_path = synthetic_corpus(settings, mirror, passages)
+    embedder = InstantEmbedder()
+    store = IndexStore(settings, embedder.model_id)
+    started, cpu = time.perf_counter(), _cpu()
+    report = sync(settings, embedder, store, show_progress=False)
+    index_s, index_cpu = time.perf_counter() - started, _cpu() - cpu
+    started = time.perf_counter()
+    noop = sync(settings, embedder, store, show_progress=False)
+    noop_s = time.perf_counter() - started
+
+    env = {**os.environ, "ASSISTANT_CORPUS_DIR": str(settings.corpus_dir), "ASSISTANT_INDEX_DIR": str(settings.index_dir),
+           "ASSISTANT_CORPUS_MANIFEST": str(settings.corpus_manifest)}
+    marker = "Zebra quokka clause"
+    reader = subprocess.Popen([sys.executable, "-c", READER, str(REPO), query, marker], env=env, text=True,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    first = json.loads(reader.stdout.readline())
+    updated_path.write_text(updated_path.read_text(encoding="utf-8").replace("Marker d1p3. ", f"Marker d1p3. {marker}. "),
+                            encoding="utf-8")
+    started = time.perf_counter()
+    update = sync(settings, embedder, store, show_progress=False)
+    update_s = time.perf_counter() - started
+    reader.stdin.write("go\n")
+    reader.stdin.flush()
+    after = json.loads(reader.stdout.readline())
+    reader.wait(60)
+    return {
+        "mode": "instant stand-in model", "documents": documents, "passages": report.passages,
+        "embedded": report.embedded, "failed": [f.model_dump() for f in report.failed],
+        "index_s": round(index_s, 2), "index_passages_per_s": round(report.passages / index_s, 1),
+        "index_cpu_s": round(index_cpu, 2), "index_passages_per_cpu_s": round(report.passages / index_cpu, 1),
+        "noop_resync_s": round(noop_s, 3), "noop_embedded": noop.embedded,
+        "update_sync_s": round(update_s, 3), "update_embedded": update.embedded,
+        **first, **after,
+        "bench_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+
+
+def summary_standin(r: dict) -> str:
+    return "\n".join([
+        f"ingest benchmark, instant stand-in model — {r['documents']} documents, {r['passages']} passages",
+        f"  ingest         {r['index_s']:.1f} s → {r['index_passages_per_s']:.0f} passages/s "
+        f"({r['index_passages_per_cpu_s']:.0f} per CPU second)",
+        f"  no-op sync     {r['noop_resync_s'] * 1000:.0f} ms; one-document update {r['update_sync_s']:.2f} s",
+        f"  new reader     first search {r['first_search_s']:.2f} s after start ({r['first_search_only_s']:.3f} s "
+        f"the search), warm p50 {r['warm_search_p50_ms']:.0f} ms",
+        f"  after update   search {r['search_after_update_s']:.3f} s (sees it: {r['update_visible']}), "
+        f"ask {r['ask_after_update_s']:.3f} s",
+        f"  reader RSS     {r['reader_peak_rss_mb']:.0f} MB",
+    ])
 
 
 def run(settings, mirror: Path) -> dict:

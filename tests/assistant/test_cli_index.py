@@ -150,3 +150,64 @@ def test_help(make_settings, args):
     settings.corpus_dir.mkdir()
     result = run(settings, *args)
     assert result.returncode == 0 and "Usage" in result.stdout
+
+
+OKAPI = ("Okapi pension memo\n\nThe Okapi Provident Scheme of the Ituri forest keeps its reserves in cocoa warehouse "
+         "receipts and reports to members each rainy season.\n")
+
+
+@pytest.mark.slow
+def test_an_index_run_beside_a_running_serve_is_visible_to_it_within_seconds(make_settings, corpus_mirror, tmp_path,
+                                                                           shared_embedder, open_store):
+    """`assistant index` in another process changes the embedded index under a running `serve`: the server's next
+    searches find the new document (plain and filtered to it, which answered 500 'Error finding id' before) and stop
+    finding the removed one, without a restart."""
+    import time
+
+    import httpx
+
+    from tests.api.conftest import free_port
+    from tests.api.test_workers import _wait_http
+    from tests.conftest import FACT_SHEET_MD, stop_process
+
+    settings = make_settings()
+    copy_into(settings.corpus_dir, [CEA_MD, FACT_SHEET_MD], corpus_mirror)
+    close_store_after = open_store(settings, shared_embedder.model_id)
+    assert sorted(sync(settings, shared_embedder, close_store_after, show_progress=False).added) == sorted(
+        [CEA_MD, FACT_SHEET_MD])
+    close_store(close_store_after)
+
+    port = free_port()
+    log = (tmp_path / "serve.log").open("w")
+    server = subprocess.Popen([str(VENV_BIN / "assistant"), "serve", "--port", str(port), "--log-level", "warning"],
+                              env=test_env(settings), stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
+    base = f"http://127.0.0.1:{port}"
+    query = {"query": "Okapi Provident Scheme cocoa warehouse receipts", "k": 3}
+
+    def documents_found(body: dict) -> set[str]:
+        response = httpx.post(f"{base}/search", json=body, timeout=60)
+        assert response.status_code == 200, response.text
+        return {hit["document"] for hit in response.json()["results"]}
+
+    try:
+        _wait_http(f"{base}/health", 240, server)
+        assert "okapi.txt" not in documents_found(query)
+
+        (settings.corpus_dir / "okapi.txt").write_text(OKAPI, encoding="utf-8")
+        (settings.corpus_dir / FACT_SHEET_MD).unlink()
+        result = run(settings, "index", "--json")
+        assert result.returncode == 0, result.stderr
+        report = json.loads(result.stdout)
+        assert report["added"] == ["okapi.txt"] and report["removed"] == [FACT_SHEET_MD]
+
+        deadline = time.monotonic() + 10
+        while "okapi.txt" not in documents_found(query) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert time.monotonic() < deadline, "the server never saw the document the CLI added"
+        assert documents_found({**query, "filters": {"documents": ["okapi.txt"]}}) == {"okapi.txt"}
+        assert FACT_SHEET_MD not in documents_found({"query": "fact sheet alternative assets 401(k)", "k": 10})
+        health = httpx.get(f"{base}/health", timeout=30).json()
+        assert health["documents"] == 2 and health["corpus_revision"] == report["revision"]
+    finally:
+        stop_process(server)
+        log.close()
