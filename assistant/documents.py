@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from assistant.errors import AssistantError, Busy, Conflict, InvalidInput, NotFound
+from assistant.errors import AssistantError, Busy, Conflict, InvalidInput, NotFound, public_text
 from assistant.load import SUPPORTED_SUFFIXES, content_hash
 from assistant.schema import SyncReport
 from assistant.settings import Settings
@@ -212,7 +212,7 @@ def add(assistant, filename: str | None, data: bytes, wait: float = 0.0) -> Chan
             record = assistant.store.documents().get(name)
             failure = next((f for f in report.failed if f.document == name), None)
             if failure is not None or record is None or record.content_hash != digest:
-                reason = failure.reason if failure is not None else "it was not indexed"
+                reason = public_text(failure.reason, settings) if failure is not None else "it was not indexed"
                 raise UnreadableDocument(f"could not read {name}: {reason}; the file was not added",
                                          document=name, reason=reason)
             copy_into_corpus(settings, name, data)  # after the commit: the corpus now matches the index
