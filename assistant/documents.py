@@ -117,7 +117,7 @@ def check_type(name: str) -> None:
 @contextmanager
 def corpus_change(settings: Settings, wait: float) -> Iterator[None]:
     """Hold this process's corpus lock and the sync lock for up to ``wait`` seconds, else raise CorpusBusy."""
-    if not _process_lock.acquire(timeout=wait if wait > 0 else -1 if wait < 0 else 0.001):
+    if not _process_lock.acquire(timeout=max(wait, 0.001)):
         raise CorpusBusy()
     try:
         try:
