@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from assistant.errors import AssistantError, Busy, Conflict, InvalidInput, NotFound
+from assistant.errors import AssistantError, Busy, Conflict, InvalidInput, NotFound, public_text
 from assistant.load import SUPPORTED_SUFFIXES, content_hash
 from assistant.schema import SyncReport
 from assistant.settings import Settings
@@ -117,7 +117,7 @@ def check_type(name: str) -> None:
 @contextmanager
 def corpus_change(settings: Settings, wait: float) -> Iterator[None]:
     """Hold this process's corpus lock and the sync lock for up to ``wait`` seconds, else raise CorpusBusy."""
-    if not _process_lock.acquire(timeout=wait if wait > 0 else -1 if wait < 0 else 0.001):
+    if not _process_lock.acquire(timeout=max(wait, 0.001)):
         raise CorpusBusy()
     try:
         try:
@@ -212,7 +212,7 @@ def add(assistant, filename: str | None, data: bytes, wait: float = 0.0) -> Chan
             record = assistant.store.documents().get(name)
             failure = next((f for f in report.failed if f.document == name), None)
             if failure is not None or record is None or record.content_hash != digest:
-                reason = failure.reason if failure is not None else "it was not indexed"
+                reason = public_text(failure.reason, settings) if failure is not None else "it was not indexed"
                 raise UnreadableDocument(f"could not read {name}: {reason}; the file was not added",
                                          document=name, reason=reason)
             copy_into_corpus(settings, name, data)  # after the commit: the corpus now matches the index

@@ -7,7 +7,12 @@ e.g. Retry-After), and the CLI prints the message. Messages never name the serve
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from assistant.settings import Settings
 
 
 class AssistantError(Exception):
@@ -52,3 +57,37 @@ class Busy(AssistantError):
 
 class TooManyRequests(Busy):
     status, kind = 429, "too_many_requests"
+
+
+# Messages and reports that leave the server name folders by role (corpus/…, index/…), never by their path.
+
+def _roots(settings: Settings) -> list[tuple[str, str]]:
+    """(absolute folder, public name) pairs, longest first, for the folders a job's text may mention."""
+    named = {settings.corpus_dir: "corpus", settings.index_dir: "index", settings.model_cache: "models",
+             settings.corpus_manifest.parent: "corpus", Path.home(): "~"}
+    pairs = []
+    for folder, name in named.items():
+        for form in {str(folder), str(Path(folder).resolve())}:
+            if form not in ("/", ""):
+                pairs.append((form.rstrip("/"), name))
+    return sorted(pairs, key=lambda p: -len(p[0]))
+
+
+def public_text(text: str, settings: Settings) -> str:
+    for folder, name in _roots(settings):
+        text = text.replace(folder, name)
+    return text
+
+
+def public(value: Any, settings: Settings) -> Any:
+    """``value`` (JSON-like) with server paths replaced: corpus/…, index/…, models/…, or a bare file name."""
+    if isinstance(value, dict):
+        return {k: public(v, settings) for k, v in value.items()}
+    if isinstance(value, list):
+        return [public(v, settings) for v in value]
+    if isinstance(value, str) and value.startswith(os.sep):
+        replaced = public_text(value, settings)
+        return replaced if replaced != value else Path(value).name
+    if isinstance(value, str):
+        return public_text(value, settings)
+    return value

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 import threading
 import time
@@ -19,7 +18,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from assistant.errors import AssistantError, InvalidInput, NotFound, TooLarge, TooManyRequests
+from assistant.errors import AssistantError, InvalidInput, NotFound, TooLarge, TooManyRequests, public, public_text
 from assistant.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -53,40 +52,6 @@ def job_dir(settings: Settings, job_id: str) -> Path:
     if not (path / "status.json").is_file():
         raise NotFound(f"no evaluation {job_id!r}")
     return path
-
-
-# --- no server paths out ---------------------------------------------------------------------------------------------
-
-def _roots(settings: Settings) -> list[tuple[str, str]]:
-    """(absolute folder, public name) pairs, longest first, for the folders a job's text may mention."""
-    named = {settings.corpus_dir: "corpus", settings.index_dir: "index", settings.model_cache: "models",
-             settings.corpus_manifest.parent: "corpus", Path.home(): "~"}
-    pairs = []
-    for folder, name in named.items():
-        for form in {str(folder), str(Path(folder).resolve())}:
-            if form not in ("/", ""):
-                pairs.append((form.rstrip("/"), name))
-    return sorted(pairs, key=lambda p: -len(p[0]))
-
-
-def public_text(text: str, settings: Settings) -> str:
-    for folder, name in _roots(settings):
-        text = text.replace(folder, name)
-    return text
-
-
-def public(value: Any, settings: Settings) -> Any:
-    """``value`` (JSON-like) with server paths replaced: corpus/…, index/…, models/…, or a bare file name."""
-    if isinstance(value, dict):
-        return {k: public(v, settings) for k, v in value.items()}
-    if isinstance(value, list):
-        return [public(v, settings) for v in value]
-    if isinstance(value, str) and value.startswith(os.sep):
-        replaced = public_text(value, settings)
-        return replaced if replaced != value else Path(value).name
-    if isinstance(value, str):
-        return public_text(value, settings)
-    return value
 
 
 # --- intake ----------------------------------------------------------------------------------------------------------

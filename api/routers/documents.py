@@ -19,7 +19,9 @@ from api.deps import AssistantDep, SettingsDep, require_api_key
 from api.errors import ApiError
 from assistant import documents as corpus
 from assistant.documents import safe_name  # noqa: F401 - re-exported for callers of the old location
+from assistant.errors import public
 from assistant.schema import SyncReport
+from assistant.settings import Settings
 from assistant.store import DocumentRecord
 
 router = APIRouter(tags=["documents"])
@@ -71,9 +73,9 @@ def info(record: DocumentRecord) -> DocumentInfo:
                         metadata=record.metadata)
 
 
-def sync_result(report: SyncReport) -> SyncResult:
-    return SyncResult(**report.model_dump(exclude={"failed"}), failed=[f.model_dump() for f in report.failed],
-                      partial=report.partial)
+def sync_result(report: SyncReport, settings: Settings) -> SyncResult:
+    failed = [public(f.model_dump(), settings) for f in report.failed]  # a loader's reason may quote a path
+    return SyncResult(**report.model_dump(exclude={"failed"}), failed=failed, partial=report.partial)
 
 
 async def _read_limited(upload: UploadFile, limit: int) -> bytes:
@@ -109,17 +111,19 @@ async def upload_document(file: Annotated[UploadFile, File(description="A PDF, T
         return JSONResponse({"status": "unchanged", "document": info(change.record).model_dump(),
                              "message": f"'{change.record.doc_id}' is already in the corpus with exactly this content"},
                             status_code=200)
-    result = UploadResult(status=change.status, document=info(change.record), sync=sync_result(change.report))
+    result = UploadResult(status=change.status, document=info(change.record),
+                          sync=sync_result(change.report, settings))
     return JSONResponse(result.model_dump(), status_code=201 if change.status == "added" else 200)
 
 
 @router.delete("/documents/{doc_id:path}", response_model=DeleteResult, summary="Remove a document",
                dependencies=[Depends(require_api_key)], responses={404: {"description": "No such document"}})
 def delete_document(doc_id: str, assistant: AssistantDep, settings: SettingsDep) -> DeleteResult:
-    return DeleteResult(deleted=doc_id, sync=sync_result(corpus.remove(assistant, doc_id, settings.write_wait)))
+    report = corpus.remove(assistant, doc_id, settings.write_wait)
+    return DeleteResult(deleted=doc_id, sync=sync_result(report, settings))
 
 
 @router.post("/documents/sync", response_model=SyncResult, summary="Re-sync the index with the corpus folder",
              dependencies=[Depends(require_api_key)])
 def sync_documents(assistant: AssistantDep, settings: SettingsDep) -> SyncResult:
-    return sync_result(corpus.sync_corpus(assistant, settings.write_wait))
+    return sync_result(corpus.sync_corpus(assistant, settings.write_wait), settings)
