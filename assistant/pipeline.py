@@ -85,7 +85,7 @@ class Assistant:
 
     def document(self, doc_id: str) -> Document | None:
         """The cleaned text of a document, in the version the last retrieval saw (fetched once per version)."""
-        version = self.retriever.view(refresh=False).versions.get(doc_id)
+        version = self.retriever.view(refresh=False).version_of(doc_id)
         cached = self._documents.get(doc_id)
         if cached is None or cached[0] != version:
             cached = self._documents[doc_id] = (version, self.store.document(doc_id))

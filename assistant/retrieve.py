@@ -77,13 +77,20 @@ def near_duplicate(a: str, b: str, threshold: float = 0.6) -> bool:
 
 @dataclass
 class View:
-    """What one request reads: the index revision and the registered version of each document at that revision."""
+    """What one request reads: the index revision (and, asked for, the registered versions of documents at it)."""
 
     revision: str
-    versions: dict[str, str]
     store: IndexStore
     bm25: BM25Okapi | None = None
     bm25_passages: list[Passage] | None = None
+
+    @property
+    def versions(self) -> dict[str, str]:
+        """Every document's registered version (one paged registry read per revision, shared by the store)."""
+        return self.store.document_versions(self.revision)
+
+    def version_of(self, doc_id: str) -> str | None:
+        return self.store.versions_of([doc_id], self.revision).get(doc_id)
 
     @property
     def passages(self) -> list[Passage]:
@@ -104,7 +111,7 @@ class Retriever:
         self._lock = threading.Lock()
 
     def view(self, refresh: bool = True) -> View:
-        """The current revision and its document versions (one registry read per revision, then cached).
+        """The current revision; nothing else is read until asked (see View).
 
         ``refresh=False`` reuses the view the last search saw, without asking the store for its revision: the rest
         of a request (quoting, verifying) then reads the same document versions its retrieval did.
@@ -123,26 +130,25 @@ class Retriever:
     lexical = view  # the former name, kept for callers (the evaluator)
 
     def _build(self, revision: str) -> View:
-        versions = self.store.document_versions(revision)
         if self.settings.lexical_weight <= 0:
-            return View(revision, versions, self.store)
-        passages = list(self.store.iter_passages(versions))
+            return View(revision, self.store)
+        passages = list(self.store.iter_passages(self.store.document_versions(revision)))
         corpus = [tokenize(f"{p.context}\n{p.text}" if p.context else p.text) for p in passages]
-        return View(revision, versions, self.store, BM25Okapi(corpus) if passages else None, passages)
+        return View(revision, self.store, BM25Okapi(corpus) if passages else None, passages)
 
     def search(self, query: str, k: int | None = None, documents: list[str] | None = None,
                language: str | None = None, query_vector: np.ndarray | None = None) -> list[SearchHit]:
         k = k or self.settings.top_k
         view = self.view()
-        if not view.versions:
-            return []
         vector = query_vector if query_vector is not None else self.embedder.embed_queries([query])[0]
         where = _where(documents, language)
         n = max(self.settings.candidates, k * 4)
         candidates: dict[str, tuple[Passage, float]] = {}
-        for passage, score in self.store.query(vector, n, where):
+        found = self.store.query(vector, n, where)
+        versions = self.store.versions_of({p.document for p, _ in found}, view.revision)
+        for passage, score in found:
             # Trust only the registered version of each document (an update in flight stores passages early).
-            if view.versions.get(passage.document) == passage.version:
+            if versions.get(passage.document) == passage.version:
                 candidates[passage.chunk_id] = (passage, score)
 
         lexical_scores: dict[str, float] = {}

@@ -147,6 +147,7 @@ class IndexStore:
         self._own_revisions: set[str] = set()  # revisions this store wrote: no reason to reopen for them
         self._seen_revision: str | None = None
         self._versions: tuple[str, dict[str, str]] | None = None  # (revision, doc id -> version)
+        self._some_versions: tuple[str, dict[str, str | None]] = ("", {})  # (revision, the doc ids asked for so far)
         self._versions_lock = threading.Lock()
         self._open(client)
         name = settings.collection
@@ -276,6 +277,29 @@ class IndexStore:
                                 for doc_id, meta in zip(got["ids"], got["metadatas"]) if doc_id != META_ID}
                 self._versions = (revision, versions)
             return self._versions[1]
+
+    def versions_of(self, doc_ids: Iterable[str], revision: str) -> dict[str, str]:
+        """Registered versions of these documents at ``revision`` (one registry read by id for those not yet asked).
+
+        A search needs the versions of its candidates only: after a sync, a reader's next question costs one small
+        read, not a read of the whole registry.
+        """
+        full = self._versions
+        if full is not None and full[0] == revision:
+            return {d: full[1][d] for d in doc_ids if d in full[1]}
+        cached_revision, cache = self._some_versions
+        if cached_revision != revision:
+            cache = {}
+            self._some_versions = (revision, cache)
+        missing = [d for d in dict.fromkeys(doc_ids) if d not in cache and d != META_ID]
+        if missing:
+            with self._gate.shared():
+                found: dict[str, str | None] = dict.fromkeys(missing)
+                for i in range(0, len(missing), self.max_batch):
+                    got = self.registry.get(ids=missing[i:i + self.max_batch], include=["metadatas"])
+                    found.update((d, m["version"]) for d, m in zip(got["ids"], got["metadatas"]))
+            cache.update(found)
+        return {d: v for d in doc_ids if (v := cache.get(d)) is not None}
 
     @_shared
     def document(self, doc_id: str) -> Document | None:

@@ -222,3 +222,24 @@ def test_a_retriever_over_an_empty_index_returns_nothing(make_settings, shared_e
     settings.corpus_dir.mkdir(parents=True)
     store = open_store(settings, shared_embedder.model_id)
     assert Retriever(settings, shared_embedder, store).search("anything at all") == []
+
+
+def test_a_search_after_a_sync_reads_only_its_candidates_versions(make_settings, corpus_mirror, shared_embedder,
+                                                                 open_store, monkeypatch):
+    """No rebuild on the request path: with the lexical weight at 0 nothing reads the whole registry or corpus."""
+    settings = make_settings()
+    copy_into(settings.corpus_dir, [CEA_MD], corpus_mirror)
+    store = open_store(settings, shared_embedder.model_id)
+    sync(settings, shared_embedder, store, show_progress=False)
+    retriever = Retriever(settings, shared_embedder, store)
+    assert retriever.search("retail access to private equity", k=3)
+    copy_into(settings.corpus_dir, [FACT_SHEET_MD], corpus_mirror)
+    sync(settings, shared_embedder, store, show_progress=False)
+
+    def whole_read(*args, **kwargs):
+        raise AssertionError("a search read the whole registry or corpus")
+
+    for name in ("document_versions", "documents", "iter_passages"):
+        monkeypatch.setattr(store, name, whole_read)
+    hits = retriever.search("fact sheet alternative assets 401(k)", k=5)
+    assert FACT_SHEET_MD in {h.document for h in hits}

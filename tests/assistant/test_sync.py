@@ -493,3 +493,49 @@ def test_a_sync_killed_after_a_delay_is_repaired_by_the_next(make_settings, corp
         assert version in (v1.get(doc_id), v2.get(doc_id)), doc_id
     sync(settings, shared_embedder, store, show_progress=False)
     assert_in_sync(settings, store)
+
+
+# --- limits, progress, explicit file lists ----------------------------------------------------------------------------
+
+
+def test_a_document_over_the_passage_limit_is_refused_clearly(make_settings, shared_embedder, open_store):
+    settings = make_settings(max_document_passages=3)
+    settings.corpus_dir.mkdir(parents=True)
+    (settings.corpus_dir / "long.txt").write_text(small_text("loan", 40), encoding="utf-8")
+    (settings.corpus_dir / "short.txt").write_text("A short note on vesting schedules.", encoding="utf-8")
+    store = open_store(settings, shared_embedder.model_id)
+    report = sync(settings, shared_embedder, store, show_progress=False)
+    assert report.added == ["short.txt"] and [f.document for f in report.failed] == ["long.txt"]
+    reason = report.failed[0].reason
+    assert "more than the limit of 3" in reason and "ASSISTANT_MAX_DOCUMENT_PASSAGES" in reason
+    assert store.record("long.txt") is None and not store.passages_of("long.txt")
+
+
+def test_the_progress_bar_reaches_its_total_on_an_update(make_settings, corpus_mirror, shared_embedder, open_store,
+                                                         capsys):
+    settings = make_settings()
+    copy_into(settings.corpus_dir, [CEA_MD], corpus_mirror)
+    store = open_store(settings, shared_embedder.model_id)
+    sync(settings, shared_embedder, store, show_progress=False)
+    md = settings.corpus_dir / CEA_MD
+    md.write_text(md.read_text(encoding="utf-8").replace("Executive Summary", "Summary of the paper"), encoding="utf-8")
+    capsys.readouterr()
+    report = sync(settings, shared_embedder, store, show_progress=True)
+    assert report.updated == [CEA_MD] and 0 < report.embedded < report.passages  # most passages reused
+    bar = capsys.readouterr().err.replace("\r", "\n").strip().splitlines()[-1]
+    assert "100%" in bar and f"{report.passages}/{report.passages}" in bar
+
+
+def test_an_explicit_file_list_replaces_the_corpus_listing(make_settings, shared_embedder, open_store, tmp_path):
+    settings = make_settings()
+    settings.corpus_dir.mkdir(parents=True)
+    (settings.corpus_dir / "in-folder.txt").write_text("A note in the corpus folder about plan loans.", encoding="utf-8")
+    staged = tmp_path / "staging" / "upload.txt"
+    staged.parent.mkdir()
+    staged.write_text("A staged upload about hardship withdrawals.", encoding="utf-8")
+    store = open_store(settings, shared_embedder.model_id)
+    report = sync(settings, shared_embedder, store, show_progress=False, files={"upload.txt": staged})
+    assert report.added == ["upload.txt"] and store.record("in-folder.txt") is None
+    record = store.record("upload.txt")
+    assert record.source == str(staged) and store.document_versions() == {"upload.txt": record.version}
+    assert store.document("upload.txt").text.startswith("A staged upload")
