@@ -150,8 +150,8 @@ def test_load_csv_with_aliases_json_list_cells_and_malformed_rows(tmp_path):
 
 
 def test_csv_without_question_column_is_reported(tmp_path):
-    items, malformed = load_items(write(tmp_path / "set.csv", "prompt,answer\nhello,world\n"))
-    assert items == [] and malformed[0].line == 1 and "question column" in malformed[0].error
+    items, malformed = load_items(write(tmp_path / "set.csv", "prompt,text\nhello,world\n"))
+    assert items == [] and malformed[0].line == 1 and "question or answer column" in malformed[0].error
 
 
 @pytest.mark.parametrize("content, message", [
