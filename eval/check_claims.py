@@ -50,7 +50,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--corpus", default="/work/shared/corpus")
     ap.add_argument("--claims", default=os.path.join(here, "claims.jsonl"))
-    ap.add_argument("--min-rows", type=int, default=120, help="fail below this many claims")
+    ap.add_argument("--min-rows", type=int, default=260, help="fail below this many claims")
     args = ap.parse_args()
 
     failures = []
