@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Validate eval/claims.jsonl, the labelled claim set that calibrates the claim checker.
 
-Usage: python eval/check_claims.py [--corpus /work/shared/corpus] [--claims eval/claims.jsonl] [--min-rows N]
+Usage: python eval/check_claims.py [--corpus DIR] [--claims eval/claims.jsonl] [--min-rows N]
+                                  [--answers eval/answers_sample.jsonl]
 
 Each line: {"id", "claim", "lang", "split", "label", "kind", "evidence", "note"} with
   label    supported | conflicting | not_found
@@ -13,6 +14,11 @@ Checks: fields and values; ids unique and of the form cl-<lang>-NNN; split by th
 from pypdf with "-\\n" hyphen breaks joined); label/kind consistency; cross_language rows really cross
 languages; every corpus document is the evidence of at least one row. Prints counts per label, lang, kind
 and split; exits 1 on failure. Needs only the standard library and pypdf.
+
+It also checks eval/answers_sample.jsonl (answers "from another system", in the native shape
+{id, question, answer, citations, must_include} or RAGAS's {user_input, response, retrieved_contexts,
+reference}): each row's "expected" labels every sentence of the answer, and every cited quote really has
+the status "expected" gives it (verbatim in the named document, wrong_document, near_verbatim or absent).
 """
 import argparse
 import hashlib
@@ -36,6 +42,8 @@ KINDS = set().union(*KINDS_BY_LABEL.values())
 CHINESE_DOC = "000_489c7a1c63214d85.txt"
 NOT_DOCUMENTS = {"SOURCES.md"}
 ID_RE = re.compile(r"^cl-(en|zh)-\d{3}$")
+CITATION_STATUSES = ("verbatim", "wrong_document", "near_verbatim", "absent")
+MARKER = re.compile(r"\s?\[\d+\]")
 CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]")
 MARKUP = re.compile(r"<[^>]+>|\\\(|\\\)|\*\*|VerDate|Federal Register /")
 
@@ -51,6 +59,8 @@ def main():
     ap.add_argument("--corpus", default="/work/shared/corpus")
     ap.add_argument("--claims", default=os.path.join(here, "claims.jsonl"))
     ap.add_argument("--min-rows", type=int, default=260, help="fail below this many claims")
+    ap.add_argument("--answers", default=os.path.join(here, "answers_sample.jsonl"),
+                    help="sample answer file to check as well ('' to skip)")
     args = ap.parse_args()
 
     failures = []
@@ -180,6 +190,8 @@ def main():
     print("\nevidence rows per document:")
     for n in corpus_docs:
         print(f"  {evidence_docs[n]:>4}  {n}")
+    if args.answers:
+        failures.extend(check_answers(args.answers, doc, corpus_docs))
     if failures:
         print(f"\nFAILURES ({len(failures)}):")
         for x in failures:
@@ -187,6 +199,63 @@ def main():
         return 1
     print("\nOK: all checks passed")
     return 0
+
+
+def check_answers(path, doc, corpus_docs):
+    """Check the hand-labelled sample answers; return failure messages and print their counts."""
+    failures, shapes, labels, statuses = [], Counter(), Counter(), Counter()
+    with open(path, encoding="utf-8") as f:
+        lines = [(ln, line) for ln, line in enumerate(f, 1) if line.strip()]
+    for ln, line in lines:
+        where = f"{os.path.basename(path)} line {ln}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            failures.append(f"{where}: invalid JSON: {e}")
+            continue
+        if "answer" in row and "question" in row:
+            shapes["native"] += 1
+            answer = row["answer"]
+        elif "response" in row and "user_input" in row:
+            shapes["ragas"] += 1
+            answer = row["response"]
+            if not isinstance(row.get("retrieved_contexts", []), list):
+                failures.append(f"{where}: retrieved_contexts must be a list")
+        else:
+            failures.append(f"{where}: needs question+answer or user_input+response")
+            continue
+        expected = row.get("expected")
+        if not isinstance(expected, dict) or not isinstance(expected.get("sentences"), list) \
+                or not expected["sentences"]:
+            failures.append(f"{where}: expected.sentences must be a non-empty list")
+            continue
+        plain = squash(MARKER.sub("", answer))
+        for sent in expected["sentences"]:
+            if sent.get("label") not in LABELS:
+                failures.append(f"{where}: bad sentence label {sent.get('label')!r}")
+            labels[sent.get("label")] += 1
+            if squash(sent.get("text", "")) not in plain:
+                failures.append(f"{where}: expected sentence not in the answer: {sent.get('text')!r}")
+        cits, exp_cits = row.get("citations", []), expected.get("citations", [])
+        if len(cits) != len(exp_cits):
+            failures.append(f"{where}: expected.citations must describe each of the {len(cits)} citations")
+            continue
+        for c, e in zip(cits, exp_cits):
+            quote, named = squash(c.get("quote", "")), c.get("document")
+            found_in = [n for n in corpus_docs if quote and quote in (doc(n) or "")]
+            status = e.get("status")
+            statuses[status] += 1
+            actual = ("verbatim" if (named in found_in if named else found_in) else
+                      "wrong_document" if found_in else "near_verbatim/absent")
+            if status not in CITATION_STATUSES or (actual != status and not (
+                    actual == "near_verbatim/absent" and status in ("near_verbatim", "absent"))):
+                failures.append(f"{where}: citation status {status!r}, but the quote is {actual}: {c.get('quote')!r}")
+            if not isinstance(e.get("sentence"), int) or not 0 <= e["sentence"] < len(expected["sentences"]):
+                failures.append(f"{where}: citation 'sentence' must index expected.sentences (0-based)")
+    print(f"\nanswers sample: {len(lines)} rows  " + "  ".join(f"{k}={v}" for k, v in sorted(shapes.items())))
+    print("  sentence labels: " + "  ".join(f"{k}={v}" for k, v in sorted(labels.items(), key=str)))
+    print("  citation statuses: " + "  ".join(f"{k}={v}" for k, v in sorted(statuses.items(), key=str)))
+    return failures
 
 
 if __name__ == "__main__":
