@@ -91,24 +91,41 @@ class Candidate:
     score: float
 
 
-def decide(claim: str, candidates: Sequence[Candidate], params: GradeParams) -> tuple[str, float, Candidate | None, list[str]]:
-    """(verdict, score, evidence, conflicts) of a claim over its candidate sentences. Pure, so the fit reuses it.
+@dataclass(frozen=True)
+class Scored:
+    """A candidate sentence with what the verdict needs: its cosine, the share of the claim's facts it states, and
+    the conflicts of every kind (the parameters choose which kinds count)."""
+
+    candidate: Candidate
+    cosine: float
+    shared: float
+    conflicts: dict[str, str]
+
+
+def score_candidates(claim: str, candidates: Sequence[Candidate]) -> list[Scored]:
+    return [Scored(c, c.score, shared_facts(claim, c.text), {x.kind: x.describe() for x in conflicts(claim, c.text)})
+            for c in candidates]
+
+
+def decide(scored: Sequence[Scored], params: GradeParams) -> tuple[str, float, Candidate | None, list[str]]:
+    """(verdict, score, evidence, conflicts) of a claim over its scored candidate sentences.
 
     A sentence's support score is its cosine plus ``agree`` × the share of the claim's facts it states. The claim
-    is ``conflicting`` when a sentence about the same thing (cosine ≥ ``conflict``) states a different fact and
-    ranks above every supporting sentence; ``supported`` when a sentence with no conflicting fact reaches
-    ``support``; else ``not_found`` (with the nearest sentence as what came closest)."""
+    is ``conflicting`` when a sentence about the same thing (cosine ≥ ``conflict``) states a different fact (of a
+    kind in ``checks``) and ranks above every supporting sentence; ``supported`` when a sentence with no such
+    conflict reaches ``support``; else ``not_found`` (with the nearest sentence as what came closest)."""
     best_support = best_conflict = best_any = None
-    for candidate in candidates:
-        rank = candidate.score + params.agree * shared_facts(claim, candidate.text)
-        found = conflicts(claim, candidate.text, params.checks) if candidate.score >= params.conflict else []
+    for item in scored:
+        rank = item.cosine + params.agree * item.shared
+        found = [text for kind, text in item.conflicts.items() if kind in params.checks] \
+            if item.cosine >= params.conflict else []
         if best_any is None or rank > best_any[0]:
-            best_any = (rank, candidate, [])
+            best_any = (rank, item.candidate, [])
         if found:
             if best_conflict is None or rank > best_conflict[0]:
-                best_conflict = (rank, candidate, [c.describe() for c in found])
+                best_conflict = (rank, item.candidate, found)
         elif rank >= params.support and (best_support is None or rank > best_support[0]):
-            best_support = (rank, candidate, [])
+            best_support = (rank, item.candidate, [])
     if best_conflict is not None and (best_support is None or best_conflict[0] > best_support[0]):
         return "conflicting", best_conflict[0], best_conflict[1], best_conflict[2]
     if best_support is not None:
@@ -181,7 +198,8 @@ class ClaimGrader:
         return results
 
     def _claim(self, claim: Claim, vector, versions: dict[str, str]) -> ClaimResult:
-        verdict, score, evidence, found = decide(claim.plain, self.candidates(vector, versions), self.params)
+        scored = score_candidates(claim.plain, self.candidates(vector, versions))
+        verdict, score, evidence, found = decide(scored, self.params)
         return ClaimResult(text=claim.text, verdict=verdict, score=round(float(score), 4),
                            evidence=None if evidence is None else Evidence(
                                document=evidence.document, page=evidence.page, start=evidence.start,
