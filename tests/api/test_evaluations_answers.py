@@ -6,7 +6,11 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
+
 from tests.conftest import FACT_SHEET_MD
+
+pytest.importorskip("assistant.sentences", reason="needs the sentence index (branch sentence-index)")
 
 NINETY = "More than 90 million Americans participate in employer-sponsored defined-contribution plans."
 
