@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from assistant.clean import detect_language
 from assistant.retrieve import tokenize
 from assistant.schema import SearchHit
+from assistant.sentences import ends_sentence
+from assistant.sentences import sentence_spans as passage_sentence_spans
 
-_ABBREVIATIONS = re.compile(r"(\b[A-Z]\.|\b(?:Sec|No|Vol|Mr|Ms|Dr|Inc|U\.S|e\.g|i\.e|etc|Pub|L|Stat|U\.S\.C|v|St|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)\.)$")
-_BOUNDARY = re.compile(r"[。！？；]|[.!?;](?=\s)|\n")
 _YEAR = re.compile(r"\b(1[89]\d\d|20\d\d)(?:s)?\b|(1[89]\d\d|20\d\d)\s*年")
 _PERCENT = re.compile(r"\d+(?:\.\d+)?\s*%|percent|百分之")
 _NUMBER = re.compile(r"\d[\d,.]*")
@@ -48,23 +48,7 @@ class Span:
 
 def sentence_spans(hit: SearchHit) -> list[tuple[int, int]]:
     """(start, end) of each sentence of a passage, as offsets into its document."""
-    text = hit.text
-    spans = []
-    begin = 0
-    for match in _BOUNDARY.finditer(text):
-        end = match.end()
-        if not _ends_sentence(text, end):
-            continue
-        piece = text[begin:end]
-        if piece.strip():
-            lead = len(piece) - len(piece.lstrip())
-            spans.append((begin + lead, begin + len(piece.rstrip())))
-        begin = end
-    if text[begin:].strip():
-        piece = text[begin:]
-        lead = len(piece) - len(piece.lstrip())
-        spans.append((begin + lead, begin + len(piece.rstrip())))
-    return [(hit.start + s, hit.start + e) for s, e in spans if e - s >= 2]
+    return [(hit.start + s, hit.start + e) for s, e in passage_sentence_spans(hit.text)]
 
 
 def _answer_type_bonus(question: str, sentence: str) -> float:
@@ -146,24 +130,17 @@ def select_spans(question: str, hits: list[SearchHit], max_sentences: int, idf: 
     return sorted(merged, key=lambda s: s.score, reverse=True)
 
 
-def _ends_sentence(text: str, i: int) -> bool:
-    """Whether a sentence ends just before offset ``i`` ("Sec." and "U.S.C." end none)."""
-    if i <= 0 or not _BOUNDARY.match(text, i - 1):
-        return False
-    return not (text[i - 1] == "." and _ABBREVIATIONS.search(text[max(0, i - 12):i]))
-
-
 def expand_to_sentence(text: str, start: int, end: int, limit: int = 400) -> tuple[int, int]:
     """Widen a span of ``text`` to whole sentences, so a quote never starts or stops mid-sentence at a passage cut."""
     floor = max(0, start - limit)
     head = start
-    while head > floor and not _ends_sentence(text, head):
+    while head > floor and not ends_sentence(text, head):
         head -= 1
     if head == floor and floor > 0:
         head = start  # no sentence start nearby: keep the passage's own cut
     ceiling = min(len(text), end + limit)
     tail = end
-    while tail < ceiling and not _ends_sentence(text, tail):
+    while tail < ceiling and not ends_sentence(text, tail):
         tail += 1
     if tail == ceiling and ceiling < len(text):
         tail = end

@@ -73,9 +73,13 @@ class Embedder(Embeddings):
         return int(self.model.get_embedding_dimension())
 
     def passage_input(self, passage: Passage) -> str:
+        return self.document_input(passage.title, passage.text, passage.context)
+
+    def document_input(self, title: str, text: str, context: str = "") -> str:
+        """The model's document prompt around ``text``, with its title and the heading it sits under."""
         self.model  # the templates come from the model's prompts
-        body = f"{passage.context}\n{passage.text}" if passage.context else passage.text
-        return self.document_template.format(title=passage.title or "none", text=body)
+        body = f"{context}\n{text}" if context else text
+        return self.document_template.format(title=title or "none", text=body)
 
     def _encode(self, texts: list[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
         model = self.model
@@ -92,6 +96,10 @@ class Embedder(Embeddings):
 
     def embed_passages(self, passages: list[Passage], progress: Callable[[int], None] | None = None) -> np.ndarray:
         return self._encode([self.passage_input(p) for p in passages], progress)
+
+    def embed_document_inputs(self, inputs: list[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
+        """Encode texts already wrapped in the document prompt (``document_input``)."""
+        return self._encode(inputs, progress)
 
     def embed_queries(self, queries: list[str]) -> np.ndarray:
         self.model

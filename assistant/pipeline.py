@@ -20,6 +20,7 @@ from assistant.conversation import ConversationStore, standalone_query
 from assistant.embed import Embedder
 from assistant.retrieve import Retriever
 from assistant.schema import Answer, ChatTurn, Citation, Document, SearchHit, SyncReport
+from assistant.sentences import SentenceIndex
 from assistant.settings import Settings, get_settings
 from assistant.store import IndexStore
 from assistant.sync import sync
@@ -55,6 +56,11 @@ class Assistant:
     @cached_property
     def retriever(self) -> Retriever:
         return Retriever(self.settings, self.embedder, self.store)
+
+    @property
+    def sentences(self) -> SentenceIndex:
+        """The sentence index of the open store."""
+        return self.store.sentences
 
     def sync(self, wait: float = 0.0, show_progress: bool = True) -> SyncReport:
         return sync(self.settings, self.embedder, self.store, wait=wait, show_progress=show_progress)

@@ -124,6 +124,7 @@ class SyncReport(BaseModel):
     failed: list[LoadFailure] = Field(default_factory=list)
     passages: int = 0
     embedded: int = 0
+    sentences_embedded: int = Field(default=0, description="Sentences embedded for the sentence index")
     seconds: float = 0.0
     revision: str = ""
 

@@ -19,6 +19,7 @@ import chromadb
 from chromadb.config import Settings as ChromaSettings
 
 from assistant.schema import Document, PageSpan, Passage, SearchHit
+from assistant.sentences import SentenceIndex
 from assistant.settings import Settings
 from assistant.split import passage_id
 
@@ -77,7 +78,7 @@ class IndexStore:
                         "re-embed the corpus, or set ASSISTANT_EMBEDDING_MODEL back."
                     )
             if rebuild and indexed_with:
-                for coll in (name, f"{name}-registry"):
+                for coll in (name, f"{name}-registry", f"{name}-sentences"):
                     if coll in existing:
                         self.client.delete_collection(coll)
         self.passages = self.client.get_or_create_collection(
@@ -88,6 +89,7 @@ class IndexStore:
         if not self.registry.get(ids=[META_ID])["ids"]:
             self._write_meta(revision=uuid.uuid4().hex[:12], dirty=False)
         self.max_batch = min(self.client.get_max_batch_size(), 1000)
+        self.sentences = SentenceIndex(self.client, settings, model_id)  # sentence rows beside the passages
 
     # --- meta row: revision and the dirty flag of an unfinished sync ---
     def meta(self) -> dict:

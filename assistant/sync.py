@@ -23,13 +23,14 @@ from assistant.clean import clean
 from assistant.embed import Embedder
 from assistant.load import LoadError, content_hash, is_supported, load_file
 from assistant.schema import Document, LoadFailure, Passage, SyncReport
+from assistant.sentences import write_sentences
 from assistant.settings import Settings
 from assistant.sources import corpus_files, manifest_by_file
 from assistant.split import split
 from assistant.store import IndexStore
 
 # Bump when load, clean or split change what a file becomes, so the next sync re-derives every document.
-INGEST_VERSION = "2"
+INGEST_VERSION = "3"  # 3: sentence index (an index built before it gets its sentences)
 EMBED_GROUP = 256  # passages embedded per model call: big enough to batch well, small enough to commit often
 
 
@@ -101,8 +102,10 @@ def _write(store: IndexStore, embedder: Embedder, pending: list[_Pending], repor
     for item, item_hashes in zip(pending, hashes):
         vectors = np.array([reusable[h] if h in reusable else next(fresh) for h in item_hashes], dtype=np.float32)
         store.add_passages(item.passages, vectors, item_hashes)
+        report.sentences_embedded += write_sentences(store.sentences, embedder, item.passages, reuse=not item.is_new)
         store.commit_document(item.document, item.passages, item.source)  # the commit point of this document
         store.delete_passages(item.document.doc_id, keep_version=item.document.version)
+        store.sentences.delete(item.document.doc_id, keep_version=item.document.version)
         (report.added if item.is_new else report.updated).append(item.document.doc_id)
         report.passages += len(item.passages)
 
@@ -115,6 +118,7 @@ def sync(settings: Settings, embedder: Embedder, store: IndexStore, wait: float 
         recovering = bool(store.meta().get("dirty"))  # a sync was killed: finish it (sweep, new revision, clean flag)
         if recovering:
             store.sweep_orphans({d: r.version for d, r in store.documents().items()})
+            store.sentences.sweep({d: r.version for d, r in store.documents().items()})
         registry = store.documents()
         files = corpus_files(settings)
         changes: list[tuple[str, Path, bool]] = []
@@ -157,6 +161,7 @@ def sync(settings: Settings, embedder: Embedder, store: IndexStore, wait: float 
             for doc_id in removed:
                 store.forget_document(doc_id)
                 store.delete_passages(doc_id)
+                store.sentences.delete(doc_id)
                 report.removed.append(doc_id)
             store.bump_revision()
             store.mark_dirty(False)

@@ -89,7 +89,8 @@ def test_sync_adds_skips_updates_and_removes(three_docs, shared_embedder, open_s
     first = sync(settings, embedder, store, show_progress=False)
     assert sorted(first.added) == sorted([SEED, EO14330_PDF, CEA_MD])
     assert not (first.updated or first.removed or first.unchanged or first.failed) and not first.partial
-    assert first.embedded == first.passages == store.count() == embedder.calls - calls > 0
+    assert first.embedded == first.passages == store.count() > 0
+    assert embedder.calls - calls == first.embedded + first.sentences_embedded  # sentences: the sentence index
     records = store.documents()
     assert records[SEED].language == "zh" and records[SEED].title.startswith("从历史来看")
     assert records[EO14330_PDF].title.startswith("Executive Order 14330")
@@ -113,7 +114,7 @@ def test_sync_adds_skips_updates_and_removes(three_docs, shared_embedder, open_s
     calls = embedder.calls
     third = sync(settings, embedder, store, show_progress=False)
     assert third.updated == [CEA_MD] and sorted(third.unchanged) == sorted([SEED, EO14330_PDF])
-    assert 0 < third.embedded < md_passages and embedder.calls - calls == third.embedded
+    assert 0 < third.embedded < md_passages and embedder.calls - calls == third.embedded + third.sentences_embedded
     assert third.revision != second.revision
     new_record = store.documents()[CEA_MD]
     assert new_record.version != old_version
@@ -414,7 +415,7 @@ def test_a_sync_killed_at_any_step_leaves_whole_versions(make_settings, corpus_m
     assert report.revision != revision  # readers in other processes refresh their caches
     assert sorted(report.unchanged) == sorted(versions)  # committed documents are not redone
     assert report.embedded == sum(r.passages for d, r in store.documents().items() if d not in versions)
-    assert shared_embedder.calls - calls == report.embedded
+    assert shared_embedder.calls - calls == report.embedded + report.sentences_embedded
 
 
 def indexed_version(path, settings) -> str:

@@ -1,0 +1,246 @@
+"""Sentences as evidence: every passage's sentences, embedded on their own and stored next to the passages.
+
+A passage says what a question is about; a sentence is what answers it. So each sentence of a passage (exact
+offsets into the document's cleaned text) is embedded with the document prompt, with its passage's title and heading
+as context, and stored in one Chroma collection ``<collection>-sentences`` on the store's client. Rows carry their
+document version, like passages: sync writes a version's sentences before the registry commit, deletes the old
+version's after it, and sweeps orphans of an interrupted sync, so readers trusting only registered versions always
+see whole versions. Vectors are reused by the hash of the embedded input, so an unchanged sentence is never
+embedded twice. Every whole-collection read is paged (Chroma refuses a single get of more than 32,766 rows).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from assistant.schema import Passage
+
+PAGE = 5000  # rows per paged read; far below Chroma's 32,766-row limit on one get
+_FILTER_CHUNK = 500  # ids per "$in" filter
+
+# A sentence ends at Chinese end marks, at Latin end marks followed by white space, and at a line end.
+_BOUNDARY = re.compile(r"[。！？；]|[.!?;](?=\s)|\n")
+# Closing quotes and brackets that belong to the sentence they close ("…转变。”").
+_CLOSERS = re.compile(r"[”’\"'」』）)\]]*")
+# A full stop after these does not end a sentence ("Sec. 3", "29 U.S.C. 1104", "Mr. Smith", "Aug. 7").
+_ABBREVIATION = re.compile(
+    r"(\b[A-Z]\.|\b(?:Sec|No|Vol|Mr|Ms|Mrs|Dr|Inc|Co|Corp|U\.S|e\.g|i\.e|etc|Pub|L|Stat|U\.S\.C|v|vs|St|Jan|Feb|Mar|"
+    r"Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec|Fig|p|pp|para|art)\.)$")
+
+
+@dataclass(frozen=True)
+class SentenceHit:
+    sentence_id: str
+    document: str  # doc id
+    chunk_id: str  # the passage it belongs to
+    title: str
+    page: int | None
+    start: int  # offsets into the document's cleaned text: document.text[start:end] == text
+    end: int
+    text: str
+    language: str
+    version: str  # document version (readers trust only registered versions)
+    score: float = 0.0  # cosine to the query, when from a query
+    position: int = 0  # index of the sentence in its passage
+    context: str = ""  # heading the passage sits under
+
+
+def ends_sentence(text: str, i: int) -> bool:
+    """Whether a sentence ends just before offset ``i`` ("Sec." and "U.S.C." end none)."""
+    if i <= 0 or i > len(text) or not _BOUNDARY.match(text, i - 1):
+        return False
+    return not (text[i - 1] == "." and _ABBREVIATION.search(text[max(0, i - 12):i]))
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each sentence of ``text``, white space trimmed; English and Chinese, abbreviation-aware."""
+    spans: list[tuple[int, int]] = []
+    begin = 0
+    for match in _BOUNDARY.finditer(text):
+        end = match.end()
+        if end <= begin or not ends_sentence(text, end):
+            continue
+        end = _CLOSERS.match(text, end).end()
+        _append(spans, text, begin, end)
+        begin = end
+    _append(spans, text, begin, len(text))
+    return spans
+
+
+def _append(spans: list[tuple[int, int]], text: str, begin: int, end: int) -> None:
+    piece = text[begin:end]
+    lead = len(piece) - len(piece.lstrip())
+    start, stop = begin + lead, begin + len(piece.rstrip())
+    if stop - start >= 2:
+        spans.append((start, stop))
+
+
+def sentence_id(chunk_id: str, position: int) -> str:
+    return f"{chunk_id}-s{position:03d}"
+
+
+def sentences_of(passages: Iterable[Passage]) -> list[SentenceHit]:
+    """The sentences of passages, in order, with document offsets."""
+    rows = []
+    for passage in passages:
+        for position, (s, e) in enumerate(sentence_spans(passage.text)):
+            rows.append(SentenceHit(
+                sentence_id=sentence_id(passage.chunk_id, position), document=passage.document,
+                chunk_id=passage.chunk_id, title=passage.title, page=passage.page, start=passage.start + s,
+                end=passage.start + e, text=passage.text[s:e], language=passage.language, version=passage.version,
+                position=position, context=passage.context,
+            ))
+    return rows
+
+
+def sentence_input(embedder, sentence: SentenceHit) -> str:
+    """What is embedded for a sentence: the document prompt with its passage's title, heading and the sentence."""
+    return embedder.document_input(sentence.title, sentence.text, sentence.context)
+
+
+def input_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+class SentenceIndex:
+    """One Chroma collection of sentence rows beside the passages, on the same client."""
+
+    def __init__(self, client, settings, model_id: str):
+        self.model_id = model_id
+        self.name = f"{settings.collection}-sentences"
+        existing = {c.name if hasattr(c, "name") else c for c in client.list_collections()}
+        if self.name in existing:
+            built_with = (client.get_collection(self.name).metadata or {}).get("model_id")
+            if built_with and built_with != model_id:
+                # The store has already decided (rebuild) or refused (mismatch); vectors of two models never mix.
+                client.delete_collection(self.name)
+        self.collection = client.get_or_create_collection(
+            self.name, configuration={"hnsw": {"space": "cosine", "ef_construction": 200, "ef_search": 200}},
+            metadata={"model_id": model_id},
+        )
+        self.max_batch = min(client.get_max_batch_size(), 1000)
+
+    # --- writing ---
+    def add(self, passages: list[Passage], vectors, input_hashes: list[str]) -> None:
+        """Upsert the sentence rows of ``passages``; ``vectors`` and ``input_hashes`` follow ``sentences_of(passages)``."""
+        rows = sentences_of(passages)
+        if len(rows) != len(vectors) or len(rows) != len(input_hashes):
+            raise ValueError(f"{len(rows)} sentences but {len(vectors)} vectors and {len(input_hashes)} hashes")
+        for i in range(0, len(rows), self.max_batch):
+            batch = rows[i:i + self.max_batch]
+            self.collection.upsert(
+                ids=[r.sentence_id for r in batch],
+                embeddings=[list(map(float, v)) for v in vectors[i:i + self.max_batch]],
+                documents=[r.text for r in batch],
+                metadatas=[_meta(r, h) for r, h in zip(batch, input_hashes[i:i + self.max_batch])],
+            )
+
+    def stored_vectors(self, doc_id: str) -> dict[str, list[float]]:
+        """Vectors of a document's stored sentences keyed by the hash of what was embedded, for reuse."""
+        out: dict[str, list[float]] = {}
+        for _, meta, _, vector in self._pages(where={"document": doc_id}, include=["metadatas", "embeddings"]):
+            out[meta.get("input_hash", "")] = list(vector)
+        return out
+
+    def delete(self, doc_id: str, keep_version: str | None = None) -> int:
+        where: dict = {"document": doc_id}
+        if keep_version is not None:
+            where = {"$and": [{"document": doc_id}, {"version": {"$ne": keep_version}}]}
+        ids = [row[0] for row in self._pages(where=where, include=[])]
+        self._delete(ids)
+        return len(ids)
+
+    def sweep(self, current: dict[str, str]) -> int:
+        """Delete sentences whose document version is not the registered one (left by an interrupted sync)."""
+        orphans = [sid for sid, meta, _, _ in self._pages(include=["metadatas"])
+                   if current.get(meta["document"]) != meta["version"]]
+        self._delete(orphans)
+        return len(orphans)
+
+    def _delete(self, ids: list[str]) -> None:
+        for i in range(0, len(ids), self.max_batch):
+            self.collection.delete(ids=ids[i:i + self.max_batch])
+
+    # --- reading ---
+    def count(self) -> int:
+        return self.collection.count()
+
+    def query(self, vector, n: int, where: dict | None = None) -> list[SentenceHit]:
+        total = self.collection.count()
+        if total == 0 or n <= 0:
+            return []
+        got = self.collection.query(query_embeddings=[list(map(float, vector))], n_results=min(n, total), where=where,
+                                    include=["metadatas", "documents", "distances"])
+        return [_hit(sid, text, meta, 1.0 - float(dist))
+                for sid, text, meta, dist in zip(got["ids"][0], got["documents"][0], got["metadatas"][0],
+                                                 got["distances"][0])]
+
+    def for_passages(self, chunk_ids: list[str]) -> list[tuple[SentenceHit, np.ndarray]]:
+        """Every stored sentence of these passages with its vector, in passage order then sentence order."""
+        order = {cid: i for i, cid in enumerate(dict.fromkeys(chunk_ids))}
+        rows = []
+        ids = list(order)
+        for i in range(0, len(ids), _FILTER_CHUNK):
+            where = {"chunk_id": {"$in": ids[i:i + _FILTER_CHUNK]}}
+            for sid, meta, text, vector in self._pages(where=where, include=["metadatas", "documents", "embeddings"]):
+                rows.append((_hit(sid, text, meta), np.asarray(vector, dtype=np.float32)))
+        rows.sort(key=lambda r: (order[r[0].chunk_id], r[0].position))
+        return rows
+
+    def _pages(self, where: dict | None = None, include: list | None = None) -> Iterator[tuple]:
+        """(id, metadata, document, embedding) of every matching row, read a page at a time."""
+        include = include or []
+        offset = 0
+        while True:
+            got = self.collection.get(where=where, include=include, limit=PAGE, offset=offset)
+            ids = got["ids"]
+            metas = got.get("metadatas") if "metadatas" in include else None
+            docs = got.get("documents") if "documents" in include else None
+            vectors = got.get("embeddings") if "embeddings" in include else None
+            for j, sid in enumerate(ids):
+                yield (sid, metas[j] if metas is not None else None, docs[j] if docs is not None else None,
+                       vectors[j] if vectors is not None else None)
+            if len(ids) < PAGE:
+                return
+            offset += PAGE
+
+
+def write_sentences(index: SentenceIndex, embedder, passages: list[Passage], reuse: bool = True) -> int:
+    """Store the sentences of one document version's passages, embedding only inputs not stored before.
+
+    Returns the number of sentences embedded. Called by sync before the document's registry commit.
+    """
+    if not passages:
+        return 0
+    rows = sentences_of(passages)
+    inputs = [sentence_input(embedder, r) for r in rows]
+    hashes = [input_hash(t) for t in inputs]
+    reusable = index.stored_vectors(passages[0].document) if reuse else {}
+    missing = [t for t, h in zip(inputs, hashes) if h not in reusable]
+    fresh = iter(embedder.embed_document_inputs(missing)) if missing else iter(())
+    vectors = np.array([reusable[h] if h in reusable else next(fresh) for h in hashes], dtype=np.float32)
+    index.add(passages, vectors.reshape(len(rows), -1), hashes)
+    return len(missing)
+
+
+def _meta(r: SentenceHit, input_hash_: str) -> dict:
+    return {
+        "document": r.document, "chunk_id": r.chunk_id, "title": r.title, "page": r.page if r.page is not None else -1,
+        "start": r.start, "end": r.end, "language": r.language, "version": r.version, "position": r.position,
+        "context": r.context, "input_hash": input_hash_,
+    }
+
+
+def _hit(sid: str, text: str, meta: dict, score: float = 0.0) -> SentenceHit:
+    page = int(meta.get("page", -1))
+    return SentenceHit(
+        sentence_id=sid, document=meta["document"], chunk_id=meta["chunk_id"], title=meta.get("title", ""),
+        page=None if page < 0 else page, start=int(meta["start"]), end=int(meta["end"]), text=text,
+        language=meta.get("language", "en"), version=meta["version"], score=score,
+        position=int(meta.get("position", 0)), context=meta.get("context", ""),
+    )
