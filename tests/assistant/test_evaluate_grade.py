@@ -13,7 +13,7 @@ from assistant.evaluate.grade import Candidate, ClaimGrader, GradeParams, Scored
 from assistant.evaluate.models import GivenCitation
 pytest.importorskip("assistant.sentences", reason="needs the sentence index (branch sentence-index)")
 
-from tests.conftest import CEA_MD, FACT_SHEET_MD, VENV_BIN, close_store, copy_into, test_env
+from tests.conftest import CEA_MD, EO14330_PDF, FACT_SHEET_MD, VENV_BIN, close_store, copy_into, test_env
 
 # Thresholds for MiniLM in these tests (the shipped ones are fitted for EmbeddingGemma by bench/grade.py fit).
 PARAMS = GradeParams(support=0.6, conflict=0.5, agree=0.1)
@@ -76,7 +76,7 @@ def test_claims_get_verdicts_with_verbatim_evidence(grader, small_index):
 
 
 def test_cited_quotes_are_looked_up(grader):
-    quote = "more than 90 million Americans participate in employer-sponsored defined-contribution plans"
+    quote = "90 million Americans participate in employer-sponsored defined-contribution plans"
     cited = [
         GivenCitation(quote=quote, document=FACT_SHEET_MD, marker=1),
         GivenCitation(quote=quote, document=CEA_MD),
@@ -88,7 +88,7 @@ def test_cited_quotes_are_looked_up(grader):
     checks = grader.grade([(answer, cited)])[0].cited
     assert [c.status for c in checks] == ["verbatim", "wrong_document", "near_verbatim", "absent", "verbatim"]
     assert checks[0].found_document == FACT_SHEET_MD and checks[0].claim == 0 and checks[0].supports_claim
-    assert checks[1].found_document == FACT_SHEET_MD
+    assert checks[1].found_document in (FACT_SHEET_MD, EO14330_PDF)  # the order says it too
     assert checks[2].differences == ["'60' where the source has '90'"] and checks[2].similarity > 0.9
     assert checks[3].start is None and checks[3].supports_claim is None
     text = grader.document(FACT_SHEET_MD).text
@@ -96,7 +96,7 @@ def test_cited_quotes_are_looked_up(grader):
 
 
 def test_a_citation_that_does_not_support_its_claim_is_flagged(grader):
-    quote = "more than 90 million Americans participate in employer-sponsored defined-contribution plans"
+    quote = "90 million Americans participate in employer-sponsored defined-contribution plans"
     checks = grader.grade([("The moon is made of green cheese. [1]",
                             [GivenCitation(quote=quote, document=FACT_SHEET_MD, marker=1)])])[0].cited
     assert checks[0].status == "verbatim" and checks[0].supports_claim is False and not checks[0].valid
@@ -133,8 +133,8 @@ def test_cli_grades_given_answers_and_compares_two_sets(make_settings, corpus_mi
     assert not Assistant(settings).sync(show_progress=False).failed
     ours = [{"id": "q1", "question": "How many?", "answer": NINETY}]
     theirs = [{"id": "q1", "question": "How many?", "answer": NINETY.replace("90", "60")}]
-    (tmp_path / "ours.jsonl").write_text(json.dumps(ours) + "\n")
-    (tmp_path / "theirs.jsonl").write_text(json.dumps(theirs) + "\n")
+    (tmp_path / "ours.jsonl").write_text(json.dumps(ours[0]) + "\n")
+    (tmp_path / "theirs.jsonl").write_text(json.dumps(theirs[0]) + "\n")
     out = tmp_path / "run"
     done = subprocess.run([str(VENV_BIN / "assistant"), "eval", str(tmp_path / "theirs.jsonl"), "--out", str(out),
                            "--compare", str(tmp_path / "ours.jsonl"), "--no-progress"],
