@@ -156,12 +156,12 @@ _MONTH_RE = r"(?:January|February|March|April|May|June|July|August|September|Oct
 _NUM = r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?"
 _CNN = f"[{_CN_NUM}]+"
 _WORD_NUM = r"(?:(?:twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)(?:[-\s](?:one|two|three|four|five|six|" \
-            r"seven|eight|nine))?|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|" \
+            r"seven|eight|nine))?|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|" \
             r"fifteen|sixteen|seventeen|eighteen|nineteen)"
 
 # Patterns in priority order: an earlier pattern's match hides later ones over the same characters.
 _PATTERNS: list[tuple[str, re.Pattern]] = [
-    ("section", re.compile(r"\b\d+[a-z]?\s?\([a-z0-9]{1,3}\)(?:\(\d{1,2}\))*", re.I)),  # 401(k), 2(a)(1): names
+    ("section", re.compile(r"(?<![A-Za-z0-9])\d+[a-z]?\s?\([a-z0-9]{1,3}\)(?:\(\d{1,2}\))*", re.I)),  # 401(k), 2(a)(1): names
     ("date", re.compile(rf"\b(?P<m>{_MONTH_RE})\s+(?P<d>\d{{1,2}})(?:st|nd|rd|th)?\b(?:,?\s+(?P<y>\d{{4}})\b)?")),
     ("date", re.compile(rf"\b(?P<d>\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?(?P<m>{_MONTH_RE})(?:,?\s+(?P<y>\d{{4}})\b)?")),
     ("date", re.compile(r"\b(?P<y>\d{4})-(?P<mn>\d{1,2})-(?P<d>\d{1,2})\b")),
@@ -169,7 +169,8 @@ _PATTERNS: list[tuple[str, re.Pattern]] = [
                         rf"(?P<d>\d{{1,2}}|[{_CN_NUM}]{{1,3}})\s*[日号]")),
     ("month", re.compile(rf"(?:(?P<y>\d{{4}}|[{_CN_NUM}]{{4}})\s*年\s*)(?P<mn>\d{{1,2}}|[{_CN_NUM}]{{1,3}})\s*月")),
     ("month", re.compile(rf"\b(?P<m>{_MONTH_RE})(?:\s+(?:of\s+)?(?P<y>\d{{4}}))\b")),
-    ("percent", re.compile(rf"(?P<n>{_NUM}|{_WORD_NUM})\s*(?:%|％|percent\b|per\s+cent\b|percentage\s+points?\b)", re.I)),
+    ("percent", re.compile(rf"(?<![A-Za-z0-9_.,])(?P<n>{_NUM}|{_WORD_NUM})\s*(?:%|％|percent\b|per\s+cent\b|"
+                           r"percentage\s+points?\b)", re.I)),
     ("percent", re.compile(rf"百分之\s*(?P<n>{_NUM}|{_CNN})")),
     ("percent", re.compile(rf"(?P<n>{_NUM}|{_CNN})\s*个?百分点")),
     ("decade", re.compile(r"\b(?P<n>1[6-9]\d0|20\d0)s\b|(?P<c>1[6-9]\d0|20\d0|[2-9]0)\s*年代")),
@@ -177,12 +178,17 @@ _PATTERNS: list[tuple[str, re.Pattern]] = [
     ("number", re.compile(rf"(?P<cur>\$|US\$|USD\s?)?(?P<n>{_NUM})\s*(?P<s>thousand|million|billion|trillion|万亿|亿|万|千)"
                           rf"(?:\s*(?:美元|元|dollars?))?", re.I)),
     ("number", re.compile(rf"(?P<n>{_CNN})(?P<s>万亿|亿|万)")),
-    ("year", re.compile(r"(?<![\d,.$])\b(?P<n>1[6-9]\d\d|20\d\d)\b(?!\d|[,.]\d|\s*(?:%|percent))")),
-    ("number", re.compile(rf"(?<![\w.])(?P<cur>\$|US\$)?(?P<n>{_NUM})(?![\d])(?:\s*(?:美元|元|dollars?))?")),
+    ("year", re.compile(r"(?<![A-Za-z0-9_,.$])(?P<n>1[6-9]\d\d|20\d\d)(?![A-Za-z0-9_]|[,.]\d|\s*(?:%|percent))")),
+    ("number", re.compile(rf"(?<![A-Za-z0-9_.])(?P<cur>\$|US\$)?(?P<n>{_NUM})(?![\d])(?:\s*(?:美元|元|dollars?))?")),
     ("number", re.compile(rf"(?P<n>{_CNN})\s*(?=[个名家项条位人次倍岁座所份种])")),
     ("number", re.compile(rf"\b(?P<n>{_WORD_NUM})\b(?=\s+[a-z])", re.I)),
 ]
-_NEGATION = re.compile(r"\b(?:not|no|never|none|neither|nor|cannot|without)\b|n't\b|不|没有|没|未|无须|无需|并非|非")
+_NEGATION = re.compile(r"\b(?:not|no|never|none|neither|nor|cannot|without|prohibit\w*|forbid\w*)\b|n't\b|"
+                       r"不|没有|没|未|无须|无需|并非|非|禁止")
+# A bound is no negation: "no more than 60 days", "do not exceed 3 percent", "不超过 20%" state a limit.
+_BOUND = re.compile(r"\b(?:no|not)\s+(?:more|less|fewer|greater|later|earlier|higher|lower)\s+than\b|"
+                    r"\b(?:do|does|did|shall|may|must|will|can)?\s*not\s+exceed\w*|不超过|不得超过|不少于|不低于|不高于|"
+                    r"不迟于|不早于|不多于", re.I)
 _NAME_TOKEN = r"(?:[A-Z][a-zA-Z'’\-]+|[A-Z]{2,}|[A-Z]\.)"
 _NAME = re.compile(rf"{_NAME_TOKEN}(?:\s+(?:(?:of|for|and|the|de|on)\s+)?{_NAME_TOKEN})*")
 _LEADING = set("the a an this that these those in on at by for under its their our his her it as of and".split())
@@ -298,6 +304,8 @@ def _fact(kind: str, match: re.Match) -> list[Fact]:
     if parsed is None:
         return []
     value, precision = parsed
+    if kind == "number" and groups["n"] == "一" and not groups.get("s"):
+        return []  # 一次, 一项: "a", "once" far more often than the number one
     if kind == "number" and groups.get("s"):
         scale = _SCALE[groups["s"].lower()]
         value, precision = value * scale, precision * scale
@@ -306,14 +314,18 @@ def _fact(kind: str, match: re.Match) -> list[Fact]:
     return [Fact(kind, value, text, precision)]
 
 
-def _names(text: str, language: str | None = None) -> list[Fact]:
-    """Proper names: runs of capitalised words (not one capitalised word opening a sentence), acronyms, and in
-    Chinese the person, place and organisation names jieba tags. The value is the head word (the last one)."""
+def _names(text: str) -> list[Fact]:
+    """Proper names: runs of capitalised words (not one capitalised word opening a sentence), acronyms, titles of
+    works in 《》, and the person and organisation names jieba tags in Chinese. The value is the head word."""
     found = []
     for match in _NAME.finditer(text):
-        words = match.group(0).split()
+        words = [_plain_word(w) for w in match.group(0).split()]
         while words and words[0].lower() in _LEADING:
             words = words[1:]
+        cut = next((i for i, w in enumerate(words) if w.rstrip(".") in _NOT_NAMES), None)
+        words = words[:cut] if cut is not None else words  # "Statement of December 21": the date is no name
+        while words and words[-1].lower() in _LEADING:
+            words = words[:-1]
         if not words:
             continue
         name = " ".join(words)
@@ -324,11 +336,20 @@ def _names(text: str, language: str | None = None) -> list[Fact]:
         if len(words) == 1 and len(name) < 2:
             continue
         found.append(Fact("name", words[-1].rstrip(".").lower(), name))
+    for title in re.findall(r"《([^》]{2,})》", text):
+        found.append(Fact("name", title, title))
     if re.search(r"[\u4e00-\u9fff]", text):
         for word, flag in _posseg(text):
-            if flag in ("nr", "nrt", "ns", "nt") and len(word) >= 2:
+            # Persons, organisations, and places named as such (…州, …省): jieba's place tag alone fires on
+            # ordinary words (加密, 之日起).
+            if (flag in ("nr", "nrt", "nt") and len(word) >= 2) or (flag == "ns" and word[-1] in "州省市县国"):
                 found.append(Fact("name", word, word))
     return found
+
+
+def _plain_word(word: str) -> str:
+    """A name's word without a possessive ("Labor's", "Labor’s" → "Labor")."""
+    return re.sub(r"['’]s$", "", word)
 
 
 def _posseg(text: str) -> list[tuple[str, str]]:
@@ -354,8 +375,9 @@ def facts(text: str) -> tuple[Fact, ...]:
                     taken[i] = True
                 out.extend(got)
     out.extend(_names(text))
-    if _NEGATION.search(text):
-        out.append(Fact("negation", True, _NEGATION.search(text).group(0)))
+    negation = _NEGATION.search(_BOUND.sub(" ", text))
+    if negation:
+        out.append(Fact("negation", True, negation.group(0)))
     return tuple(out)
 
 
@@ -370,16 +392,33 @@ def _same(kind: str, a: Fact, b: Fact) -> bool:
         return am == bm and (ad is None or bd is None or ad == bd)
     if kind in ("year", "decade", "percent", "number"):
         tolerance = max(a.precision, b.precision, 1e-9)
-        return abs(float(a.value) - float(b.value)) <= tolerance + 1e-9 * max(abs(float(a.value)), 1.0)  # type: ignore[arg-type]
+        x, y = float(a.value), float(b.value)  # type: ignore[arg-type]
+        if abs(x - y) <= tolerance + 1e-9 * max(abs(x), 1.0):
+            return True
+        # Tables give counts in thousands or millions ("81,626" under "thousands" is 81.6 million).
+        return kind == "number" and any(abs(x - y * scale) <= max(a.precision, b.precision * scale) + 1e-9 * abs(x)
+                                        for scale in (1e3, 1e6))
     return a.value == b.value
 
 
+_TITLES = {"president", "secretary", "senator", "governor", "chairman", "chair", "mr", "ms", "mrs", "dr", "judge",
+           "justice", "vice", "commissioner", "director", "administrator"}
+
+
 def _name_present(name: Fact, text: str) -> bool:
-    """A name is in a text when its head word is (so "President Trump" matches "Donald J. Trump"), or when it is an
-    acronym of a name there ("DOL" for "Department of Labor")."""
-    low = text.lower()
-    head = str(name.value)
-    if head in low or name.text.lower() in low:
+    """A name is in a text when all its words are (possessives and case aside), or — after a title such as
+    "President" — its head word is ("President Trump" matches "Donald J. Trump"); an acronym matches the name it
+    abbreviates, either way ("DOL" ~ "Department of Labor", "Securities and Exchange Commission" ~ "SEC")."""
+    low = text.lower().replace("’", "'")
+    words = [w.lower().rstrip(".") for w in name.text.split() if w.lower() not in _LEADING]
+    if not words or name.text.lower() in low:
+        return True
+    if words[0] in _TITLES and str(name.value) in low:
+        return True
+    if " ".join(_plain_word(w) for w in name.text.split()).lower() in re.sub(r"'s\b", "", low):
+        return True
+    capitals = [w for w in name.text.split() if w[:1].isupper()]
+    if len(capitals) >= 2 and re.search(rf"\b{re.escape(''.join(w[0] for w in capitals))}\b", text):
         return True
     if name.text.isupper() and len(name.text) >= 2:
         for other in _NAME.finditer(text):
@@ -417,6 +456,8 @@ def conflicts(claim: str, evidence: str, checks: tuple[str, ...] | frozenset[str
                 out.append(Conflict("negation", side or "(affirmative)", other or "(affirmative)"))
             continue
         if kind == "name":
+            if _language(claim) != _language(evidence):
+                continue  # across languages a name is written differently (拜登 / Biden): nothing to compare
             ours = [f for f in claim_facts if f.kind == "name"]
             theirs = [f for f in evidence_facts if f.kind == "name"]
             missing = [f for f in ours if not _name_present(f, evidence)]
@@ -434,6 +475,12 @@ def conflicts(claim: str, evidence: str, checks: tuple[str, ...] | frozenset[str
             out.append(Conflict(kind, ", ".join(f.text.strip() for f in missing),
                                 ", ".join(g.text.strip() for g in extra)))
     return out
+
+
+def _language(text: str) -> str:
+    from assistant.clean import detect_language
+
+    return detect_language(text)
 
 
 def _comparable_names(missing: list[Fact], extra: list[Fact]) -> bool:

@@ -114,3 +114,32 @@ def test_near_verbatim_quotes_say_what_differs():
     assert match.differences == ("'53' where the source has '35'",)
     assert "35% in equities" in text[match.start:match.end]
     assert near_match("completely unrelated words about mercury", "abc") is None
+
+
+def test_numbers_next_to_chinese_characters_are_read():
+    assert kinds("在90天内") == {("number", 90.0)} and kinds("2023年401(k)类计划") == {("year", 2023.0)}
+    assert kinds("至少每5年接受一次检查") == {("number", 5.0)}  # 一次 is "once", not the number one
+    assert [c.kind for c in conflicts("财政部长须在90天内提交评估。", "财政部长须在60天内提交评估。")] == ["number"]
+
+
+def test_a_bound_is_no_negation_and_a_prohibition_is_one():
+    assert conflicts("at least 30 and at most 60 days", "at least 30 days and no more than 60 days") == []
+    assert conflicts("up to 3% of pay", "to the extent they do not exceed 3 percent of pay") == []
+    assert conflicts("agencies may not promote CBDCs", "agencies are prohibited from promoting CBDCs") == []
+    assert [c.kind for c in conflicts("各机构可以推广央行数字货币。", "各机构禁止推广央行数字货币。")] == ["negation"]
+
+
+def test_table_counts_in_thousands_match_the_number_they_stand_for():
+    assert conflicts("about 81.6 million active participants in 2023", "2023 724,720 81,626 7,917,598") == []
+    assert conflicts("约为8163万人", "2023 724,720 81,626") == []
+    assert conflicts("about 7.9 trillion dollars", "7,917,598") == []
+    assert [c.kind for c in conflicts("about 95.0 million participants", "81,626 participants")] == ["number"]
+
+
+def test_names_compare_with_possessives_acronyms_and_titles_of_works_within_one_language():
+    assert conflicts("the Department of Labor's guidance", "the Department of Labor’s guidance") == []
+    assert conflicts("consult the SEC and the Secretary of Labor", "consult the Securities and Exchange Commission") == []
+    assert conflicts("the Statement of December 21, 2021", "the December 21, 2021, Statement") == []
+    assert [c.kind for c in conflicts("1935年出台的《国家劳资关系法》建立了养老金体系。",
+                                      "1935 年,《社会保障法》出台,建立全国性养老金体系")] == ["name"]
+    assert conflicts("拜登政府的指导意见被撤销。", "guidance put in place by the Biden Administration was rescinded") == []
