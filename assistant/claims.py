@@ -316,7 +316,7 @@ def _fact(kind: str, match: re.Match) -> list[Fact]:
 
 def _names(text: str) -> list[Fact]:
     """Proper names: runs of capitalised words (not one capitalised word opening a sentence), acronyms, titles of
-    works in 《》, and the person and organisation names jieba tags in Chinese. The value is the head word."""
+    works in 《》, and in Chinese the organisation and place names jieba tags. The value is the head word."""
     found = []
     for match in _NAME.finditer(text):
         words = [_plain_word(w) for w in match.group(0).split()]
@@ -340,9 +340,9 @@ def _names(text: str) -> list[Fact]:
         found.append(Fact("name", title, title))
     if re.search(r"[\u4e00-\u9fff]", text):
         for word, flag in _posseg(text):
-            # Persons, organisations, and places named as such (…州, …省): jieba's place tag alone fires on
-            # ordinary words (加密, 之日起).
-            if (flag in ("nr", "nrt", "nt") and len(word) >= 2) or (flag == "ns" and word[-1] in "州省市县国"):
+            # Organisations, and places named as such (…州, …省): jieba's person and place tags fire on ordinary
+            # words (顾问, 养老金, 加密, 之日起) and miss transliterated names (奥巴马 is tagged a place).
+            if (flag == "nt" and len(word) >= 3) or (flag == "ns" and len(word) >= 3 and word[-1] in "州省市县国"):
                 found.append(Fact("name", word, word))
     return found
 
