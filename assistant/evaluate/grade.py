@@ -171,9 +171,11 @@ class ClaimGrader:
             return np.zeros((0, 1), np.float32)
         return np.asarray(self.embedder.embed_documents(texts), dtype=np.float32)
 
-    def candidates(self, vector, versions: dict[str, str], n: int | None = None) -> list[Candidate]:
-        """The nearest sentences of registered document versions."""
-        hits = self.sentences.query(vector, n or self.params.candidates)
+    def candidates(self, vector, versions: dict[str, str], n: int | None = None,
+                   document: str | None = None) -> list[Candidate]:
+        """The nearest sentences of registered document versions (of one document, when given)."""
+        hits = self.sentences.query(vector, n or self.params.candidates,
+                                    {"document": document} if document else None)
         return [Candidate(h.document, h.page, h.start, h.end, h.text, float(h.score)) for h in hits
                 if versions.get(h.document) in (None, h.version) and h.document in versions]
 
@@ -242,7 +244,7 @@ class ClaimGrader:
                 check.similarity = 1.0
                 break
         else:
-            self._near(check, vector, versions)
+            self._near(check, vector, versions, named)
         check.claim = self._claim_of(citation, vector, claims, claim_vectors)
         if check.claim is not None and check.status != "absent":
             claim = claims[check.claim]
@@ -252,9 +254,12 @@ class ClaimGrader:
             check.supports_claim = rank >= self.params.support and not conflicts(claim.plain, source, self.params.checks)
         return check
 
-    def _near(self, check: QuoteCheck, vector, versions: dict[str, str]) -> None:
+    def _near(self, check: QuoteCheck, vector, versions: dict[str, str], named: str | None) -> None:
+        """The nearest passage to a quote that is not in the corpus verbatim: around the sentences closest to it,
+        in the named document and anywhere."""
         best = None
-        for candidate in self.candidates(vector, versions, n=3):
+        nearby = self.candidates(vector, versions, n=3, document=named) if named else []
+        for candidate in nearby + self.candidates(vector, versions, n=3):
             document = self.document(candidate.document)
             if document is None:
                 continue
