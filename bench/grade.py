@@ -73,12 +73,28 @@ def _score(scored, rows, labels, indices, params) -> float:
     return objective(metrics(predicted, [labels[i] for i in indices]), format_conflicts)
 
 
-def _features(grader: ClaimGrader, rows: list[dict], prompt: str, candidates: int):
+def _claim_vectors(grader: ClaimGrader, texts: list[str], cache: Path | None) -> tuple[np.ndarray, float]:
+    """The claims' vectors with the grader's prompt; with ``cache``, kept in a file keyed by model, prompt and texts
+    (so a fit can be rerun, or the claims embedded while the index is still being built)."""
+    import hashlib
+
+    key = hashlib.sha256(json.dumps([grader.embedder.model_id, grader.params.prompt, texts]).encode()).hexdigest()[:16]
+    path = cache / f"claims-{key}.npy" if cache else None
+    if path is not None and path.is_file():
+        return np.load(path), 0.0
+    started = time.perf_counter()
+    vectors = grader.embed_claims(texts)
+    seconds = time.perf_counter() - started
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path, vectors)
+    return vectors, seconds
+
+
+def _features(grader: ClaimGrader, rows: list[dict], prompt: str, candidates: int, cache: Path | None = None):
     grader.params = GradeParams(prompt=prompt, candidates=candidates)
     versions = grader.versions()
-    started = time.perf_counter()
-    vectors = grader.embed_claims([r["claim"] for r in rows])
-    embed_s = time.perf_counter() - started
+    vectors, embed_s = _claim_vectors(grader, [r["claim"] for r in rows], cache)
     scored = [score_candidates(r["claim"], grader.candidates(v, versions)) for r, v in zip(rows, vectors)]
     return scored, embed_s
 
@@ -94,12 +110,21 @@ def fit(args) -> dict:
     dev = [i for i, r in enumerate(rows) if r["split"] == "dev"]
     test = [i for i, r in enumerate(rows) if r["split"] == "test"]
     labels = [r["label"] for r in rows]
+    if args.embed_only:  # fill the cache of claim vectors; needs the model, not the index
+        from assistant.embed import Embedder
+        from assistant.settings import get_settings
+
+        grader = ClaimGrader(Embedder(get_settings()), None, lambda _: None, dict)
+        for prompt in ("query", "document"):
+            grader.params = GradeParams(prompt=prompt)
+            _claim_vectors(grader, [r["claim"] for r in rows], args.cache)
+        return {"embedded": len(rows), "cache": str(args.cache)}
     assistant = _assistant(args.sync)
     grader = ClaimGrader.for_assistant(assistant)
     model = assistant.embedder.model_id.split("@", 1)[0]
     results = {}
     for prompt in ("query", "document"):
-        scored, embed_s = _features(grader, rows, prompt, args.candidates)
+        scored, embed_s = _features(grader, rows, prompt, args.candidates, args.cache)
         best = None
         for support, conflict, agree in _grid():
             params = GradeParams(support=support, conflict=conflict, agree=agree, prompt=prompt,
@@ -225,6 +250,8 @@ def main() -> None:
         p.add_argument("--out", type=Path, default=CALIBRATION, help="where fit saves the parameters")
         p.add_argument("--dry-run", action="store_true", help="fit without saving")
         p.add_argument("--no-progress", dest="progress", action="store_false")
+        p.add_argument("--cache", type=Path, default=None, help="fit: folder keeping the claims' vectors")
+        p.add_argument("--embed-only", action="store_true", help="fit: only embed the claims into --cache")
     args = parser.parse_args()
     result = {"fit": fit, "sample": sample, "speed": speed}[args.command](args)
     print(json.dumps(result, ensure_ascii=False, indent=1))
