@@ -697,3 +697,18 @@ def test_escaping_in_the_report(tmp_path):
     run = EvaluationRun(results=[result], summary=summarize([result]))
     html = write_report(run, tmp_path)["report"].read_text()
     assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_two_answer_sets_side_by_side(tmp_path):
+    from assistant.evaluate.core import summarize
+    from assistant.evaluate.models import EvaluationRun
+
+    before, after = _graded_result(id="q1"), _graded_result(id="q1")
+    after.metrics.conflicting, after.metrics.claim_support, after.metrics.supported = 0, 1.0, 2
+    previous = summarize([before])
+    run = EvaluationRun(results=[after], summary=summarize([after]))
+    run.summary.comparison = compare(run.summary, previous, [after], [before], previous_name="llm.jsonl")
+    assert run.summary.comparison.improvements[0].reasons == ["claims supported 50% → 100%",
+                                                              "conflicting claims 1 → 0"]
+    html = write_report(run, tmp_path, previous_results=[before])["report"].read_text()
+    assert "side by side" in html and "Compared with llm.jsonl" in html
