@@ -184,7 +184,7 @@ _PATTERNS: list[tuple[str, re.Pattern]] = [
     ("number", re.compile(rf"\b(?P<n>{_WORD_NUM})\b(?=\s+[a-z])", re.I)),
 ]
 _NEGATION = re.compile(r"\b(?:not|no|never|none|neither|nor|cannot|without|prohibit\w*|forbid\w*)\b|n't\b|"
-                       r"不|没有|没|未|无须|无需|并非|非|禁止")
+                       r"不|没有|没|未|无须|无需|并非|禁止")  # 非 alone is mostly a prefix (非政府, 而非)
 # A bound is no negation: "no more than 60 days", "do not exceed 3 percent", "不超过 20%" state a limit.
 _BOUND = re.compile(r"\b(?:no|not)\s+(?:more|less|fewer|greater|later|earlier|higher|lower)\s+than\b|"
                     r"\b(?:do|does|did|shall|may|must|will|can)?\s*not\s+exceed\w*|不超过|不得超过|不少于|不低于|不高于|"
@@ -330,7 +330,7 @@ def _names(text: str) -> list[Fact]:
             continue
         name = " ".join(words)
         before = text[:match.start()].rstrip()
-        opens = not before or before[-1] in ".!?。:：\n\"“(" or _ANY_MARKER.search(before[-6:] or "") is not None
+        opens = not before or before[-1] in ".!?。:：\n\"“(-•*" or _ANY_MARKER.search(before[-6:] or "") is not None
         if len(words) == 1 and (opens and not name.isupper()) or name in _NOT_NAMES:
             continue
         if len(words) == 1 and len(name) < 2:
@@ -504,6 +504,19 @@ def shared_facts(claim: str, evidence: str) -> float:
         else:
             hit += any(g.kind == f.kind and _same(f.kind, f, g) for g in theirs)
     return hit / len(ours)
+
+
+_TOKEN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]|[^\W_\u3400-\u4dbf\u4e00-\u9fff]+", re.U)
+
+
+def overlap(claim: str, evidence: str) -> float:
+    """Share of the claim's tokens (words; each Chinese character alone) that the evidence has too: 0–1. Within a
+    language it tells a close rewording (a changed number and all else the same) from another topic."""
+    ours = {t.lower() for t in _TOKEN.findall(_ANY_MARKER.sub(" ", claim or ""))}
+    if not ours:
+        return 0.0
+    theirs = {t.lower() for t in _TOKEN.findall(evidence or "")}
+    return len(ours & theirs) / len(ours)
 
 
 # ----------------------------------------------------------------------------------------------------- quotes

@@ -100,9 +100,9 @@ def _features(grader: ClaimGrader, rows: list[dict], prompt: str, candidates: in
 
 
 def _grid():
-    for support, conflict, agree in product(np.arange(0.30, 0.86, 0.01), np.arange(0.30, 0.86, 0.02),
-                                            (0.0, 0.05, 0.1, 0.2)):
-        yield round(float(support), 3), round(float(conflict), 3), agree
+    for support, conflict, agree, lexical in product(np.arange(0.30, 0.86, 0.01), np.arange(0.30, 0.86, 0.03),
+                                                     (0.0, 0.1, 0.2), (0.0, 0.15, 0.3)):
+        yield round(float(support), 3), round(float(conflict), 3), agree, lexical
 
 
 def fit(args) -> dict:
@@ -126,14 +126,20 @@ def fit(args) -> dict:
     for prompt in ("query", "document"):
         scored, embed_s = _features(grader, rows, prompt, args.candidates, args.cache)
         best = None
-        for support, conflict, agree in _grid():
-            params = GradeParams(support=support, conflict=conflict, agree=agree, prompt=prompt,
-                                 candidates=args.candidates)
+        for support, conflict, agree, lexical in _grid():
+            params = GradeParams(support=support, conflict=conflict, wording=conflict, agree=agree, lexical=lexical,
+                                 prompt=prompt, candidates=args.candidates)
             score = _score(scored, rows, labels, dev, params)
             if best is None or score > best[0]:
                 best = (score, params)
-        # Then drop any kind of fact check whose removal improves the dev objective (greedy, one at a time).
+        # Then the closeness names and negation need (wording varies more than values), then drop any kind of fact
+        # check whose removal improves the dev objective (greedy, one at a time).
         score, params = best
+        for wording in np.arange(params.conflict, 1.0, 0.02):
+            trial = GradeParams(**{**params.__dict__, "wording": round(float(wording), 3)})
+            trial_score = _score(scored, rows, labels, dev, trial)
+            if trial_score > score:
+                score, params = trial_score, trial
         for kind in CHECKS:
             trial = GradeParams(**{**params.__dict__, "checks": tuple(k for k in params.checks if k != kind)})
             trial_score = _score(scored, rows, labels, dev, trial)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from assistant.claims import CHECKS, Claim, SquashedText, conflicts, near_match, shared_facts, split_claims
+from assistant.claims import CHECKS, Claim, SquashedText, conflicts, near_match, overlap, shared_facts, split_claims
 from assistant.evaluate.models import ClaimResult, Evidence, GivenCitation, QuoteCheck
 from assistant.schema import Document
 
@@ -37,8 +37,10 @@ class GradeParams:
     """How verdicts are reached; fitted on the dev split (bench/grade.py --fit), never hand-tuned per claim."""
 
     support: float = 0.6  # support score (cosine + agree × shared facts) from which a claim is supported
-    conflict: float = 0.5  # cosine from which a sentence speaks of the same thing, so a different fact conflicts
+    conflict: float = 0.5  # closeness (cosine + lexical × overlap) from which a different value conflicts
+    wording: float = 0.7  # closeness from which a different name or a negation conflicts (wording varies more)
     agree: float = 0.1  # weight of the share of the claim's facts that the sentence states too
+    lexical: float = 0.0  # weight of the share of the claim's words the sentence has too
     checks: tuple[str, ...] = CHECKS  # kinds of facts compared
     prompt: str = "query"  # the model prompt claims are embedded with: "query" or "document"
     candidates: int = 8  # nearest sentences considered per claim
@@ -100,25 +102,31 @@ class Scored:
     cosine: float
     shared: float
     conflicts: dict[str, str]
+    overlap: float = 0.0
 
 
 def score_candidates(claim: str, candidates: Sequence[Candidate]) -> list[Scored]:
-    return [Scored(c, c.score, shared_facts(claim, c.text), {x.kind: x.describe() for x in conflicts(claim, c.text)})
-            for c in candidates]
+    return [Scored(c, c.score, shared_facts(claim, c.text), {x.kind: x.describe() for x in conflicts(claim, c.text)},
+                   overlap(claim, c.text)) for c in candidates]
+
+
+_WORDING = ("name", "negation")
 
 
 def decide(scored: Sequence[Scored], params: GradeParams) -> tuple[str, float, Candidate | None, list[str]]:
     """(verdict, score, evidence, conflicts) of a claim over its scored candidate sentences.
 
-    A sentence's support score is its cosine plus ``agree`` × the share of the claim's facts it states. The claim
-    is ``conflicting`` when a sentence about the same thing (cosine ≥ ``conflict``) states a different fact (of a
-    kind in ``checks``) and ranks above every supporting sentence; ``supported`` when a sentence with no such
+    A sentence's support score is its cosine plus ``agree`` × the share of the claim's facts it states plus
+    ``lexical`` × the share of the claim's words it has. The claim is ``conflicting`` when a sentence about the same
+    thing (cosine + lexical × overlap ≥ ``conflict``; ≥ ``wording`` for names and negation) states a different fact
+    (of a kind in ``checks``) and ranks above every supporting sentence; ``supported`` when a sentence with no such
     conflict reaches ``support``; else ``not_found`` (with the nearest sentence as what came closest)."""
     best_support = best_conflict = best_any = None
     for item in scored:
-        rank = item.cosine + params.agree * item.shared
-        found = [text for kind, text in item.conflicts.items() if kind in params.checks] \
-            if item.cosine >= params.conflict else []
+        close = item.cosine + params.lexical * item.overlap
+        rank = close + params.agree * item.shared
+        found = [text for kind, text in item.conflicts.items() if kind in params.checks
+                 and close >= (params.wording if kind in _WORDING else params.conflict)]
         if best_any is None or rank > best_any[0]:
             best_any = (rank, item.candidate, [])
         if found:
