@@ -450,9 +450,12 @@ def conflicts(claim: str, evidence: str, checks: tuple[str, ...] | frozenset[str
     out = []
     for kind in checks:
         if kind == "negation":
-            if any(f.kind == "negation" for f in claim_facts) != any(f.kind == "negation" for f in evidence_facts):
+            # Only the clause of the evidence that says what the claim says counts ("caps the supply at 21 million,
+            # and has never been hacked": the cap is stated affirmatively).
+            clause_facts = facts(closest_clause(claim, evidence))
+            if any(f.kind == "negation" for f in claim_facts) != any(f.kind == "negation" for f in clause_facts):
                 side = next((f.text for f in claim_facts if f.kind == "negation"), "")
-                other = next((f.text for f in evidence_facts if f.kind == "negation"), "")
+                other = next((f.text for f in clause_facts if f.kind == "negation"), "")
                 out.append(Conflict("negation", side or "(affirmative)", other or "(affirmative)"))
             continue
         if kind == "name":
@@ -481,6 +484,17 @@ def _language(text: str) -> str:
     from assistant.clean import detect_language
 
     return detect_language(text)
+
+
+_CLAUSE = re.compile(r"[,;，；:：]\s*|\s+(?:and|but|while|whereas)\s+|(?:并且|而且|但是|但|而)")
+
+
+def closest_clause(claim: str, evidence: str) -> str:
+    """The clause of ``evidence`` that shares the most with ``claim``: words, then facts (across languages)."""
+    clauses = [c for c in _CLAUSE.split(evidence or "") if c and c.strip()]
+    if len(clauses) <= 1:
+        return evidence
+    return max(clauses, key=lambda c: (overlap(claim, c) + shared_facts(claim, c), -clauses.index(c)))
 
 
 def _comparable_names(missing: list[Fact], extra: list[Fact]) -> bool:

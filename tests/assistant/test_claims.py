@@ -143,3 +143,10 @@ def test_names_compare_with_possessives_acronyms_and_titles_of_works_within_one_
     assert [c.kind for c in conflicts("1935年出台的《国家劳资关系法》建立了养老金体系。",
                                       "1935 年,《社会保障法》出台,建立全国性养老金体系")] == ["name"]
     assert conflicts("拜登政府的指导意见被撤销。", "guidance put in place by the Biden Administration was rescinded") == []
+
+
+def test_negation_is_read_in_the_clause_that_says_what_the_claim_says():
+    evidence = "The protocol caps the supply at 21 million coins, and has never been hacked."
+    assert conflicts("比特币协议把总供应量限制在2100万枚。", evidence) == []
+    assert conflicts("The protocol caps the supply at 21 million coins.", evidence) == []
+    assert [c.kind for c in conflicts("The protocol has been hacked.", evidence)] == ["negation"]
