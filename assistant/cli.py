@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from assistant.evaluate.command import eval_app
 from assistant.settings import get_settings
 
 app = typer.Typer(help="A research assistant that answers from a corpus with verified, quoted citations.",
@@ -213,9 +214,8 @@ def serve(
     uvicorn.run("api.app:app", host=host, port=port, workers=workers, log_level=log_level, http=http_protocol())
 
 
-from assistant.evaluate.command import eval_command  # noqa: E402  (options and help live with the evaluator)
-
-app.command("eval")(eval_command)
+# The eval command lives with the evaluator; it gets the assistant through this function (and never imports the CLI).
+app.add_typer(eval_app(lambda: _assistant()))
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -1,4 +1,5 @@
-"""The evaluation core, pure Python: run questions through an Assistant, score each, aggregate, compare runs.
+"""The evaluation core, pure Python: run questions through an Assistant (or take the answers a row brings), grade
+each answer claim by claim against the corpus, score it, aggregate, compare runs.
 
 Nothing here prints or touches the terminal, so the CLI, the tests and an API worker thread all use it alike.
 """
@@ -16,8 +17,8 @@ from urllib.parse import urlsplit, urlunsplit
 from assistant.cite import is_verified
 from assistant.evaluate import metrics as m
 from assistant.evaluate.models import (
-    Aggregate, CitationCheck, Comparison, EvalItem, EvaluationRun, ItemMetrics, ItemResult, MalformedRow,
-    MetricDelta, Regression, RetrievedPassage, Summary,
+    Aggregate, CitationCheck, Comparison, EvalItem, EvaluationRun, GivenCitation, ItemMetrics, ItemResult,
+    MalformedRow, MetricDelta, Regression, RetrievedPassage, Summary,
 )
 from assistant.evaluate.targets import check_targets
 
@@ -32,7 +33,10 @@ METRICS: dict[str, tuple[str, bool]] = {
     "citation_validity": ("citations verbatim", True),
     "correct_abstention": ("correct abstention", True),
     "false_abstention": ("false abstention", False),
-    "faithfulness": ("faithfulness", True),
+    "faithfulness": ("faithfulness (LLM judge)", True),
+    "claim_support": ("claims supported", True),
+    "conflicting_claims": ("claims conflicting", False),
+    "correctness": ("correct", True),
     "latency_p50": ("latency p50 (s)", False),
     "latency_p95": ("latency p95 (s)", False),
 }
@@ -67,10 +71,11 @@ def public_settings(settings) -> dict:
 
 
 def evaluate_item(assistant, item: EvalItem, k: int, judge: Callable | None = None) -> ItemResult:
-    """Ask one question (statelessly, with the item's history) and score the answer. Errors become results."""
-    result = ItemResult(**item.model_dump(include={"id", "question", "category", "split", "lang", "answerable",
-                                                   "reference", "reference_contexts", "reference_sources",
-                                                   "must_include"}), history=item.history)
+    """Ask one question (statelessly, with the item's history) and score the answer. Errors become results.
+    A row that brings its own answer is scored as given (see ``given_result``); claims are graded by the run."""
+    if item.given_answer is not None:
+        return given_result(item)
+    result = ItemResult(**item.model_dump(include=_ITEM_FIELDS), history=item.history)
     started = time.perf_counter()
     try:
         answer = assistant.ask(item.question, history=list(item.history), k=k)
@@ -106,10 +111,7 @@ def evaluate_item(assistant, item: EvalItem, k: int, judge: Callable | None = No
         metrics.rank = m.first_relevant_rank(relevance[:k])
         metrics.hit = metrics.rank is not None
         metrics.reciprocal_rank = round(1.0 / metrics.rank, 4) if metrics.rank else 0.0
-    if item.must_include and item.answerable:
-        metrics.must_include = m.includes_any(answer.answer, item.must_include)
-    if item.reference and item.answerable:
-        metrics.token_f1 = round(m.token_f1(answer.answer, item.reference), 4)
+    _correctness(metrics, item, answer.answer)
     if item.answerable:
         metrics.false_abstention = not answer.grounded
     else:
@@ -127,6 +129,67 @@ def evaluate_item(assistant, item: EvalItem, k: int, judge: Callable | None = No
     elif metrics.rank and metrics.rank > 1:
         result.notes.append(f"first relevant passage at rank {metrics.rank}")
     return result
+
+
+_ITEM_FIELDS = {"id", "question", "category", "split", "lang", "answerable", "reference", "reference_contexts",
+                "reference_sources", "must_include", "given_answer", "given_citations", "contexts"}
+
+
+def _correctness(metrics: ItemMetrics, item: EvalItem, answer: str) -> None:
+    if item.must_include and item.answerable:
+        metrics.must_include = m.includes_any(answer, item.must_include)
+    if item.reference and item.answerable:
+        metrics.token_f1 = round(m.token_f1(answer, item.reference), 4)
+    if metrics.must_include is not None:
+        metrics.correct = metrics.must_include
+    elif metrics.token_f1 is not None:
+        metrics.correct = metrics.token_f1 >= 0.5
+
+
+def given_result(item: EvalItem) -> ItemResult:
+    """A row that brings its answer: correctness against its reference, retrieval judged on the contexts it brings
+    (when reference contexts are given). Claims and cited quotes are graded by the run, in batches."""
+    result = ItemResult(**item.model_dump(include=_ITEM_FIELDS), history=item.history, answered_by="given",
+                        answer=item.given_answer or "", grounded=bool((item.given_answer or "").strip()))
+    metrics = ItemMetrics(abstained=not result.grounded)
+    if item.answerable and item.reference_contexts and item.contexts:
+        relevance = [any(m.contains(context, ref) for ref in item.reference_contexts) for context in item.contexts]
+        metrics.matched_by = "contexts"
+        metrics.rank = m.first_relevant_rank(relevance)
+        metrics.hit = metrics.rank is not None
+        metrics.reciprocal_rank = round(1.0 / metrics.rank, 4) if metrics.rank else 0.0
+    _correctness(metrics, item, result.answer)
+    result.metrics = metrics
+    result.failures = _failures(result, len(item.contexts))
+    return result
+
+
+def attach_grade(result: ItemResult, graded) -> None:
+    """Put a claim grade (claims, cited quotes, faithfulness) into a result, its metrics and its failures."""
+    result.claims, result.cited, result.faithfulness = graded.claims, graded.cited, graded.faithfulness
+    metrics = result.metrics
+    metrics.claims = len(graded.claims)
+    metrics.supported = sum(c.verdict == "supported" for c in graded.claims)
+    metrics.conflicting = sum(c.verdict == "conflicting" for c in graded.claims)
+    metrics.not_found = sum(c.verdict == "not_found" for c in graded.claims)
+    metrics.claim_support = graded.faithfulness
+    if result.answered_by == "given":
+        metrics.citations = len(graded.cited)
+        metrics.citations_verbatim = sum(c.valid for c in graded.cited)
+    for n, claim in enumerate(graded.claims, start=1):
+        if claim.verdict == "conflicting":
+            result.failures.append(f"claim {n} conflicts with {claim.evidence.document if claim.evidence else 'the corpus'}: "
+                                   + "; ".join(claim.conflicts))
+    for check in graded.cited:
+        where = f"[{check.marker}] " if check.marker is not None else ""
+        if check.status == "absent":
+            result.failures.append(f"citation {where}{check.quote[:60]!r} is not in the corpus")
+        elif check.status == "near_verbatim":
+            result.failures.append(f"citation {where}is not verbatim: {'; '.join(check.differences)}")
+        elif check.status == "wrong_document" and check.document:
+            result.failures.append(f"citation {where}is in {check.found_document}, not in {check.document}")
+        if check.status != "absent" and check.supports_claim is False:
+            result.failures.append(f"citation {where}does not support the claim it is cited for")
 
 
 def _document(assistant, doc_id: str):
@@ -258,37 +321,90 @@ def _describe_assistant(assistant) -> dict:
     return info
 
 
+def claim_grader(assistant):
+    """The claim grader over the assistant's sentence index; None when the assistant has none (e.g. a fake)."""
+    if getattr(assistant, "sentences", None) is None:
+        return None
+    from assistant.evaluate.grade import ClaimGrader
+
+    return ClaimGrader.for_assistant(assistant)
+
+
+def _to_grade(result: ItemResult) -> tuple[str, list[GivenCitation]] | None:
+    if result.error is not None or not result.grounded:
+        return None
+    if result.answered_by == "given":
+        return result.answer, list(result.given_citations)
+    return result.answer, [GivenCitation(quote=c.quote, document=c.document, marker=c.marker) for c in result.citations]
+
+
+def _blocks(items: Sequence[EvalItem], size: int):
+    """Consecutive items in blocks: up to ``size`` rows that bring answers (graded together, so their claims are
+    embedded in one batch); a row the assistant answers is a block of its own (its answer is slow to come)."""
+    block: list[EvalItem] = []
+    for item in items:
+        if item.given_answer is None:
+            if block:
+                yield block
+                block = []
+            yield [item]
+            continue
+        block.append(item)
+        if len(block) >= size:
+            yield block
+            block = []
+    if block:
+        yield block
+
+
 def run_evaluation(assistant, items: Sequence[EvalItem], k: int | None = None,
                    on_result: Callable[[ItemResult], None] | None = None, *, judge: bool | None = None,
                    stop: threading.Event | None = None, malformed: Sequence[MalformedRow] = (),
                    source: str | None = None, warm_up: bool = True,
-                   on_start: Callable[[], None] | None = None) -> EvaluationRun:
+                   on_start: Callable[[], None] | None = None, grader="auto", done: Sequence[ItemResult] = (),
+                   batch: int = 64) -> EvaluationRun:
     """Evaluate ``items`` in order and return the run with its summary.
 
+    Rows that bring an answer are graded as given; the others are asked. Every answer is graded claim by claim by
+    ``grader`` (default: over the assistant's sentence index; None: no claims). ``done``: results of an earlier,
+    interrupted run of the same set — their items are skipped and they count in the summary (resume).
     ``on_result`` is called after each item (e.g. to append it to results.jsonl or advance a progress bar).
-    Setting ``stop`` ends the run after the current item (``cancelled``); a KeyboardInterrupt — raised while
-    asking, scoring or in ``on_result`` — ends it too (``interrupted``). Either way the results so far are kept
+    Setting ``stop`` ends the run after the current block (``cancelled``); a KeyboardInterrupt — raised while
+    asking, grading or in ``on_result`` — ends it too (``interrupted``). Either way the results so far are kept
     and summarised. ``judge``: ask the configured LLM to score faithfulness (default: when an LLM is configured).
     """
     settings = getattr(assistant, "settings", None)
     k = k or getattr(settings, "top_k", 5)
     started_at, started = now_iso(), time.perf_counter()
-    run = EvaluationRun(total=len(items))
+    finished = {r.id for r in done}
+    todo = [item for item in items if item.id not in finished]
+    run = EvaluationRun(total=len(items), results=list(done))
     info = _describe_assistant(assistant)
     try:
-        if warm_up:
+        if grader == "auto":
+            grader = claim_grader(assistant)
+        if warm_up and any(item.given_answer is None for item in todo):
             _warm_up(assistant)
-        judge_fn = _judge_for(assistant, judge)
+        judge_fn = _judge_for(assistant, judge) if any(item.given_answer is None for item in todo) else None
         if on_start is not None:
             on_start()
-        for item in items:
+        for block in _blocks(todo, batch):
             if stop is not None and stop.is_set():
                 run.cancelled = True
                 break
-            result = evaluate_item(assistant, item, k, judge_fn)
-            run.results.append(result)
-            if on_result is not None:
-                on_result(result)
+            results = [evaluate_item(assistant, item, k, judge_fn) for item in block]
+            graded_rows = [(r, g) for r in results if (g := _to_grade(r)) is not None]
+            if graded_rows and grader is not None:
+                for (result, _), graded in zip(graded_rows, grader.grade([g for _, g in graded_rows])):
+                    attach_grade(result, graded)
+            elif graded_rows and any(r.answered_by == "given" for r, _ in graded_rows):
+                for result, _ in graded_rows:
+                    if result.answered_by == "given":
+                        result.notes.append("claims not graded: the index has no sentence index")
+            for result in results:
+                run.results.append(result)
+                if on_result is not None:
+                    on_result(result)
     except KeyboardInterrupt:
         run.interrupted = True
     run.summary = summarize(
@@ -314,6 +430,11 @@ def aggregate(results: Iterable[ItemResult]) -> Aggregate:
         value = m.mean(getattr(r.metrics, field) for r in group)
         return None if value is None else round(value, 4)
 
+    claims = sum(r.metrics.claims for r in results)
+
+    def share(field):
+        return round(sum(getattr(r.metrics, field) for r in results) / claims, 4) if claims else None
+
     p50, p95 = m.percentile(latencies, 50), m.percentile(latencies, 95)
     return Aggregate(
         items=len(results), answerable=len(answerable), unanswerable=len(unanswerable),
@@ -323,6 +444,9 @@ def aggregate(results: Iterable[ItemResult]) -> Aggregate:
         citations=citations, citation_validity=round(verbatim / citations, 4) if citations else None,
         correct_abstention=rate(unanswerable, "correct_abstention"),
         false_abstention=rate(answerable, "false_abstention"), faithfulness=rate(results, "faithfulness"),
+        claims=claims, claim_support=rate(results, "claim_support"),
+        supported_claims=share("supported"), conflicting_claims=share("conflicting"), not_found_claims=share("not_found"),
+        correctness=rate(answerable, "correct"),
         latency_p50=None if p50 is None else round(p50, 4), latency_p95=None if p95 is None else round(p95, 4),
     )
 
@@ -398,6 +522,12 @@ def _item_changes(before: ItemResult, after: ItemResult) -> tuple[list[str], lis
     flip(b.correct_abstention, a.correct_abstention, True, "now answers an unanswerable question", "now abstains correctly")
     if a.citations_verbatim < a.citations and (b.citations_verbatim == b.citations):
         worse.append(f"{a.citations - a.citations_verbatim} citation(s) no longer verbatim")
+    if b.claim_support is not None and a.claim_support is not None and abs(a.claim_support - b.claim_support) >= 0.2:
+        (worse if a.claim_support < b.claim_support else better).append(
+            f"claims supported {b.claim_support:.0%} → {a.claim_support:.0%}")
+    if a.conflicting != b.conflicting and (a.claims or b.claims):
+        (worse if a.conflicting > b.conflicting else better).append(
+            f"conflicting claims {b.conflicting} → {a.conflicting}")
     if b.token_f1 is not None and a.token_f1 is not None and abs(a.token_f1 - b.token_f1) >= 0.2:
         (worse if a.token_f1 < b.token_f1 else better).append(f"token F1 {b.token_f1:.2f} → {a.token_f1:.2f}")
     return worse, better

@@ -1,4 +1,10 @@
-"""Read an eval set from JSONL or CSV: one question per row, aliases accepted, malformed rows reported and skipped."""
+"""Read an eval set from JSONL or CSV: one question (and optionally its answer) per row, RAGAS names accepted,
+malformed rows reported by line and skipped.
+
+A row that brings an answer (``answer``/``response``) is graded as it is; a row without one is answered by the
+assistant. ``citations`` (each a quote, or ``{"quote", "document", "marker"}``) and ``contexts``
+(``retrieved_contexts``) are optional.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +15,16 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from assistant.evaluate.models import EvalItem, MalformedRow
+from assistant.evaluate.models import EvalItem, GivenCitation, MalformedRow
 
 ALIASES = {
     "question": ("question", "user_input", "query"),
     "reference": ("reference", "expected_answer", "ground_truth"),
+    "answer": ("answer", "response"),
+    "contexts": ("contexts", "retrieved_contexts"),
 }
-LIST_FIELDS = ("reference_contexts", "reference_sources", "must_include", "history")
+LIST_FIELDS = ("reference_contexts", "reference_sources", "must_include", "history", "contexts",
+               "retrieved_contexts", "citations")
 _TRUE = {"true", "1", "yes", "y", "t"}
 _FALSE = {"false", "0", "no", "n", "f"}
 
@@ -96,8 +105,9 @@ def _csv_rows(text: str):
         yield 1, f"unreadable CSV header: {exc}"
         return
     names = [h.strip() for h in header]
-    if not any(n in ALIASES["question"] for n in names):
-        yield 1, f"the CSV header has no question column (one of {', '.join(ALIASES['question'])}); got {names}"
+    if not any(n in ALIASES["question"] + ALIASES["answer"] for n in names):
+        yield 1, (f"the CSV header has no question or answer column (one of "
+                  f"{', '.join(ALIASES['question'] + ALIASES['answer'])}); got {names}")
         return
     while True:
         start = reader.line_num + 1
@@ -129,6 +139,8 @@ def _csv_values(row: dict[str, str]) -> dict | str:
                     out[name] = json.loads(cell)
                 except json.JSONDecodeError as exc:
                     return f"column {name}: not a JSON array ({exc.msg})"
+            elif name in ("history", "citations") and cell.startswith("{"):
+                return f"column {name}: expected a JSON array, got an object"
             elif name == "history":
                 return "column history: expected a JSON array of {role, content} objects"
             else:
@@ -155,12 +167,63 @@ def _boolean(value, field: str) -> bool:
     raise ValueError(f"{field} must be true or false, got {value!r}")
 
 
+def _strings(value, field: str) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"{field} must be a list of strings")
+    return value
+
+
+def _citations(value) -> list[GivenCitation]:
+    """Citations of a given answer: quotes, or objects with a quote and optionally a document and a marker."""
+    if value in (None, ""):
+        return []
+    if isinstance(value, (str, dict)):
+        value = [value]
+    if not isinstance(value, list):
+        raise ValueError(f"citations must be a list, got {type(value).__name__}")
+    out = []
+    for n, entry in enumerate(value, start=1):
+        if isinstance(entry, str):
+            entry = {"quote": entry}
+        if not isinstance(entry, dict):
+            raise ValueError(f"citation {n}: expected a quote or an object with a quote")
+        quote = entry.get("quote", entry.get("text"))
+        if not isinstance(quote, str) or not quote.strip():
+            raise ValueError(f"citation {n}: no quote")
+        document = entry.get("document", entry.get("source"))
+        marker = entry.get("marker")
+        if document is not None and not isinstance(document, str):
+            raise ValueError(f"citation {n}: document must be a string")
+        if marker is not None and (isinstance(marker, bool) or not isinstance(marker, (int, str))
+                                   or not str(marker).strip().strip("[]").isdigit()):
+            raise ValueError(f"citation {n}: marker must be a number such as 1 or [1]")
+        out.append(GivenCitation(quote=quote, document=document or None,
+                                 marker=None if marker is None else int(str(marker).strip().strip("[]"))))
+    return out
+
+
 def parse_row(row: dict, line: int) -> EvalItem:
     """One row (already decoded) as an EvalItem; ValueError with a readable message if it is not usable."""
     question = _pick(row, "question")
-    if not isinstance(question, str) or not question.strip():
-        raise ValueError("no question (expected a non-empty string in 'question' or 'user_input')")
-    values: dict = {"question": question.strip(), "line": line}
+    answer = _pick(row, "answer")
+    if answer is not None and not isinstance(answer, str):
+        raise ValueError(f"answer must be a string, got {type(answer).__name__}")
+    if answer is not None and not answer.strip():
+        answer = None
+    if question is not None and not isinstance(question, str):
+        raise ValueError(f"question must be a string, got {type(question).__name__}")
+    if (question is None or not question.strip()) and answer is None:
+        raise ValueError("no question and no answer (expected a non-empty string in 'question'/'user_input' or "
+                         "'answer'/'response')")
+    values: dict = {"question": (question or "").strip(), "line": line}
+    if answer is not None:
+        values["given_answer"] = answer
+        values["given_citations"] = _citations(row.get("citations"))
+    contexts = _pick(row, "contexts")
+    if contexts is not None:
+        values["contexts"] = _strings(contexts, "contexts")
     reference = _pick(row, "reference")
     if reference is not None:
         if not isinstance(reference, str):
@@ -174,7 +237,7 @@ def parse_row(row: dict, line: int) -> EvalItem:
     values["id"] = str(item_id)
     if row.get("answerable") not in (None, ""):
         values["answerable"] = _boolean(row["answerable"], "answerable")
-    for name in LIST_FIELDS:
+    for name in ("reference_contexts", "reference_sources", "must_include", "history"):
         value = row.get(name)
         if value is None:
             continue

@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field
 
 from assistant.schema import ChatTurn, Citation
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+Verdict = Literal["supported", "conflicting", "not_found"]
+QuoteStatus = Literal["verbatim", "wrong_document", "near_verbatim", "absent"]
+
+
+class GivenCitation(BaseModel):
+    """A citation that an answer written elsewhere brings: a quote, optionally the document it names."""
+
+    quote: str = Field(min_length=1)
+    document: str | None = None
+    marker: int | None = Field(default=None, description="The [n] marker of the answer that refers to it")
 
 
 class EvalItem(BaseModel):
@@ -23,6 +36,10 @@ class EvalItem(BaseModel):
     reference_sources: list[str] = Field(default_factory=list)
     must_include: list[str] = Field(default_factory=list)
     history: list[ChatTurn] = Field(default_factory=list)
+    given_answer: str | None = Field(default=None, description="An answer brought by the row (answer/response); "
+                                                               "None: the assistant answers")
+    given_citations: list[GivenCitation] = Field(default_factory=list)
+    contexts: list[str] = Field(default_factory=list, description="Passages the answering system retrieved")
     line: int | None = Field(default=None, description="Line of the input file the item starts on")
 
 
@@ -50,6 +67,52 @@ class CitationCheck(Citation):
     verbatim: bool
 
 
+class Evidence(BaseModel):
+    """The corpus sentence that best bears on a claim: where it is and its verbatim text."""
+
+    document: str
+    page: int | None = None
+    start: int
+    end: int
+    quote: str
+
+
+class ClaimResult(BaseModel):
+    """One claim of an answer, its verdict, its support score and the evidence for the verdict."""
+
+    text: str
+    verdict: Verdict
+    score: float
+    evidence: Evidence | None = None
+    start: int = Field(0, description="Offsets of the claim in the answer")
+    end: int = 0
+    markers: list[int] = Field(default_factory=list)
+    conflicts: list[str] = Field(default_factory=list, description="What differs from the evidence, when conflicting")
+
+
+class QuoteCheck(BaseModel):
+    """A quote an answer cites, looked up in the corpus."""
+
+    quote: str
+    document: str | None = Field(None, description="The document the answer names")
+    marker: int | None = None
+    status: QuoteStatus
+    found_document: str | None = Field(None, description="Where the quote (or its nearest match) is")
+    page: int | None = None
+    start: int | None = None
+    end: int | None = None
+    similarity: float | None = Field(None, description="0-1 character similarity of the nearest match")
+    differences: list[str] = Field(default_factory=list, description="What differs from the source, when near-verbatim")
+    claim: int | None = Field(None, description="Index of the claim it is cited for")
+    supports_claim: bool | None = None
+
+    @property
+    def valid(self) -> bool:
+        """Verbatim where it says it is (or anywhere, when it names no document), and supporting its claim."""
+        found = self.status == "verbatim" or (self.status == "wrong_document" and not self.document)
+        return found and self.supports_claim is not False
+
+
 class ItemMetrics(BaseModel):
     """Per-question metrics; None where a metric does not apply (e.g. hit@k of an unanswerable question)."""
 
@@ -65,6 +128,13 @@ class ItemMetrics(BaseModel):
     correct_abstention: bool | None = None
     false_abstention: bool | None = None
     faithfulness: float | None = None
+    claims: int = 0
+    supported: int = 0
+    conflicting: int = 0
+    not_found: int = 0
+    claim_support: float | None = Field(None, description="Supported claims / claims (the row's faithfulness)")
+    correct: bool | None = Field(None, description="Answer contains a must_include string, else token F1 >= 0.5 "
+                                                   "against the reference; None without either")
 
 
 class ItemResult(EvalItem):
@@ -73,7 +143,11 @@ class ItemResult(EvalItem):
     answer: str = ""
     grounded: bool = False
     query: str = ""
+    answered_by: Literal["assistant", "given"] = "assistant"
     citations: list[CitationCheck] = Field(default_factory=list)
+    cited: list[QuoteCheck] = Field(default_factory=list, description="Quotes the answer cites, looked up")
+    claims: list[ClaimResult] = Field(default_factory=list)
+    faithfulness: float | None = Field(None, description="Supported claims / claims; None without claims")
     retrieved: list[RetrievedPassage] = Field(default_factory=list)
     metrics: ItemMetrics = Field(default_factory=ItemMetrics)
     latency: float | None = Field(default=None, description="Seconds for the whole ask, as seen by the caller")
@@ -104,6 +178,12 @@ class Aggregate(BaseModel):
     correct_abstention: float | None = None
     false_abstention: float | None = None
     faithfulness: float | None = None
+    claims: int = 0
+    claim_support: float | None = Field(None, description="Mean share of supported claims per answer")
+    supported_claims: float | None = Field(None, description="Supported claims / all claims")
+    conflicting_claims: float | None = Field(None, description="Conflicting claims / all claims")
+    not_found_claims: float | None = None
+    correctness: float | None = None
     latency_p50: float | None = None
     latency_p95: float | None = None
 

@@ -20,10 +20,16 @@ def _line(result: ItemResult) -> str:
 class ResultWriter:
     """Appends each result to results.jsonl as soon as it is known, flushed, so an interrupted run keeps them."""
 
-    def __init__(self, out_dir: str | Path):
+    def __init__(self, out_dir: str | Path, append: bool = False):
+        """``append``: keep the rows already there (resuming an interrupted run); a last line cut short by a kill
+        is dropped first, so every line stays one whole result."""
         self.path = Path(out_dir) / RESULTS
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = self.path.open("w", encoding="utf-8")
+        if append and self.path.is_file():
+            kept = [line for line in self.path.read_text(encoding="utf-8").splitlines(keepends=True)
+                    if line.endswith("\n") and _parses(line)]
+            _write_atomic(self.path, "".join(kept))
+        self._file = self.path.open("a" if append else "w", encoding="utf-8")
 
     def __call__(self, result: ItemResult) -> None:
         self._file.write(_line(result))
@@ -38,6 +44,14 @@ class ResultWriter:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _parses(line: str) -> bool:
+    try:
+        json.loads(line)
+    except ValueError:
+        return False
+    return True
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -58,15 +72,16 @@ def write_summary(summary: Summary, out_dir: str | Path) -> Path:
     return path
 
 
-def write_report(run: EvaluationRun, out_dir: str | Path) -> dict[str, Path]:
-    """Write results.jsonl, summary.json and report.html of ``run`` into ``out_dir``; returns their paths."""
+def write_report(run: EvaluationRun, out_dir: str | Path, previous_results=()) -> dict[str, Path]:
+    """Write results.jsonl, summary.json and report.html of ``run`` into ``out_dir``; returns their paths.
+    ``previous_results``: those of a compared run, shown side by side in the report."""
     from assistant.evaluate.report import render_html
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"results": write_results(run.results, out), "summary": write_summary(run.summary, out)}
     path = out / REPORT
-    _write_atomic(path, render_html(run))
+    _write_atomic(path, render_html(run, previous_results=list(previous_results)))
     paths["report"] = path
     return paths
 

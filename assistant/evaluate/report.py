@@ -1,8 +1,17 @@
-"""report.html: one self-contained page (inline CSS and SVG, no script, no external asset) that opens offline."""
+"""report.html: one self-contained page (inline CSS and SVG, no script, no external asset) that opens offline.
+
+Rendered with Jinja2 from templates/report.html.j2 (autoescaped). Each answer shows its claims highlighted by
+verdict with the evidence quote beside each; rows are collapsed and paged in groups of ``PAGE`` so a run of a few
+thousand answers stays usable.
+"""
 
 from __future__ import annotations
 
+from functools import lru_cache
 from html import escape
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
 
 from assistant.evaluate.core import METRICS
 from assistant.evaluate.models import Aggregate, EvaluationRun, ItemResult, Summary
@@ -16,6 +25,7 @@ CHART_SERIES = [
     ("citation_validity", "citations verbatim", "#8a5cb8"),
     ("answered", "answered (1 − false abst.)", "#e0a030"),
     ("correct_abstention", "correct abstention", "#d0603a"),
+    ("claim_support", "claims supported", "#1f7a3f"),
 ]
 _RATE_METRICS = {name for name, (_, _) in METRICS.items() if not name.startswith("latency")}
 
@@ -46,6 +56,10 @@ details.item > summary { cursor: pointer; }
 .kv { display: grid; grid-template-columns: 150px 1fr; gap: 2px 12px; margin: 6px 0; }
 .kv > div:nth-child(odd) { color: var(--muted); }
 svg text { font: 11px system-ui, sans-serif; fill: #333; }
+details.page { margin: 6px 0; } details.page > summary { cursor: pointer; font-weight: 600; }
+.v-supported { background: #e3f4e8; } .v-conflicting { background: #fbe3e1; } .v-not_found { background: #f1f1f1; }
+span.v-supported, span.v-conflicting, span.v-not_found { border-radius: 3px; padding: 0 2px; }
+table.claims td { font-size: 13px; }
 """
 
 
@@ -123,98 +137,33 @@ def _chart_targets(summary: Summary) -> dict[str, float]:
     return out
 
 
-# ----------------------------------------------------------------------------------------------------- sections
+# ----------------------------------------------------------------------------------------------------- rendering
+
+PAGE = 100  # rows per collapsed group
 
 
-def _meta(run: EvaluationRun) -> str:
+@lru_cache(maxsize=1)
+def _environment() -> Environment:
+    from pathlib import Path
+
+    return Environment(loader=FileSystemLoader(Path(__file__).with_name("templates")),
+                       autoescape=select_autoescape(["html", "j2"]), trim_blocks=True, lstrip_blocks=True)
+
+
+def _meta(run: EvaluationRun) -> list[tuple[str, object]]:
     s = run.summary
-    rows = [
+    return [
         ("timestamp", s.timestamp), ("eval file", s.source), ("embedding model", s.model_id),
         ("corpus revision", s.corpus_revision), ("k", s.k),
-        ("evaluated", f"{s.counts.get('evaluated', 0)} of {s.counts.get('items', 0)} questions "
+        ("evaluated", f"{s.counts.get('evaluated', 0)} of {s.counts.get('items', 0)} rows "
                       f"({s.counts.get('failed', 0)} with failures, {s.counts.get('errors', 0)} errors, "
                       f"{s.counts.get('malformed', 0)} malformed rows skipped)"),
         ("duration", None if s.duration is None else f"{s.duration:.1f} s"),
         ("answering", s.settings.get("llm_provider", "none") if s.settings else None),
     ]
-    body = "".join(f"<tr><td>{escape(k)}</td><td>{escape(str(v)) if v is not None else '–'}</td></tr>" for k, v in rows)
-    return f'<table class="meta">{body}</table>'
 
 
-def _targets(summary: Summary) -> str:
-    if not summary.targets:
-        return ""
-    rows = []
-    for t in summary.targets:
-        status = '<span class="ok">met</span>' if t.passed else '<span class="bad">FAILED</span>'
-        rows.append(f"<tr><td>{escape(t.name)}</td><td>{escape(t.description)}</td>"
-                    f'<td class="num">{_fmt(t.value, t.metric)}</td><td>{escape(t.op)} {t.threshold:.0%}</td>'
-                    f"<td>{status}</td></tr>")
-    return ("<h2>Quality targets</h2><table><tr><th>target</th><th>what</th><th>value</th><th>required</th>"
-            f"<th></th></tr>{''.join(rows)}</table>")
-
-
-def _summary_table(summary: Summary) -> str:
-    metrics = [name for name in METRICS if name != "faithfulness" or summary.overall.faithfulness is not None]
-    head = "".join(f"<th>{escape(METRICS[m_][0])}</th>" for m_ in metrics)
-    rows = []
-
-    def row(label: str, agg: Aggregate, css: str) -> str:
-        cells = "".join(f'<td class="num">{_fmt(getattr(agg, m_), m_)}</td>' for m_ in metrics)
-        return (f'<tr class="{css}"><td>{escape(label)}</td><td class="num">{agg.items}</td>'
-                f'<td class="num">{agg.failed}</td>{cells}</tr>')
-
-    rows.append(row("overall", summary.overall, "overall"))
-    for name, agg in summary.by_category.items():
-        rows.append(row(f"category {name}", agg, "group"))
-    for name, agg in summary.by_split.items():
-        rows.append(row(f"split {name}", agg, "group"))
-    note = ('<p class="muted">hit@k, MRR, must include, token F1 and false abstention are over answerable questions; '
-            "correct abstention over unanswerable ones; citations verbatim over all citations.</p>")
-    return (f"<h2>Summary</h2><table><tr><th>group</th><th>items</th><th>failed</th>{head}</tr>{''.join(rows)}"
-            f"</table>{note}")
-
-
-def _comparison(summary: Summary) -> str:
-    c = summary.comparison
-    if c is None:
-        return ""
-    parts = [f"<h2>Compared with {escape(c.previous)}</h2>"]
-    if c.previous_timestamp:
-        parts.append(f'<p class="muted">previous run: {escape(c.previous_timestamp)}</p>')
-    rows = []
-    for scope, deltas in c.deltas.items():
-        for metric, d in deltas.items():
-            if d.before is None and d.after is None:
-                continue
-            higher_better = METRICS[metric][1]
-            css = "" if not d.delta else ("ok" if (d.delta > 0) == higher_better else "bad")
-            delta = "–" if d.delta is None else f"{d.delta:+.3f}"
-            rows.append(f"<tr><td>{escape(scope)}</td><td>{escape(METRICS[metric][0])}</td>"
-                        f'<td class="num">{_fmt(d.before, metric)}</td><td class="num">{_fmt(d.after, metric)}</td>'
-                        f'<td class="num {css}">{delta}</td></tr>')
-    parts.append("<details><summary>change of every aggregate metric</summary><table><tr><th>group</th>"
-                 f"<th>metric</th><th>before</th><th>after</th><th>change</th></tr>{''.join(rows)}</table></details>")
-    for title, entries, css in (("got worse", c.regressions, "bad"), ("got better", c.improvements, "ok")):
-        parts.append(f'<h3>{len(entries)} item(s) {title}</h3>')
-        if entries:
-            items = "".join(f'<li><a href="#item-{escape(e.id)}">{escape(e.id)}</a> '
-                            f'<span class="muted">{escape(e.category or "")}</span> {escape(e.question)} — '
-                            f'<span class="{css}">{escape("; ".join(e.reasons))}</span></li>' for e in entries)
-            parts.append(f"<ul>{items}</ul>")
-    if c.missing:
-        parts.append(f'<p class="muted">not in this run: {escape(", ".join(c.missing))}</p>')
-    return "".join(parts)
-
-
-def _malformed(summary: Summary) -> str:
-    if not summary.malformed:
-        return ""
-    rows = "".join(f"<tr><td class='num'>{r.line}</td><td>{escape(r.error)}</td></tr>" for r in summary.malformed)
-    return f"<h2>Malformed rows (skipped)</h2><table><tr><th>line</th><th>problem</th></tr>{rows}</table>"
-
-
-def _highlight(text: str, contexts: list[str]) -> str:
+def _highlight(text: str, contexts: list[str]) -> Markup:
     """Escape ``text``, marking exact occurrences of the reference contexts."""
     spans = []
     for context in contexts:
@@ -228,101 +177,93 @@ def _highlight(text: str, contexts: list[str]) -> str:
         out += [escape(text[pos:start]), f"<mark>{escape(text[start:end])}</mark>"]
         pos = end
     out.append(escape(text[pos:]))
-    return "".join(out)
+    return Markup("".join(out))
 
 
-def _item(result: ItemResult, k: int | None) -> str:
-    failed = result.failed
+def _highlight_claims(result: ItemResult) -> Markup:
+    """The answer, each claim in the colour of its verdict (with its score and evidence as a tooltip)."""
+    text, out, pos = result.answer, [], 0
+    for claim in sorted(result.claims, key=lambda c: c.start):
+        if claim.start < pos or text[claim.start:claim.end] != claim.text:
+            continue
+        tip = f"{claim.verdict} ({claim.score:.2f})"
+        if claim.evidence is not None:
+            tip += f" — {claim.evidence.document}: {claim.evidence.quote[:200]}"
+        out += [escape(text[pos:claim.start]),
+                f'<span class="v-{claim.verdict}" title="{escape(tip)}">{escape(claim.text)}</span>']
+        pos = claim.end
+    out.append(escape(text[pos:]))
+    return Markup("".join(out))
+
+
+def _scores(result: ItemResult) -> str:
     mt = result.metrics
-    badges = [f'<span class="badge">{escape(x)}</span>' for x in (result.category, result.split, result.lang) if x]
-    if mt.hit is not None:
-        badges.append(f'<span class="badge {"ok" if mt.hit else "bad"}">'
-                      f'{"rank " + str(mt.rank) if mt.hit else "miss"}</span>')
-    if result.error:
-        badges.append('<span class="badge bad">error</span>')
-    status = '<span class="bad">✗</span>' if failed else '<span class="ok">✓</span>'
-    head = (f"<summary>{status} <b>{escape(result.id)}</b> {''.join(badges)} {escape(result.question)}</summary>")
-    body = []
-    if result.failures:
-        body.append('<ul class="reasons">' + "".join(f"<li>{escape(f)}</li>" for f in result.failures) + "</ul>")
-    kv = []
-    if result.history:
-        kv.append(("history", "<br>".join(f"<b>{escape(t.role)}</b>: {escape(t.content)}" for t in result.history)))
-    if result.query and result.query != result.question:
-        kv.append(("search query", escape(result.query)))
-    kv.append(("answerable", "yes" if result.answerable else "no"))
-    if result.reference:
-        kv.append(("reference", escape(result.reference)))
-    if result.must_include:
-        kv.append(("must include", escape(" | ".join(result.must_include))))
-    if result.reference_contexts:
-        kv.append(("reference contexts", "<br>".join(escape(c) for c in result.reference_contexts)))
-    if result.reference_sources:
-        kv.append(("reference sources", "<br>".join(escape(s) for s in result.reference_sources)))
-    scores = [f"grounded: {'yes' if result.grounded else 'no (abstained)'}"]
+    parts = [f"answered by: {result.answered_by}"]
+    if result.answered_by == "assistant":
+        parts.append(f"grounded: {'yes' if result.grounded else 'no (abstained)'}")
+    if result.faithfulness is not None:
+        parts.append(f"claims supported {result.faithfulness:.0%}")
     if mt.token_f1 is not None:
-        scores.append(f"token F1 {mt.token_f1:.2f}")
+        parts.append(f"token F1 {mt.token_f1:.2f}")
     if mt.faithfulness is not None:
-        scores.append(f"faithfulness {mt.faithfulness:.2f}")
+        parts.append(f"faithfulness (LLM judge) {mt.faithfulness:.2f}")
     if result.latency is not None:
-        scores.append(f"{result.latency:.2f} s")
-    kv.append(("scores", escape(" · ".join(scores))))
-    if result.notes:
-        kv.append(("diagnosis", "<br>".join(escape(n) for n in result.notes)))
-    body.append('<div class="kv">' + "".join(f"<div>{k_}</div><div>{v}</div>" for k_, v in kv) + "</div>")
-    if result.error:
-        body.append(f'<p class="bad">{escape(result.error)}</p>')
-    else:
-        body.append(f'<div><b>answer</b></div><div class="answer">{escape(result.answer)}</div>')
-    if result.citations:
-        rows = "".join(
-            f"<tr><td>[{c.marker}]</td><td>{escape(c.document)}"
-            f"{' p.' + str(c.page) if c.page else ''} [{c.start}:{c.end}]</td>"
-            f'<td>{"<span class=ok>verbatim</span>" if c.verbatim else "<span class=bad>NOT verbatim</span>"}</td>'
-            f'<td class="quote">{escape(c.quote)}</td></tr>' for c in result.citations)
-        body.append(f"<table><tr><th></th><th>cited</th><th>check</th><th>quote</th></tr>{rows}</table>")
-    if result.retrieved:
-        rows = []
-        for p in result.retrieved:
-            alt = f'<br><span class="muted">also in {escape(", ".join(p.alternatives))}</span>' if p.alternatives else ""
-            css = ' class="relevant"' if p.relevant else ""
-            mark = "✓" if p.relevant else ""
-            text = p.text if len(p.text) <= 700 else p.text[:700] + " …"
-            rows.append(f"<tr{css}><td class='num'>{p.rank}</td><td>{mark}</td><td>{escape(p.document)}"
-                        f"{' p.' + str(p.page) if p.page else ''}{alt}</td><td class='num'>{p.score:.3f}</td>"
-                        f'<td class="snippet">{_highlight(text, result.reference_contexts)}</td></tr>')
-        body.append(f"<div><b>retrieved (top {k or len(result.retrieved)})</b></div><table><tr><th>#</th>"
-                    f"<th>rel.</th><th>document</th><th>score</th><th>text</th></tr>{''.join(rows)}</table>")
-    css = "item failed" if failed else "item"
-    return (f'<details class="{css}" id="item-{escape(result.id)}"{" open" if failed else ""}>{head}'
-            f"{''.join(body)}</details>")
+        parts.append(f"{result.latency:.2f} s")
+    return " · ".join(parts)
 
 
-def _items(run: EvaluationRun) -> str:
+def _pages(results: list[ItemResult], open_first: bool) -> list[dict]:
+    return [{"first": i + 1, "last": i + len(results[i:i + PAGE]), "rows": results[i:i + PAGE], "open": open_first}
+            for i in range(0, len(results), PAGE)]
+
+
+def _side_by_side(run: EvaluationRun, previous: dict[str, ItemResult]) -> list[dict]:
+    rows = []
+    for result in run.results:
+        before = previous.get(result.id)
+        if before is None or (not result.claims and not before.claims):
+            continue
+        rows.append({"id": result.id, "question": result.question,
+                     "before_support": before.metrics.claim_support, "before_conflicting": before.metrics.conflicting,
+                     "after_support": result.metrics.claim_support, "after_conflicting": result.metrics.conflicting})
+    return rows
+
+
+def render_html(run: EvaluationRun, extra_sections: list[str] = (), previous_results: list[ItemResult] = ()) -> str:
+    """The report page. ``extra_sections``: HTML blocks (e.g. calibration charts) placed after the charts;
+    ``previous_results``: the compared run's results, for the side-by-side table of claims."""
+    s = run.summary
+    metrics = [name for name in METRICS if name != "faithfulness" or s.overall.faithfulness is not None]
+    if not s.overall.claims:
+        metrics = [m_ for m_ in metrics if m_ not in ("claim_support", "conflicting_claims")]
+    groups = [("overall", s.overall, "overall")]
+    groups += [(f"category {name}", agg, "group") for name, agg in s.by_category.items()]
+    groups += [(f"split {name}", agg, "group") for name, agg in s.by_split.items()]
+    deltas = []
+    if s.comparison is not None:
+        for scope, changes in s.comparison.deltas.items():
+            for metric, d in changes.items():
+                if d.before is None and d.after is None:
+                    continue
+                css = "" if not d.delta else ("ok" if (d.delta > 0) == METRICS[metric][1] else "bad")
+                deltas.append((scope, metric, d, css))
     order = {id(r): i for i, r in enumerate(run.results)}
     failing = sorted((r for r in run.results if r.failed),
                      key=lambda r: (r.error is None, -len(r.failures), order[id(r)]))
     passing = [r for r in run.results if not r.failed]
-    k = run.summary.k
-    return (f"<h2>Items with failures ({len(failing)})</h2>" + "".join(_item(r, k) for r in failing)
-            + f"<h2>Passed items ({len(passing)})</h2>" + "".join(_item(r, k) for r in passing))
-
-
-def render_html(run: EvaluationRun) -> str:
-    s = run.summary
-    groups = [("overall", s.overall)] + list(s.by_category.items())
-    splits = [("overall", s.overall)] + list(s.by_split.items())
-    banner = ""
-    if s.interrupted:
-        banner = (f'<div class="banner">Interrupted: {s.counts.get("evaluated", 0)} of {s.counts.get("items", 0)} '
-                  "questions were evaluated; the numbers cover those only.</div>")
-    charts = (f"<h2>Metrics by category</h2>{bar_chart_svg(groups, targets=_chart_targets(s))}"
-              f'<p class="muted">Black ticks mark the targets (they apply to the overall numbers).</p>'
-              f"<h2>Metrics by split</h2>{bar_chart_svg(splits)}")
-    return (
-        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>Evaluation {escape(s.timestamp)}</title><style>{CSS}</style></head><body>"
-        f"<h1>Evaluation report</h1>{banner}{_meta(run)}{_targets(s)}{_summary_table(s)}{charts}"
-        f"{_comparison(s)}{_malformed(s)}{_items(run)}</body></html>\n"
-    )
+    series = CHART_SERIES if s.overall.claims else [x for x in CHART_SERIES if x[0] != "claim_support"]
+    template = _environment().get_template("report.html.j2")
+    return template.render(
+        s=s, c=s.comparison, css=Markup(CSS), meta=_meta(run), metrics=metrics,
+        labels={name: label for name, (label, _) in METRICS.items()}, groups=groups, deltas=deltas,
+        fmt=lambda value, metric="": Markup(_fmt(value, metric)),
+        chart_categories=Markup(bar_chart_svg([("overall", s.overall)] + list(s.by_category.items()), series=series,
+                                              targets=_chart_targets(s))),
+        chart_splits=Markup(bar_chart_svg([("overall", s.overall)] + list(s.by_split.items()), series=series)),
+        extra_sections=[Markup(x) for x in extra_sections],
+        side_by_side=_side_by_side(run, {r.id: r for r in previous_results}) if previous_results else [],
+        sections=[(f"Items with failures ({len(failing)})", _pages(failing, True)),
+                  (f"Passed items ({len(passing)})", _pages(passing, False))],
+        open_failed=len(failing) <= PAGE, k=s.k, scores=_scores, highlight=_highlight,
+        highlight_claims=_highlight_claims,
+    ) + "\n"

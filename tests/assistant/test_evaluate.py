@@ -150,8 +150,8 @@ def test_load_csv_with_aliases_json_list_cells_and_malformed_rows(tmp_path):
 
 
 def test_csv_without_question_column_is_reported(tmp_path):
-    items, malformed = load_items(write(tmp_path / "set.csv", "prompt,answer\nhello,world\n"))
-    assert items == [] and malformed[0].line == 1 and "question column" in malformed[0].error
+    items, malformed = load_items(write(tmp_path / "set.csv", "prompt,text\nhello,world\n"))
+    assert items == [] and malformed[0].line == 1 and "question or answer column" in malformed[0].error
 
 
 @pytest.mark.parametrize("content, message", [
@@ -559,3 +559,156 @@ def test_faithfulness_is_judged_only_with_an_llm(monkeypatch):
     by_id = {r.id: r.metrics.faithfulness for r in run.results}
     assert by_id["good"] == 0.8 and by_id["abstain-ok"] is None and by_id["boom"] is None
     assert run.summary.overall.faithfulness == 0.8 and set(calls) == {"the-model"}
+
+
+# --------------------------------------------------------------------------------------------------- answer rows
+
+
+def test_rows_that_bring_answers_native_ragas_and_csv(tmp_path):
+    rows = [
+        json.dumps({"id": "n", "question": "When?", "answer": "In 1950 [1].",
+                    "citations": [{"quote": "in 1950", "document": "seed.txt", "marker": "[1]"}, "up to 35%"]}),
+        json.dumps({"id": "r", "user_input": "Share?", "response": "Up to 35%.", "retrieved_contexts": ["ctx one"],
+                    "reference": "35%"}),
+        json.dumps({"id": "q", "question": "Asked by the assistant?"}),
+        json.dumps({"id": "x", "answer": 42}),
+        json.dumps({"id": "y", "answer": "text", "citations": [{"document": "seed.txt"}]}),
+        json.dumps({"id": "z", "answer": "text", "citations": [{"quote": "q", "marker": "one"}]}),
+        json.dumps({"id": "w", "answer": "   "}),
+    ]
+    items, malformed = load_items(write(tmp_path / "set.jsonl", "\n".join(rows) + "\n"))
+    assert [i.id for i in items] == ["n", "r", "q"]
+    n, r, q = items
+    assert n.given_answer == "In 1950 [1]." and [(c.quote, c.document, c.marker) for c in n.given_citations] == [
+        ("in 1950", "seed.txt", 1), ("up to 35%", None, None)]
+    assert r.given_answer == "Up to 35%." and r.contexts == ["ctx one"] and r.reference == "35%"
+    assert q.given_answer is None
+    errors = {m.line: m.error for m in malformed}
+    assert "answer must be a string" in errors[4] and "no quote" in errors[5] and "marker" in errors[6]
+    assert "no question and no answer" in errors[7]
+
+    csv_text = ('id,question,answer,citations,contexts\n'
+                'c1,When?,In 1950.,"[{""quote"": ""in 1950"", ""document"": ""seed.txt""}]",\n'
+                'c2,,Only an answer.,a plain quote,"[""one"", ""two""]"\n'
+                'c3,Asked?,,,\n')
+    items, malformed = load_items(write(tmp_path / "set.csv", csv_text))
+    assert not malformed and [i.id for i in items] == ["c1", "c2", "c3"]
+    assert items[0].given_citations[0].document == "seed.txt" and items[1].given_citations[0].quote == "a plain quote"
+    assert items[1].question == "" and items[1].contexts == ["one", "two"] and items[2].given_answer is None
+
+
+def test_given_answers_are_scored_without_asking():
+    items, fake = scenario()
+    given = [
+        item(id="g1", question="Share?", given_answer="Up to 35% in equities.", must_include=["35%"],
+             reference_contexts=["up to 35%"], contexts=["nothing here", "It allowed pensions to invest up to 35%"],
+             category="llm"),
+        item(id="g2", question="When?", given_answer="In 1947.", must_include=["1950"], category="llm"),
+    ]
+    run = run_evaluation(fake, [items[0], *given])
+    assert [c[0] for c in fake.calls] == ["What share of equities?"]  # the given answers were not asked
+    g1, g2 = run.results[1:]
+    assert g1.answered_by == "given" and g1.answer == "Up to 35% in equities." and g1.latency is None
+    assert g1.metrics.hit and g1.metrics.rank == 2 and g1.metrics.correct is True and not g1.failed
+    assert g2.metrics.correct is False and g2.failed and g2.metrics.hit is None
+    assert "claims not graded" in g1.notes[0]  # the fake has no sentence index
+    assert run.summary.by_category["llm"].correctness == 0.5
+
+
+def test_resume_keeps_finished_rows_and_evaluates_only_the_rest(tmp_path):
+    items, fake = scenario()
+    with ResultWriter(tmp_path) as writer:
+        first = run_evaluation(fake, items[:3], on_result=writer)
+    with (tmp_path / "results.jsonl").open("a") as handle:
+        handle.write('{"id": "cut short by a ki')  # a kill mid-write leaves half a line
+    fake.calls.clear()
+    done = read_results(tmp_path / "results.jsonl")
+    with ResultWriter(tmp_path, append=True) as writer:
+        run = run_evaluation(fake, items, done=done, on_result=writer)
+    assert len(fake.calls) == len(items) - 3
+    assert [r.id for r in run.results] == [i.id for i in items] and run.summary.counts["evaluated"] == len(items)
+    lines = (tmp_path / "results.jsonl").read_text().splitlines()
+    assert [json.loads(line)["id"] for line in lines] == [i.id for i in items]
+    assert first.summary.counts["evaluated"] == 3
+
+
+def test_cli_resume_continues_an_interrupted_run(fake_cli, tmp_path):
+    invoke, fake = fake_cli
+    fake.answers["Unknown?"] = KeyboardInterrupt()
+    source = _scenario_file(tmp_path)
+    assert invoke(source, "--out", tmp_path / "run").exit_code == 130
+    fake.answers["Unknown?"] = abstention([])
+    fake.calls.clear()
+    result = invoke(source, "--out", tmp_path / "run", "--resume", "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert len(fake.calls) == 5  # the two finished rows were not asked again
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["counts"]["evaluated"] == 7
+    assert invoke(source, "--resume").exit_code == 1  # --resume needs --out
+
+
+def _graded_result(**values) -> ItemResult:
+    from assistant.evaluate.models import ClaimResult, Evidence, ItemMetrics, QuoteCheck
+
+    answer = "New York acted in 1950. The cap was 53%."
+    evidence = Evidence(document="seed.txt", page=None, start=37, end=89, quote=DOC_TEXT[37:89])
+    claims = [ClaimResult(text="New York acted in 1950.", verdict="supported", score=0.81, start=0, end=23,
+                          evidence=Evidence(document="seed.txt", start=0, end=35, quote=DOC_TEXT[0:35])),
+              ClaimResult(text="The cap was 53%.", verdict="conflicting", score=0.7, start=24, end=40,
+                          evidence=evidence, conflicts=["percent: '53%' in the claim, '35%' in the evidence"])]
+    cited = [QuoteCheck(quote="up to 53% in equities", document="seed.txt", status="near_verbatim",
+                        found_document="seed.txt", start=70, end=89, differences=["'53' where the source has '35'"],
+                        claim=1, supports_claim=False)]
+    metrics = ItemMetrics(claims=2, supported=1, conflicting=1, claim_support=0.5)
+    return ItemResult(id=values.get("id", "g"), question="What did New York do?", answer=answer, grounded=True,
+                      answered_by="given", claims=claims, cited=cited, faithfulness=0.5, metrics=metrics,
+                      failures=["claim 2 conflicts"], category=values.get("category"))
+
+
+def test_report_shows_claims_by_verdict_with_evidence_and_pages_thousands_of_rows(tmp_path):
+    from assistant.evaluate.core import summarize
+    from assistant.evaluate.models import EvaluationRun
+    from assistant.evaluate.report import PAGE
+
+    results = [_graded_result(id=f"g{i}", category="llm") for i in range(2500)]
+    run = EvaluationRun(results=results, summary=summarize(results, k=5))
+    paths = write_report(run, tmp_path)
+    html = paths["report"].read_text()
+    assert '<span class="v-supported"' in html and '<span class="v-conflicting"' in html
+    assert "The cap was 53%." in html and DOC_TEXT[37:89] in html  # the claim and its evidence quote
+    assert "near verbatim" in html and "&#39;53&#39; where the source has &#39;35&#39;" in html
+    assert html.count('<details class="page"') == -(-2500 // PAGE)
+    assert html.count('<details class="item failed" id=') == 2500 and 'id="item-g0" open' not in html  # collapsed
+    assert "<script" not in html and not _EXTERNAL_ASSET.search(html)
+    row = json.loads(paths["results"].read_text().splitlines()[0])
+    assert row["faithfulness"] == 0.5 and row["claims"][1]["verdict"] == "conflicting"
+    assert set(row["claims"][0]) >= {"text", "verdict", "score", "evidence"}
+    assert set(row["claims"][0]["evidence"]) >= {"document", "page", "start", "end", "quote"}
+    summary = json.loads(paths["summary"].read_text())
+    assert summary["overall"]["claims"] == 5000 and summary["overall"]["conflicting_claims"] == 0.5
+
+
+def test_escaping_in_the_report(tmp_path):
+    from assistant.evaluate.core import summarize
+    from assistant.evaluate.models import EvaluationRun
+
+    result = _graded_result()
+    result.question = "<script>alert(1)</script>"
+    run = EvaluationRun(results=[result], summary=summarize([result]))
+    html = write_report(run, tmp_path)["report"].read_text()
+    assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_two_answer_sets_side_by_side(tmp_path):
+    from assistant.evaluate.core import summarize
+    from assistant.evaluate.models import EvaluationRun
+
+    before, after = _graded_result(id="q1"), _graded_result(id="q1")
+    after.metrics.conflicting, after.metrics.claim_support, after.metrics.supported = 0, 1.0, 2
+    previous = summarize([before])
+    run = EvaluationRun(results=[after], summary=summarize([after]))
+    run.summary.comparison = compare(run.summary, previous, [after], [before], previous_name="llm.jsonl")
+    assert run.summary.comparison.improvements[0].reasons == ["claims supported 50% → 100%",
+                                                              "conflicting claims 1 → 0"]
+    html = write_report(run, tmp_path, previous_results=[before])["report"].read_text()
+    assert "side by side" in html and "Compared with llm.jsonl" in html
