@@ -38,7 +38,7 @@ class Embedder(Embeddings):
         label = Path(name).name if isinstance(source, Path) else name
         # Known without loading the weights, so a sync with nothing to embed never pays for the model.
         self.model_id = f"{label}@{_model_fingerprint(source)}"
-        self.batch_size = settings.embed_batch_size
+        self.batch_size = settings.batch_size
         self._model = None
         self._load_lock = threading.Lock()
         self._encode_lock = threading.Lock()  # torch inference from several threads at once only thrashes the cores
