@@ -56,6 +56,7 @@ class Settings(BaseSettings):
                                                                  "the only model it lists")
     embedding_timeout: float = Field(60.0, gt=0, le=600, description="seconds per embeddings request")
     embedding_remote_batch: int = Field(64, ge=1, le=2048, description="texts per embeddings request")
+    embedding_remote_parallel: int = Field(4, ge=1, le=64, description="embeddings requests in flight at once")
 
     # --- splitting ---
     passage_tokens: int = 160
