@@ -64,10 +64,10 @@ class Settings(BaseSettings):
 
     # --- index ---
     index_dir: Path = PROJECT_ROOT / "index"
-    chroma_url: str | None = None
-    collection: str = "passages"
     sync_lease_seconds: float = Field(60.0, ge=5, le=3600, description="with chroma_url: a sync's lock lease in the "
                                       "server expires this long after its holder's last heartbeat (every third)")
+    chroma_url: str | None = None
+    collection: str = "passages"
 
     # --- retrieval and answering ---
     top_k: int = 5
