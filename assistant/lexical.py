@@ -44,14 +44,27 @@ _STOP = set(
 )
 
 
+_CJK_RUN = re.compile(r"[\u3400-\u9fff]+")
+
+
+def _words(text: str) -> list[str]:
+    return [w for w in _TOKEN.findall(text) if w not in _STOP]
+
+
 def tokenize(text: str) -> list[str]:
-    """Lower-cased words (jieba's search segmentation for Chinese) without stop words or punctuation."""
-    tokens = []
-    for word in jieba.cut_for_search(text.lower()):
-        word = word.strip()
-        if word and _TOKEN.fullmatch(word) and word not in _STOP:
-            tokens.append(word)
-    return tokens
+    """Lower-cased words without stop words or punctuation; Chinese segmented by jieba (its search mode).
+
+    Only runs of Chinese characters go through jieba: on English text it costs 50 times more than a regular
+    expression and finds the same words.
+    """
+    text = text.lower()
+    tokens: list[str] = []
+    position = 0
+    for run in _CJK_RUN.finditer(text):
+        tokens += _words(text[position:run.start()])
+        tokens += [w for w in jieba.cut_for_search(run.group()) if w not in _STOP]
+        position = run.end()
+    return tokens + _words(text[position:])
 
 
 def _match_expression(tokens: Iterable[str]) -> str:
@@ -85,8 +98,8 @@ class LexicalIndex:
     """
 
     def __init__(self, path: Path | str):
-        path = Path(path)
-        self.path = path / FILE_NAME if path.is_dir() else path
+        """``path``: the folder that holds (or will hold) ``lexical.sqlite3``, normally ``settings.index_dir``."""
+        self.path = Path(path) / FILE_NAME  # a folder: the index folder, beside Chroma's files
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []

@@ -115,6 +115,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--raw-sample", type=int, default=64,
                         help="passages encoded to measure the model's raw rate (default 64; 0: skip)")
     parser.add_argument("--queries", type=int, default=40, help="warm searches and asks per size (default 40)")
+    parser.add_argument("--lexical", action="store_true",
+                        help="also measure the on-disk lexical index (add rate, BM25 search p50/p95, delete, size)")
     parser.add_argument("--mirror", type=Path, help="real corpus to sample sentences from "
                                                     "(default: ASSISTANT_CORPUS_MIRROR, else shared/corpus beside the repo)")
     parser.add_argument("--workdir", type=Path, help="where corpora and indexes go (default: a temp dir, removed)")
@@ -232,6 +234,46 @@ def percentiles(samples: list[float]) -> dict[str, float]:
             "p95": round(ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))], 4)}
 
 
+def lexical_figures(size: int, work: Path, english, chinese, rng: random.Random, queries: int) -> dict:
+    """The on-disk lexical index (assistant/lexical.py) at this size: add rate, BM25 search latency, size on disk."""
+    from tqdm import tqdm
+
+    from assistant.lexical import LexicalIndex
+    from assistant.schema import Passage
+
+    path = work / f"lexical-{size}"
+    shutil.rmtree(path, ignore_errors=True)
+    index = LexicalIndex(path)
+    versions: dict[str, str] = {}
+    started = time.perf_counter()
+    with tqdm(total=size, desc="lexical index", unit="passage") as bar:
+        for first in range(0, size, 1000):
+            batch = []
+            for i in range(first, min(size, first + 1000)):
+                doc = f"doc{i // PASSAGES_PER_DOCUMENT:07d}.md"
+                zh = zlib.crc32(doc.encode()) % 4 == 0
+                text = ("" if zh else " ").join(rng.choice(chinese if zh else english) for _ in range(3 if zh else 4))
+                versions[doc] = "v1"
+                batch.append(Passage(chunk_id=f"{doc}:v1:{i}", document=doc, title=doc, start=0, end=len(text),
+                                     text=text, language="zh" if zh else "en", version="v1"))
+            index.add(batch)
+            bar.update(len(batch))
+    add_s = time.perf_counter() - started
+    latencies = []
+    for i in range(queries):
+        started = time.perf_counter()
+        index.search(QUERIES[i % len(QUERIES)], 30, versions=versions)
+        latencies.append(time.perf_counter() - started)
+    started = time.perf_counter()
+    index.delete("doc0000000.md")
+    delete_s = time.perf_counter() - started
+    result = {"lexical_add_passages_per_s": round(size / add_s, 1), "lexical_search_s": percentiles(latencies),
+              "lexical_delete_document_s": round(delete_s, 4), "lexical_bytes": disk_bytes(path)}
+    index.close()
+    shutil.rmtree(path, ignore_errors=True)
+    return result
+
+
 # --- the serving worker (a fresh process) ---
 
 def worker(config: dict) -> dict:
@@ -316,6 +358,7 @@ def run_size(size: int, args, work: Path, english, chinese, chars: int, raw_rate
     calls = embedder.calls
     noop = sync(settings, embedder, IndexStore(settings, embedder.model_id), show_progress=False)
     served = run_worker(base, args.model, args.queries, args.seed, args.mirror)
+    lexical = lexical_figures(size, work, english, chinese, rng, args.queries) if args.lexical else {}
     result = {
         "size": size, "model": args.model, "documents": n_documents, "passages": first.passages,
         "failed": len(first.failed),
@@ -326,6 +369,7 @@ def run_size(size: int, args, work: Path, english, chinese, chars: int, raw_rate
         **served,
         "index_bytes": disk_bytes(settings.index_dir),
         "search_after_update_over_warm_p50": round(served["upload_to_answerable_s"] / served["search_s"]["p50"], 2),
+        **lexical,
     }
     if not args.keep:
         shutil.rmtree(base, ignore_errors=True)
@@ -338,7 +382,9 @@ def summary_line(r: dict) -> str:
             f"{r['noop_sync_s']} s | cold start→answer {r['cold_start_to_first_answer_s']} s | search p50/p95 "
             f"{r['search_s']['p50']}/{r['search_s']['p95']} s | ask p50/p95 {r['ask_s']['p50']}/{r['ask_s']['p95']} s"
             f" | upload→answerable {r['upload_to_answerable_s']} s | worker RSS {r['worker_rss_gb']} GB | index "
-            f"{r['index_bytes'] / 2 ** 20:.0f} MiB")
+            f"{r['index_bytes'] / 2 ** 20:.0f} MiB"
+            + (f" | lexical add {r['lexical_add_passages_per_s']}/s, search p50/p95 {r['lexical_search_s']['p50']}/"
+               f"{r['lexical_search_s']['p95']} s, {r['lexical_bytes'] / 2 ** 20:.0f} MiB" if "lexical_bytes" in r else ""))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -38,9 +38,9 @@ def index(tmp_path):
 
 
 def test_tokenize_segments_chinese_and_keeps_numbers():
-    tokens = tokenize("劳工部重新审视另类资产 and 35% of 1.2% plans")
-    assert "劳工部" in tokens and "另类" in tokens and "资产" in tokens
-    assert "35%" in tokens and "1.2%" in tokens and "plans" in tokens
+    tokens = tokenize("劳工部重新审视另类资产 and 35% of 1.2% plans, 1,000 in 1978年的401(k)计划")
+    assert "劳工部" in tokens and "另类" in tokens and "资产" in tokens and "计划" in tokens
+    assert "35%" in tokens and "1.2%" in tokens and "1,000" in tokens and "1978" in tokens and "plans" in tokens
     assert "and" not in tokens and "of" not in tokens
 
 
@@ -126,7 +126,7 @@ def test_reconcile_brings_a_node_copy_up_to_date(tmp_path):
 def test_persists_and_serves_readers_while_written(tmp_path):
     writer = LexicalIndex(tmp_path)
     writer.add(_passages("eo", "v1", EO))
-    reader = LexicalIndex(tmp_path / "lexical.sqlite3")  # another process opens the same file
+    reader = LexicalIndex(tmp_path)  # another process opens the same file
     errors = []
 
     def read():
