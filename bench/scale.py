@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+sys.path.append(str(REPO))  # after PYTHONPATH, so another checkout's assistant can be measured with this script
 
 PASSAGES_PER_DOCUMENT = 20  # a ten-page report; the real corpus averages 25
 CHINESE_SHARE = 0.25
@@ -333,7 +333,7 @@ def run_worker(base: Path, model: str, queries: int, seed: int, mirror: Path) ->
     config = {"base": str(base), "model": model, "queries": queries, "seed": seed, "mirror": str(mirror),
               "started": time.time()}
     result = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(config)],
-                            capture_output=True, text=True, timeout=3600, env={**os.environ, "PYTHONPATH": str(REPO)})
+                            capture_output=True, text=True, timeout=3600, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     if result.returncode != 0:
         raise SystemExit(f"worker failed:\n{result.stderr[-3000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
