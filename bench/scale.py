@@ -121,6 +121,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                                     "(default: ASSISTANT_CORPUS_MIRROR, else shared/corpus beside the repo)")
     parser.add_argument("--workdir", type=Path, help="where corpora and indexes go (default: a temp dir, removed)")
     parser.add_argument("--keep", action="store_true", help="keep the work dir")
+    parser.add_argument("--resume", action="store_true",
+                        help="with --workdir: reuse a size's corpus and index left by a stopped run (the sync "
+                             "finishes it); ingest figures then cover only the rest")
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
     parser.add_argument("--out", type=Path, help="also write the JSON results to this file")
@@ -341,15 +344,17 @@ def run_worker(base: Path, model: str, queries: int, seed: int, mirror: Path) ->
 
 # --- one size ---
 
-def run_size(size: int, args, work: Path, english, chinese, chars: int, raw_rate: float | None) -> dict:
+def run_size(size: int, args, work: Path, english, chinese, chars, raw_rate: float | None) -> dict:
     from assistant.store import IndexStore
     from assistant.sync import sync
 
     base = work / f"size-{size}"
-    shutil.rmtree(base, ignore_errors=True)
     rng = random.Random(args.seed + size)
     n_documents = max(1, round(size / PASSAGES_PER_DOCUMENT))
-    build_corpus(base / "corpus", n_documents, chars, rng, english, chinese, show_progress=True)
+    resumed = args.resume and (base / "corpus").is_dir()
+    if not resumed:
+        shutil.rmtree(base, ignore_errors=True)
+        build_corpus(base / "corpus", n_documents, chars(), rng, english, chinese, show_progress=True)
     settings = make_settings(base)
     embedder = make_embedder(settings, args.model)
 
@@ -361,6 +366,7 @@ def run_size(size: int, args, work: Path, english, chinese, chars: int, raw_rate
     lexical = lexical_figures(size, work, english, chinese, rng, args.queries) if args.lexical else {}
     result = {
         "size": size, "model": args.model, "documents": n_documents, "passages": first.passages,
+        "resumed": resumed,  # ingest figures then cover only what the earlier, stopped run left to do
         "failed": len(first.failed),
         "ingest_s": first.seconds, "ingest_passages_per_s": round(rate, 1) if rate else None,
         "model_raw_passages_per_s": round(raw_rate, 2) if raw_rate else None,
@@ -401,7 +407,12 @@ def main(argv: list[str] | None = None) -> int:
     rng = random.Random(args.seed)
     english, chinese = sample_sentences(args.mirror)
     print(f"sampled {len(english)} English and {len(chinese)} Chinese sentences from {args.mirror}", file=sys.stderr)
-    chars = chars_per_document(work, rng, english, chinese, args.model)
+    calibrated: list[int] = []
+
+    def chars() -> int:
+        if not calibrated:
+            calibrated.append(chars_per_document(work, rng, english, chinese, args.model))
+        return calibrated[0]
 
     from assistant.settings import Settings
 
