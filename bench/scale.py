@@ -290,6 +290,7 @@ def worker(config: dict) -> dict:
         assistant.__dict__["embedder"] = InstantEmbedder()  # before anything opens the store
     assistant.ask(QUERIES[0])
     cold = time.time() - config["started"]
+    _partial(cold_start_to_first_answer_s=round(cold, 3), worker_rss_gb=round(_rss_bytes() / 2 ** 30, 3))
 
     searches, asks = [], []
     for i in range(config["queries"]):
@@ -300,6 +301,7 @@ def worker(config: dict) -> dict:
         started = time.perf_counter()
         assistant.ask(query)
         asks.append(time.perf_counter() - started)
+    _partial(search_s=percentiles(searches), ask_s=percentiles(asks))
 
     # an upload: the file lands in the corpus and its sync returns; how long until a question finds it?
     rng = random.Random(config["seed"])
@@ -309,6 +311,7 @@ def worker(config: dict) -> dict:
     started = time.perf_counter()
     report = assistant.sync(show_progress=False)
     upload_sync = time.perf_counter() - started
+    _partial(upload_sync_s=round(upload_sync, 3))
     started = time.perf_counter()
     deadline = started + 600
     while time.perf_counter() < deadline:
@@ -325,6 +328,11 @@ def worker(config: dict) -> dict:
             "worker_peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20, 3)}
 
 
+def _partial(**figures) -> None:
+    # Figures as soon as they are known, on stderr: a worker stopped by a time limit still reports what it measured.
+    print("partial " + json.dumps(figures), file=sys.stderr, flush=True)
+
+
 def _rss_bytes() -> int:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -335,10 +343,12 @@ def _rss_bytes() -> int:
 def run_worker(base: Path, model: str, queries: int, seed: int, mirror: Path) -> dict:
     config = {"base": str(base), "model": model, "queries": queries, "seed": seed, "mirror": str(mirror),
               "started": time.time()}
+    # The worker's stderr is ours: its partial figures show up live, even if a time limit stops both of us.
     result = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(config)],
-                            capture_output=True, text=True, timeout=3600, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+                            stdout=subprocess.PIPE, text=True, timeout=3600,
+                            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     if result.returncode != 0:
-        raise SystemExit(f"worker failed:\n{result.stderr[-3000:]}")
+        raise SystemExit(f"the worker failed with exit code {result.returncode} (its errors are above)")
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
