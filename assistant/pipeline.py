@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from assistant import answer as compose
 from assistant.cite import make_citation, verified
 from assistant.conversation import ConversationStore, standalone_query
-from assistant.embed import Embedder
+from assistant.embed import Embedder, make_embedder
 from assistant.retrieve import Retriever, tokenize
 from assistant.schema import Answer, ChatTurn, Citation, Document, SearchHit, SyncReport
 from assistant.sentences import SentenceIndex
@@ -47,7 +47,7 @@ class Assistant:
 
     @cached_property
     def embedder(self) -> Embedder:
-        return Embedder(self.settings)
+        return make_embedder(self.settings)  # the model in this process, or an embeddings server (embedding_url)
 
     @cached_property
     def store(self) -> IndexStore:

@@ -3,8 +3,9 @@
 Dense retrieval (EmbeddingGemma) carries cross-language questions; BM25 only helps where query and passage share
 words (same language, or numbers and names). Equal-weight rank fusion lets BM25's misses outvote dense hits, so we
 fuse scores instead: ``dense cosine + lexical_weight × BM25 normalised to the best candidate``, with the weight tuned
-on the eval set's dev split (see README). Nothing lexical is built while the weight is 0 (the
-default); search then reads only the store: a query, and the registry's document versions once per revision.
+on the eval set's dev split (see README). BM25 comes from the on-disk FTS5 index of assistant/lexical.py, kept only
+while the weight is above 0 (the default is 0). A search reads only the store: a query, and the registered versions
+of its candidates' documents (once per revision).
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from dataclasses import dataclass
 
 import jieba
 import numpy as np
-from rank_bm25 import BM25Okapi
 
 from assistant.embed import Embedder
 from assistant.schema import Passage, SearchHit
@@ -81,8 +81,6 @@ class View:
 
     revision: str
     store: IndexStore
-    bm25: BM25Okapi | None = None
-    bm25_passages: list[Passage] | None = None
 
     @property
     def versions(self) -> dict[str, str]:
@@ -95,13 +93,11 @@ class View:
     @property
     def passages(self) -> list[Passage]:
         """Every registered passage, paged from the store (diagnostics only: this is a copy of the corpus)."""
-        if self.bm25_passages is not None:
-            return self.bm25_passages
         return list(self.store.iter_passages(self.versions))
 
 
 class Retriever:
-    """Dense search through the store; BM25 fusion only when ``lexical_weight`` > 0 (nothing lexical is built else)."""
+    """Dense search through the store, fused with BM25 from the on-disk lexical index when ``lexical_weight`` > 0."""
 
     def __init__(self, settings: Settings, embedder: Embedder, store: IndexStore):
         self.settings = settings
@@ -123,18 +119,18 @@ class Retriever:
         if view is None or view.revision != revision:
             with self._lock:
                 if self._view is None or self._view.revision != revision:
-                    self._view = self._build(revision)
+                    lexical = self._lexical_index()
+                    if lexical is not None:
+                        # This node's copy catches up with the registry: cost proportional to what changed.
+                        lexical.reconcile(self.store.document_versions(revision), self.store.passages_of)
+                    self._view = View(revision, self.store)
                 view = self._view
         return view
 
     lexical = view  # the former name, kept for callers (the evaluator)
 
-    def _build(self, revision: str) -> View:
-        if self.settings.lexical_weight <= 0:
-            return View(revision, self.store)
-        passages = list(self.store.iter_passages(self.store.document_versions(revision)))
-        corpus = [tokenize(f"{p.context}\n{p.text}" if p.context else p.text) for p in passages]
-        return View(revision, self.store, BM25Okapi(corpus) if passages else None, passages)
+    def _lexical_index(self):
+        return self.store.open_lexical() if self.settings.lexical_weight > 0 else None
 
     def search(self, query: str, k: int | None = None, documents: list[str] | None = None,
                language: str | None = None, query_vector: np.ndarray | None = None) -> list[SearchHit]:
@@ -143,30 +139,21 @@ class Retriever:
         vector = query_vector if query_vector is not None else self.embedder.embed_queries([query])[0]
         where = _where(documents, language)
         n = max(self.settings.candidates, k * 4)
-        candidates: dict[str, tuple[Passage, float]] = {}
         found = self.store.query(vector, n, where)
-        versions = self.store.versions_of({p.document for p, _ in found}, view.revision)
-        for passage, score in found:
-            # Trust only the registered version of each document (an update in flight stores passages early).
-            if versions.get(passage.document) == passage.version:
-                candidates[passage.chunk_id] = (passage, score)
-
         lexical_scores: dict[str, float] = {}
-        tokens = tokenize(query) if self.settings.lexical_weight > 0 else []
-        if tokens and view.bm25 is not None and view.bm25_passages:
-            passages = view.bm25_passages
-            scores = view.bm25.get_scores(tokens)
-            allowed = [i for i, p in enumerate(passages) if _matches(p, documents, language)]
-            best = sorted(allowed, key=lambda i: scores[i], reverse=True)[:n]
-            top = max((scores[i] for i in best), default=0.0)
-            if top > 0:
-                missing = [passages[i] for i in best if scores[i] > 0 and passages[i].chunk_id not in candidates]
-                for passage, dense in self._dense_scores(missing, vector):
-                    candidates[passage.chunk_id] = (passage, dense)
-                for i in best:
-                    lexical_scores[passages[i].chunk_id] = float(scores[i] / top)
-
-        ranked = sorted(
+        lexical = self._lexical_index()
+        if lexical is not None:
+            ranked = lexical.search(query, n, documents=documents, language=language)
+            if ranked and ranked[0][1] > 0:
+                top = ranked[0][1]
+                lexical_scores = {chunk_id: score / top for chunk_id, score in ranked}
+                dense_ids = {p.chunk_id for p, _ in found}
+                found += [(p, float(np.dot(v, vector)))
+                          for p, v in self.store.passages_by_id([c for c, _ in ranked if c not in dense_ids])]
+        versions = self.store.versions_of({p.document for p, _ in found}, view.revision)
+        # Trust only the registered version of each document (an update in flight stores passages early).
+        candidates = {p.chunk_id: (p, score) for p, score in found if versions.get(p.document) == p.version}
+        ranked_hits = sorted(
             (
                 hit_from(p, dense + self.settings.lexical_weight * lexical_scores.get(cid, 0.0),
                          dense_score=round(dense, 4), lexical_score=round(lexical_scores.get(cid, 0.0), 4))
@@ -174,13 +161,7 @@ class Retriever:
             ),
             key=lambda h: h.score, reverse=True,
         )
-        return fold_duplicates(ranked, k)
-
-    def _dense_scores(self, passages: list[Passage], vector: np.ndarray) -> list[tuple[Passage, float]]:
-        if not passages:
-            return []
-        by_id = self.store.vectors([p.chunk_id for p in passages])
-        return [(p, float(np.dot(by_id[p.chunk_id], vector))) for p in passages if p.chunk_id in by_id]
+        return fold_duplicates(ranked_hits, k)
 
 
 def fold_duplicates(ranked: list[SearchHit], k: int, threshold: float = 0.6) -> list[SearchHit]:
@@ -217,7 +198,3 @@ def _where(documents: list[str] | None, language: str | None) -> dict | None:
     if not clauses:
         return None
     return clauses[0] if len(clauses) == 1 else {"$and": clauses}
-
-
-def _matches(passage: Passage, documents: list[str] | None, language: str | None) -> bool:
-    return (not documents or passage.document in documents) and (not language or passage.language == language)

@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = "google/embeddinggemma-300m"
+DEVICE_BATCH_SIZE = {"cpu": 16, "mps": 64, "cuda": 256}
 
 # Libraries we depend on phone home or hit model hubs unless told otherwise; the product is offline by design.
 for _name, _value in {
@@ -40,10 +41,22 @@ class Settings(BaseSettings):
     # --- embedding ---
     embedding_model: str = DEFAULT_MODEL
     model_cache: Path = Field(default_factory=lambda: _default_cache() / "models")
-    device: str = "cpu"
+    device: str = Field("cpu", pattern=r"^(cpu|mps|cuda(:\d+)?)$",
+                        description="torch device of the local embedding model: cpu, mps, cuda or cuda:N")
     embedding_dtype: Literal["bfloat16", "float32", "float16"] = "bfloat16"
-    embed_batch_size: int = 16
+    embed_batch_size: int | None = Field(None, ge=1, le=4096, description="texts per model call; default per device: "
+                                         "cpu 16, mps 64, cuda 256 (a GPU only saturates with large batches)")
     allow_hub_download: bool = False
+    # An OpenAI-compatible /v1/embeddings server (vLLM, text-embeddings-inference) serving the same model, instead
+    # of loading it here: ingest and query embedding then scale out across GPU boxes.
+    embedding_url: str | None = Field(None, description="base URL of an OpenAI-compatible embeddings server, "
+                                                        "e.g. http://gpu1:8080/v1; unset: the model runs in-process")
+    embedding_api_key: str | None = Field(None, description="bearer token for embedding_url")
+    embedding_served_model: str | None = Field(None, description="model name the server expects; default: "
+                                                                 "the only model it lists")
+    embedding_timeout: float = Field(60.0, gt=0, le=600, description="seconds per embeddings request")
+    embedding_remote_batch: int = Field(64, ge=1, le=2048, description="texts per embeddings request")
+    embedding_remote_parallel: int = Field(4, ge=1, le=64, description="embeddings requests in flight at once")
 
     # --- splitting ---
     passage_tokens: int = 160
@@ -54,6 +67,8 @@ class Settings(BaseSettings):
 
     # --- index ---
     index_dir: Path = PROJECT_ROOT / "index"
+    sync_lease_seconds: float = Field(60.0, ge=5, le=3600, description="with chroma_url: a sync's lock lease in the "
+                                      "server expires this long after its holder's last heartbeat (every third)")
     chroma_url: str | None = None
     collection: str = "passages"
     sync_commit_passages: int = Field(5000, ge=1, le=1_000_000, description=(
@@ -104,6 +119,11 @@ class Settings(BaseSettings):
     max_stored_evaluations: int = Field(50, ge=1, description="Finished evaluations kept on disk; the oldest go first")
     follow_corpus_symlinks: bool = Field(False, description=(
         "Index a symlink in the corpus folder that points outside it (off: such links are refused and logged)"))
+
+    @property
+    def batch_size(self) -> int:
+        """Texts per embedding-model call: the configured size, else the device's default."""
+        return self.embed_batch_size or DEVICE_BATCH_SIZE[self.device.split(":")[0]]
 
     @property
     def conversation_path(self) -> Path:

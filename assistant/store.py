@@ -37,6 +37,8 @@ import numpy as np
 from chromadb.config import Settings as ChromaSettings
 
 from assistant.schema import Document, PageSpan, Passage, SearchHit
+from assistant.lexical import FILE_NAME as LEXICAL_FILE
+from assistant.lexical import LexicalIndex
 from assistant.sentences import SentenceIndex
 from assistant.settings import Settings
 from assistant.split import passage_id
@@ -168,6 +170,8 @@ class IndexStore:
                     if coll in existing:
                         self.client.delete_collection(coll)
                 self.terms.clear()
+                for suffix in ("", "-wal", "-shm"):
+                    (Path(settings.index_dir) / f"{LEXICAL_FILE}{suffix}").unlink(missing_ok=True)
         self._collections()
         if not self.registry.get(ids=[META_ID])["ids"]:
             self._write_meta(revision=uuid.uuid4().hex[:12], dirty=False)
@@ -179,6 +183,7 @@ class IndexStore:
         self.client = client or make_client(self.settings)
         if not hasattr(self, "terms"):
             self.terms = TermStats(self.settings)
+            self._lexical: LexicalIndex | None = None
 
     def _collections(self) -> None:
         name = self.settings.collection
@@ -189,6 +194,17 @@ class IndexStore:
         self.registry = self.client.get_or_create_collection(f"{name}-registry")
         self.texts = self.client.get_or_create_collection(f"{name}-texts")
         self.sentences = SentenceIndex(self.client, self.settings, self.model_id)  # sentence rows beside the passages
+
+    @property
+    def lexical(self) -> LexicalIndex | None:
+        """The on-disk BM25 index (assistant/lexical.py), written by syncs only while ``lexical_weight`` > 0."""
+        return self.open_lexical() if self.settings.lexical_weight > 0 else None
+
+    def open_lexical(self) -> LexicalIndex:
+        """The lexical index beside this store, opened on first use (a reader brings it up to date by reconciling)."""
+        if self._lexical is None:
+            self._lexical = LexicalIndex(self.settings.index_dir)
+        return self._lexical
 
     @property
     def embedded(self) -> bool:
@@ -216,6 +232,8 @@ class IndexStore:
         if close is not None:
             close()
         self.terms.close()
+        if self._lexical is not None:
+            self._lexical.close()
 
     # --- meta row: revision and the dirty flag of an unfinished sync ---
     @_shared
@@ -385,6 +403,8 @@ class IndexStore:
         """Store the rows derived from passages of document versions, before their commit: the passages, and their
         sentences (vectors and hashes in ``sentences_of(passages)`` order)."""
         self.add_passages(passages, vectors, input_hashes)
+        if self.lexical is not None:
+            self.lexical.add(passages)
         if sentence_hashes:
             with self._gate.shared():
                 self.sentences.add(passages, sentence_vectors, sentence_hashes)
@@ -415,6 +435,8 @@ class IndexStore:
         deleted = self._delete_where(self.passages, where)
         self._delete_where(self.texts, where)
         self.sentences.delete(doc_id, keep_version=keep_version)
+        if self.lexical is not None:
+            self.lexical.delete(doc_id, keep_version=keep_version)
         return deleted
 
     def delete_passages(self, doc_id: str, keep_version: str | None = None) -> int:
@@ -433,6 +455,8 @@ class IndexStore:
             if collection is self.passages:
                 swept = len(orphans)
         self.sentences.sweep(current)
+        if self.lexical is not None:
+            self.lexical.sweep(current)
         return swept
 
     # --- reads ---
@@ -459,6 +483,16 @@ class IndexStore:
         versions = versions if versions is not None else self.document_versions()
         for doc_id, version in versions.items():
             yield from self.passages_of(doc_id, version)
+
+    @_shared
+    def passages_by_id(self, ids: list[str]) -> list[tuple[Passage, np.ndarray]]:
+        """These passages (any version) with their vectors; missing ids are left out."""
+        found = []
+        for i in range(0, len(ids), self.max_batch):
+            got = self.passages.get(ids=ids[i:i + self.max_batch], include=["metadatas", "embeddings"])
+            found += [(_to_passage(pid, None, meta), np.asarray(v, dtype=np.float32))
+                      for pid, meta, v in zip(got["ids"], got["metadatas"], got["embeddings"])]
+        return found
 
     @_shared
     def vectors(self, ids: list[str]) -> dict[str, np.ndarray]:

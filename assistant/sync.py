@@ -14,23 +14,21 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from queue import Empty, Queue
 
 import numpy as np
-from filelock import FileLock, Timeout
 from tqdm import tqdm
 
 from assistant.clean import clean
 from assistant.embed import Embedder
+from assistant.lock import SyncBusy, sync_lock  # noqa: F401 - SyncBusy: part of this module's interface
 from assistant.load import LoadError, content_hash, is_supported, load_file
 from assistant.schema import Document, LoadFailure, Passage, SyncReport
 from assistant.sentences import input_hash as sentence_hash
@@ -45,31 +43,6 @@ log = logging.getLogger(__name__)
 
 # Bump when load, clean or split change what a file becomes, so the next sync re-derives every document.
 INGEST_VERSION = "3"  # 3: the sentence index; passage rows and document texts in the scalable layout of store.py
-
-
-class SyncBusy(RuntimeError):
-    pass
-
-
-@contextmanager
-def sync_lock(settings: Settings, wait: float = 0.0):
-    settings.index_dir.mkdir(parents=True, exist_ok=True)
-    lock_path = settings.index_dir / ".sync.lock"
-    owner_path = settings.index_dir / ".sync.owner"
-    # One lock object per file in this process (is_singleton), so a thread that holds it may sync inside: an upload
-    # keeps the lock from its sync until its file is in the corpus.
-    lock = FileLock(str(lock_path), is_singleton=True)
-    try:
-        lock.acquire(timeout=wait)
-    except Timeout:
-        owner = owner_path.read_text().strip() if owner_path.is_file() else "another process"
-        raise SyncBusy(f"Another sync of {settings.index_dir} is running ({owner}); wait for it to finish, "
-                       "or pass --wait to queue behind it.") from None
-    try:
-        owner_path.write_text(f"pid {os.getpid()}, started {time.strftime('%H:%M:%S')}")
-        yield
-    finally:
-        lock.release()
 
 
 @dataclass
@@ -303,7 +276,7 @@ def sync(settings: Settings, embedder: Embedder, store: IndexStore, wait: float 
     """Make the index match the corpus folder (or ``files``: doc id → path, instead of listing the folder)."""
     started = time.perf_counter()
     report = SyncReport()
-    with sync_lock(settings, wait):
+    with sync_lock(settings, wait, client=store.client):
         recovering = bool(store.meta().get("dirty"))  # a sync was killed: finish it (sweep, new revision, clean flag)
         registry = store.documents()
         files = dict(files) if files is not None else corpus_files(settings)
