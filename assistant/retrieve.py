@@ -88,6 +88,15 @@ class Retriever:
                 self._lexical = _LexicalIndex(revision, passages, bm25, versions)
             return self._lexical
 
+    def idf(self) -> dict[str, float]:
+        """BM25 idf of the index the last search saw (word → weight), for answerers that weigh shared words."""
+        bm25 = self.lexical(refresh=False).bm25
+        return bm25.idf if bm25 is not None else {}
+
+    def versions(self) -> dict[str, str]:
+        """Registered version of each document, as the last search saw them."""
+        return self.lexical(refresh=False).versions
+
     def search(self, query: str, k: int | None = None, documents: list[str] | None = None,
                language: str | None = None, query_vector: np.ndarray | None = None) -> list[SearchHit]:
         k = k or self.settings.top_k

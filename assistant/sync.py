@@ -21,6 +21,8 @@ from tqdm import tqdm
 
 from assistant.clean import clean
 from assistant.embed import Embedder
+from assistant.glossary import mine_pairs
+from assistant.glossary import to_metadata as glossary_metadata
 from assistant.load import LoadError, content_hash, is_supported, load_file
 from assistant.schema import Document, LoadFailure, Passage, SyncReport
 from assistant.sentences import write_sentences
@@ -30,7 +32,7 @@ from assistant.split import split
 from assistant.store import IndexStore
 
 # Bump when load, clean or split change what a file becomes, so the next sync re-derives every document.
-INGEST_VERSION = "3"  # 3: sentence index (an index built before it gets its sentences)
+INGEST_VERSION = "4"  # 3: sentence index; 4: first occurrence of a running head kept (document facts)
 EMBED_GROUP = 256  # passages embedded per model call: big enough to batch well, small enough to commit often
 
 
@@ -83,6 +85,8 @@ def prepare(path: Path, doc_id: str, settings: Settings) -> tuple[Document, list
         document.metadata.setdefault("date", known.date)
         if known.url:
             document.metadata.setdefault("source_url", known.url)
+    if pairs := mine_pairs(document.text):
+        document.metadata["glossary"] = glossary_metadata(pairs)  # the text's own "术语 (English term)" pairs
     passages = split(document, settings.passage_tokens, settings.passage_overlap_tokens)
     if not passages:
         raise LoadError("no text to index after cleaning")

@@ -72,6 +72,7 @@ class ItemResult(EvalItem):
 
     answer: str = ""
     grounded: bool = False
+    confidence: float | None = Field(default=None, description="The answer model's probability that the evidence answers")
     query: str = ""
     citations: list[CitationCheck] = Field(default_factory=list)
     retrieved: list[RetrievedPassage] = Field(default_factory=list)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from html import escape
 
+from assistant.evaluate.calibration import calibration_html
 from assistant.evaluate.core import METRICS
 from assistant.evaluate.models import Aggregate, EvaluationRun, ItemResult, Summary
 
@@ -324,5 +325,5 @@ def render_html(run: EvaluationRun) -> str:
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>Evaluation {escape(s.timestamp)}</title><style>{CSS}</style></head><body>"
         f"<h1>Evaluation report</h1>{banner}{_meta(run)}{_targets(s)}{_summary_table(s)}{charts}"
-        f"{_comparison(s)}{_malformed(s)}{_items(run)}</body></html>\n"
+        f"{calibration_html(run.results)}{_comparison(s)}{_malformed(s)}{_items(run)}</body></html>\n"
     )
