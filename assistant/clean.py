@@ -23,6 +23,9 @@ _HYPHEN_BREAK = re.compile(r"([A-Za-z]+)-\n([a-z]+)")
 # finds other repeated heads, these catch the ones whose page number or date changes from page to page.
 _KNOWN_RUNNING_LINES = [
     re.compile(r"^\s*\d*\s*Federal Register\s*/\s*Vol\.\s*\d+.*$"),
+]
+# Typesetting slugs: never part of the document, not even once.
+_TYPESETTING_LINES = [
     re.compile(r"^\s*VerDate\s.*$"),
     re.compile(r"^\S*\s*on DSK\w*PROD with \S+$"),
 ]
@@ -56,6 +59,11 @@ def _running_lines(pages: list[list[str]]) -> set[str]:
 
 def _is_running(line: str, repeated: set[str]) -> bool:
     return any(p.match(line) for p in _KNOWN_RUNNING_LINES) or _shape(line) in repeated
+
+
+def _running_key(line: str) -> str:
+    """Lines of one running head share this key (the Federal Register head changes its date and page number)."""
+    return "federal-register" if any(p.match(line) for p in _KNOWN_RUNNING_LINES) else _shape(line)
 
 
 def _dehyphenate(text: str) -> str:
@@ -103,11 +111,25 @@ def _tidy(text: str) -> str:
 
 
 def clean_pdf_pages(pages: list[str]) -> list[str]:
+    """Drop typesetting slugs and running heads, but keep the first occurrence of each running head as a paragraph
+    of its own: a first page's head carries document facts (the Federal Register's publication date and page)."""
     split_pages = [page.replace("\r\n", "\n").split("\n") for page in pages]
     repeated = _running_lines(split_pages)
+    seen: set[str] = set()
     cleaned = []
     for lines in split_pages:
-        kept = [_INLINE_RESIDUE.sub("", line) for line in lines if not _is_running(line, repeated)]
+        kept = []
+        for line in lines:
+            if any(p.match(line) for p in _TYPESETTING_LINES):
+                continue
+            if _is_running(line, repeated):
+                key = _running_key(line)
+                if key in seen:
+                    continue
+                seen.add(key)
+                kept.extend(["", line.strip(), ""])
+                continue
+            kept.append(_INLINE_RESIDUE.sub("", line))
         text = _dehyphenate("\n".join(line.rstrip() for line in kept))
         cleaned.append(_tidy(_join_lines(text.split("\n"))))
     return cleaned

@@ -134,7 +134,7 @@ def _print_answer(answer) -> None:
 def ask(
     question: str,
     k: Annotated[int, typer.Option("--k", help="Passages to retrieve")] = 5,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON: answer, grounded, citations, passages")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON: answer, grounded, confidence, citations, passages")] = False,
 ) -> None:
     """Answer QUESTION (English or Chinese) with numbered, verified citations, or say the sources don't answer it."""
     from assistant.pipeline import InvalidQuestion
@@ -144,7 +144,7 @@ def ask(
     except InvalidQuestion as exc:
         _fail(str(exc))
     if as_json:
-        typer.echo(json.dumps(answer.model_dump(include={"answer", "grounded", "citations", "passages"}),
+        typer.echo(json.dumps(answer.model_dump(include={"answer", "grounded", "confidence", "citations", "passages"}),
                               ensure_ascii=False, indent=1))
     else:
         _print_answer(answer)

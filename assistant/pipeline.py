@@ -7,20 +7,19 @@ answer → cite is wired in exactly one place.
 from __future__ import annotations
 
 import threading
+import time
 from functools import cached_property
 from pathlib import Path
-
-import re
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from assistant import answer as compose
-from assistant.cite import make_citation, verified
-from assistant.conversation import ConversationStore, standalone_query
+from assistant.cite import verified
+from assistant.conversation import ConversationStore, needs_history, standalone_query
 from assistant.embed import Embedder, make_embedder
-from assistant.retrieve import Retriever, tokenize
-from assistant.schema import Answer, ChatTurn, Citation, Document, SearchHit, SyncReport
+from assistant.glossary import from_metadata as glossary_pairs
+from assistant.retrieve import Retriever
+from assistant.schema import Answer, ChatTurn, Document, SearchHit, SyncReport
 from assistant.sentences import SentenceIndex
 from assistant.settings import Settings, get_settings
 from assistant.store import IndexStore
@@ -39,11 +38,20 @@ class Token:
 
 
 class Assistant:
-    def __init__(self, settings: Settings | None = None, rebuild: bool = False):
+    """Builds what it is not given: ``Assistant(settings, embedder=..., store=..., retriever=..., answerer=...)``."""
+
+    def __init__(self, settings: Settings | None = None, rebuild: bool = False, *, embedder: Embedder | None = None,
+                 store: IndexStore | None = None, retriever: Retriever | None = None,
+                 answerer: compose.Answerer | None = None):
         self.settings = settings or get_settings()
         self._rebuild = rebuild
         self._build_lock = threading.Lock()
         self._documents: dict[str, tuple[str | None, Document | None]] = {}  # doc id -> (version, document)
+        self._glossary: tuple[str, list[tuple[str, str]]] | None = None  # (index revision, pairs)
+        # given parts take the place of the lazily built ones (cached_property reads the instance dict first)
+        for name, part in (("embedder", embedder), ("store", store), ("retriever", retriever), ("answerer", answerer)):
+            if part is not None:
+                self.__dict__[name] = part
 
     @cached_property
     def embedder(self) -> Embedder:
@@ -62,6 +70,33 @@ class Assistant:
     def sentences(self) -> SentenceIndex:
         """The sentence index of the open store."""
         return self.store.sentences
+
+    @cached_property
+    def extractive(self) -> compose.ExtractiveAnswerer:
+        return compose.ExtractiveAnswerer(self.settings, sentences=lambda: self.sentences, document=self.document,
+                                          versions=self.retriever.versions_of, idf=self.store.idf,
+                                          glossary=self.glossary)
+
+    def glossary(self) -> list[tuple[str, str]]:
+        """The corpus's bilingual term pairs (mined at ingest, kept in the registry rows), once per index revision."""
+        revision = self.retriever.view(refresh=False).revision
+        if self._glossary is None or self._glossary[0] != revision:
+            pairs: list[tuple[str, str]] = []
+            seen: set[tuple[str, str]] = set()
+            for doc_id, record in sorted(self.store.documents().items()):
+                for pair in glossary_pairs(record.metadata.get("glossary")):
+                    if pair not in seen:
+                        seen.add(pair)
+                        pairs.append(pair)
+            self._glossary = (revision, pairs)
+        return self._glossary[1]
+
+    @cached_property
+    def answerer(self) -> compose.Answerer:
+        """The extractive answerer, or the LLM answerer when a chat model is configured."""
+        if self.chat_model is None:
+            return self.extractive
+        return compose.LLMAnswerer(self.settings, self.chat_model, self.extractive, self.document, self.store.idf)
 
     def sync(self, wait: float = 0.0, show_progress: bool = True, files: dict[str, Path] | None = None) -> SyncReport:
         return sync(self.settings, self.embedder, self.store, wait=wait, show_progress=show_progress, files=files)
@@ -97,6 +132,41 @@ class Assistant:
                 return event
         raise RuntimeError("ask_stream ended without an answer")  # pragma: no cover
 
+    def evidence(self, question: str, history: list[ChatTurn] | None = None, k: int | None = None,
+                 documents: list[str] | None = None, language: str | None = None,
+                 timings: dict[str, float] | None = None) -> compose.AnswerRequest:
+        """Retrieve for a question; with history, decide whether the question needs it.
+
+        A follow-up ("And what share did it allow?") retrieves nothing useful alone; a self-contained question
+        asked after another topic ("这项行政命令是哪天签署的?") is harmed by the previous question. So both are
+        tried, the question alone and the question with the previous one, and the evidence the answer model rates
+        more likely to answer wins (ties go to the question alone unless it leans on what came before).
+        """
+        timings = timings if timings is not None else {}
+        mark = time.perf_counter()
+        queries = [question]
+        rewritten = self._standalone(question, history or [])
+        if rewritten != question:
+            queries.append(rewritten)
+        timings["rewrite"] = time.perf_counter() - mark
+        mark = time.perf_counter()
+        vectors = self.embedder.embed_queries(queries)
+        timings["embed"] = time.perf_counter() - mark
+        mark = time.perf_counter()
+        requests = [compose.AnswerRequest(question=question, query=q, hits=self.retriever.search(
+                        q, k=k, documents=documents, language=language, query_vector=v),
+                        query_vector=v, history=list(history or []), documents=documents, language=language)
+                    for q, v in zip(queries, vectors)]
+        timings["retrieve"] = time.perf_counter() - mark
+        if len(requests) == 1:
+            return requests[0]
+        mark = time.perf_counter()
+        alone, combined = (self.extractive.confidence(self.extractive.candidates(r)) for r in requests)
+        timings["history_check"] = time.perf_counter() - mark
+        if combined > alone or (combined == alone and needs_history(question)):
+            return requests[1]
+        return requests[0]
+
     def ask_stream(self, question: str, history: list[ChatTurn] | None = None, conversation_id: str | None = None,
                    k: int | None = None, documents: list[str] | None = None,
                    language: str | None = None) -> Iterator[Token | Answer]:
@@ -119,34 +189,25 @@ class Assistant:
             history = []
         history = history[-self.settings.history_turns * 2:] if self.settings.history_turns > 0 else []
 
-        query = self._standalone(question, history)
-        timings["rewrite"] = time.perf_counter() - started
+        request = self.evidence(question, history, k=k, documents=documents, language=language, timings=timings)
         mark = time.perf_counter()
-        vector = self.embedder.embed_queries([query])[0]
-        timings["embed"] = time.perf_counter() - mark
-        mark = time.perf_counter()
-        hits = self.retriever.search(query, k=k, documents=documents, language=language, query_vector=vector)
-        timings["retrieve"] = time.perf_counter() - mark
-        mark = time.perf_counter()
-
-        if self.chat_model is not None and hits and self._supported(hits):
-            result = yield from self._llm_answer(question, hits, history)
-        else:
-            result = self._extractive_answer(question, query, hits)
-            for piece in _pieces(result[0]):
-                yield Token(piece)
-        text, citations = result
-        citations = verified(citations, self.document)
+        draft = compose.Draft(compose.abstain_text(question), [])
+        for event in self.answerer.stream(request):
+            if isinstance(event, compose.Draft):
+                draft = event
+            else:
+                yield Token(event)
+        citations = verified(draft.citations, self.document)
         grounded = bool(citations)
-        if not grounded:
-            text = compose.abstain_text(question)
+        text = draft.text if grounded else compose.abstain_text(question)
         timings["compose"] = time.perf_counter() - mark
         timings["total"] = time.perf_counter() - started
         if conversation_id is not None:
             self.conversations.append(conversation_id, "user", question)
             self.conversations.append(conversation_id, "assistant", text, [c.model_dump() for c in citations])
-        yield Answer(answer=text, grounded=grounded, citations=citations, passages=hits, query=query,
-                     conversation_id=conversation_id, timings={k_: round(v, 4) for k_, v in timings.items()})
+        yield Answer(answer=text, grounded=grounded, citations=citations, passages=request.hits, query=request.query,
+                     conversation_id=conversation_id, confidence=draft.confidence,
+                     timings={k_: round(v, 4) for k_, v in timings.items()})
 
     def _standalone(self, question: str, history: list[ChatTurn]) -> str:
         if not history:
@@ -156,49 +217,3 @@ class Assistant:
 
             return rewrite_query(self.chat_model, history, question)
         return standalone_query(question, history)
-
-    def _supported(self, hits: list[SearchHit]) -> bool:
-        return bool(hits) and (hits[0].dense_score or hits[0].score) >= self.settings.abstain_threshold
-
-    def _extractive_answer(self, question: str, query: str, hits: list[SearchHit]) -> tuple[str, list[Citation]]:
-        if not self._supported(hits):
-            return compose.abstain_text(question), []
-        idf = self.store.idf(tokenize(query))  # kept by the store at ingest: nothing is recomputed per process
-        spans = compose.select_spans(query, hits, self.settings.max_answer_sentences, idf)
-        spans = compose.complete_sentences(spans, lambda doc_id: getattr(self.document(doc_id), "text", None))
-        if compose.unmet_constraints(question, hits, spans):
-            return compose.abstain_text(question), []
-        text, numbered = compose.render(question, spans)
-        citations = []
-        for marker, span in numbered:
-            document = self.document(span.hit.document)
-            if document is not None:
-                citations.append(make_citation(document, marker, span.start, span.end))
-        return text, citations
-
-    def _llm_answer(self, question: str, hits: list[SearchHit], history: list[ChatTurn]):
-        """Stream the LLM's answer; then keep only markers that name a passage, each cited by its best sentence."""
-        from assistant.llm import drop_unknown_markers, is_not_in_sources, parse_markers, stream_answer
-
-        pieces = []
-        for piece in stream_answer(self.chat_model, question, hits, history):
-            pieces.append(piece)
-            yield Token(piece)
-        raw = "".join(pieces).strip()
-        if is_not_in_sources(raw):
-            return compose.abstain_text(question), []
-        valid = {n for n in parse_markers(raw) if 1 <= n <= len(hits)}
-        text = drop_unknown_markers(raw, valid)
-        citations = []
-        for marker in sorted(valid):
-            hit = hits[marker - 1]
-            document = self.document(hit.document)
-            spans = compose.score_sentences(text, [hit])
-            if document is not None and spans:
-                citations.append(make_citation(document, marker, spans[0].start, spans[0].end))
-        return text, citations
-
-
-def _pieces(text: str) -> Iterator[str]:
-    """Word-sized pieces of a composed answer, so clients render it as a stream."""
-    yield from (m.group(0) for m in re.finditer(r"\S+\s*|\s+", text))

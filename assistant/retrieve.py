@@ -132,6 +132,10 @@ class Retriever:
     def _lexical_index(self):
         return self.store.open_lexical() if self.settings.lexical_weight > 0 else None
 
+    def versions_of(self, doc_ids: Iterable[str]) -> dict[str, str]:
+        """Registered versions of these documents at the revision the last search saw (only their rows are read)."""
+        return self.store.versions_of(list(doc_ids), self.view(refresh=False).revision)
+
     def search(self, query: str, k: int | None = None, documents: list[str] | None = None,
                language: str | None = None, query_vector: np.ndarray | None = None) -> list[SearchHit]:
         k = k or self.settings.top_k

@@ -111,6 +111,8 @@ class Answer(BaseModel):
     passages: list[SearchHit] = Field(default_factory=list)
     query: str = ""
     conversation_id: str | None = None
+    confidence: float | None = Field(default=None, description="Probability (answer model) that the quoted evidence "
+                                     "answers the question; also given when the assistant abstains")
     timings: dict[str, float] = Field(default_factory=dict)
 
 

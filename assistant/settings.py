@@ -81,6 +81,10 @@ class Settings(BaseSettings):
     lexical_weight: float = 0.0
     abstain_threshold: float = 0.36  # top passage cosine below this: abstain (calibrated on the eval dev split)
     max_answer_sentences: int = 3
+    answer_model_path: Path | None = Field(
+        default=None, description="Fitted answer model (JSON); default: assistant/answer_model.json of the package")
+    answer_sentence_candidates: int = Field(
+        default=10, ge=0, le=200, description="Sentences taken directly from the sentence index as extra candidates")
 
     # --- optional LLM ---
     llm_provider: Literal["none", "openai", "ollama"] = "none"

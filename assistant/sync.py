@@ -29,6 +29,8 @@ from tqdm import tqdm
 from assistant.clean import clean
 from assistant.embed import Embedder
 from assistant.lock import SyncBusy, sync_lock  # noqa: F401 - SyncBusy: part of this module's interface
+from assistant.glossary import mine_pairs
+from assistant.glossary import to_metadata as glossary_metadata
 from assistant.load import LoadError, content_hash, is_supported, load_file
 from assistant.schema import Document, LoadFailure, Passage, SyncReport
 from assistant.sentences import input_hash as sentence_hash
@@ -42,7 +44,7 @@ from assistant.store import Commit, IndexStore
 log = logging.getLogger(__name__)
 
 # Bump when load, clean or split change what a file becomes, so the next sync re-derives every document.
-INGEST_VERSION = "3"  # 3: the sentence index; passage rows and document texts in the scalable layout of store.py
+INGEST_VERSION = "4"  # 3: sentence index, scalable row layout of store.py; 4: first occurrence of a running head kept
 
 
 @dataclass
@@ -72,6 +74,8 @@ def prepare(path: Path, doc_id: str, settings: Settings) -> tuple[Document, list
         document.metadata.setdefault("date", known.date)
         if known.url:
             document.metadata.setdefault("source_url", known.url)
+    if pairs := mine_pairs(document.text):
+        document.metadata["glossary"] = glossary_metadata(pairs)  # the text's own "术语 (English term)" pairs
     passages = split(document, settings.passage_tokens, settings.passage_overlap_tokens)
     if not passages:
         raise LoadError("no text to index after cleaning")

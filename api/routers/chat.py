@@ -42,6 +42,8 @@ class ChatResponse(BaseModel):
     answer: str
     grounded: bool = Field(..., description="False when the sources do not answer the question (an abstention)")
     citations: list[Citation]
+    confidence: float | None = Field(None, description="Probability that the quoted evidence answers the question "
+                                                       "(the answer model); given for abstentions too")
 
 
 def _kwargs(body: ChatRequest, settings) -> dict:
@@ -58,7 +60,7 @@ async def chat(body: ChatRequest, assistant: AssistantDep, settings: SettingsDep
     if not body.stream:
         answer = await run_in_threadpool(assistant.ask, question, **kwargs)
         return ChatResponse(conversation_id=answer.conversation_id, answer=answer.answer, grounded=answer.grounded,
-                            citations=answer.citations)
+                            citations=answer.citations, confidence=answer.confidence)
     events = await primed(assistant.ask_stream(question, **kwargs))
     return sse_response(_chat_events(events))
 
@@ -76,6 +78,6 @@ async def _chat_events(events: AsyncIterator) -> AsyncIterator[bytes]:
         yield event("citations", {"citations": [c.model_dump() for c in final.citations], "grounded": final.grounded,
                                   "conversation_id": final.conversation_id})
         yield event("done", {"answer": final.answer, "grounded": final.grounded,
-                             "conversation_id": final.conversation_id})
+                             "conversation_id": final.conversation_id, "confidence": final.confidence})
     except Exception as exc:  # noqa: BLE001 - reported in-band: the status line is already sent
         yield event("error", stream_error(exc))

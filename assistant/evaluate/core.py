@@ -87,6 +87,7 @@ def evaluate_item(assistant, item: EvalItem, k: int, judge: Callable | None = No
         return result
     result.latency = round(time.perf_counter() - started, 4)
     result.answer, result.grounded, result.query = answer.answer, answer.grounded, answer.query
+    result.confidence = answer.confidence
     result.timings = dict(answer.timings)
 
     relevance_applies = item.answerable and bool(item.reference_contexts or item.reference_sources)

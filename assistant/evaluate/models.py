@@ -142,6 +142,7 @@ class ItemResult(EvalItem):
 
     answer: str = ""
     grounded: bool = False
+    confidence: float | None = Field(default=None, description="The answer model's probability that the evidence answers")
     query: str = ""
     answered_by: Literal["assistant", "given"] = "assistant"
     citations: list[CitationCheck] = Field(default_factory=list)

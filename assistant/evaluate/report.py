@@ -13,6 +13,7 @@ from html import escape
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
+from assistant.evaluate.calibration import calibration_html
 from assistant.evaluate.core import METRICS
 from assistant.evaluate.models import Aggregate, EvaluationRun, ItemResult, Summary
 
@@ -260,7 +261,7 @@ def render_html(run: EvaluationRun, extra_sections: list[str] = (), previous_res
         chart_categories=Markup(bar_chart_svg([("overall", s.overall)] + list(s.by_category.items()), series=series,
                                               targets=_chart_targets(s))),
         chart_splits=Markup(bar_chart_svg([("overall", s.overall)] + list(s.by_split.items()), series=series)),
-        extra_sections=[Markup(x) for x in extra_sections],
+        extra_sections=[Markup(x) for x in (calibration_html(run.results), *extra_sections) if x],
         side_by_side=_side_by_side(run, {r.id: r for r in previous_results}) if previous_results else [],
         sections=[(f"Items with failures ({len(failing)})", _pages(failing, True)),
                   (f"Passed items ({len(passing)})", _pages(passing, False))],

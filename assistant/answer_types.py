@@ -1,0 +1,195 @@
+"""What kind of fact a question asks for, and what kinds of fact a sentence holds, in English and Chinese.
+
+Both sides use the same ten answer types. Each type has one named detector for questions and one for sentences
+(regular expressions over general wording, plus jieba's part-of-speech tags for Chinese names, places and
+organisations); none of them names a fact of the corpus. The answer model does not trust any of them on its own:
+"the sentence holds the type the question asks for" is one feature among several, weighted by a fit on the dev split.
+
+A compound question ("When did New York first let pension funds buy stocks, and how much?") is split into parts, and
+each part gets its own expected types, so the answerer can look for evidence for each part.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+import jieba
+import jieba.posseg as posseg
+
+jieba.setLogLevel(logging.WARNING)
+
+TYPES = ("date", "money", "percent", "count", "duration", "person", "organisation", "place", "definition", "reason")
+
+# --- questions ---------------------------------------------------------------------------------------------------------
+# One pattern per type: the wording with which a question asks for that kind of fact.
+QUESTION_RULES: dict[str, re.Pattern] = {
+    "date": re.compile(
+        r"^\s*when\b|\bwhen (?:did|was|were|is|does|do|will|has|have|had|can|could)\b|\b(what (?:year|date|day|month)|which (?:year|date|day|month)|since when|in what year|on what date)\b|"
+        r"哪一年|哪年|何时|什么时候|哪天|哪一天|几月|几号|日期|年份|哪个月|什么时间", re.I),
+    "money": re.compile(
+        r"\b(how much (?:money|did|does|do|was|were|is|are|will|would|could|can)|what (?:amount|sum|value|price|cost)|"
+        r"how much\b.*\b(?:cost|worth|paid|pay|spend|spent|dollars?)|dollars?|worth|price|valued?|budget|assets? of)\b|"
+        r"多少钱|多少美元|多少元|金额|价值|价格|资产规模|市值|多少资金|总额", re.I),
+    "percent": re.compile(
+        r"\b(share|percent(?:age)?|proportion|fraction|rate|ratio|what part|how much of)\b|%|比例|百分|占比|份额|比率|"
+        r"比重|多少%|几成", re.I),
+    "count": re.compile(
+        r"\b(how many|number of|count of|how large a number)\b|多少(?:个|家|名|人|项|种|位|次|只|条|部|所)|"
+        r"几(?:个|家|名|人|项|种|位|次|条|部|所)|数量|数目|人数|多少人", re.I),
+    "duration": re.compile(
+        r"\b(how long|how many (?:days|weeks|months|years)|within (?:how|what)|for how long|what period|deadline)\b|"
+        r"多久|多长时间|几天|多少天|几个月|多少个月|几年内|期限|多少年", re.I),
+    "person": re.compile(
+        r"\b(who|whom|whose|name of the (?:person|author|president|secretary|official|chair)|which (?:person|official|"
+        r"president|author))\b|谁|哪位|何人|作者|姓名|叫什么名字", re.I),
+    "organisation": re.compile(
+        r"\b(which|what) (?:agency|agencies|company|companies|firm|organi[sz]ation|department|body|bodies|office|"
+        r"institution|regulator|bank|fund|committee|council|court)\b|哪个(?:机构|部门|公司|组织|机关|委员会)|哪家|"
+        r"哪些(?:机构|部门|公司|组织)", re.I),
+    "place": re.compile(
+        r"\b(where|which (?:state|states|country|countries|city|cities|region|place)|in what (?:state|country|city))\b|"
+        r"哪里|哪儿|哪个(?:州|国家|城市|地区)|哪些(?:州|国家)|在何处", re.I),
+    "definition": re.compile(
+        r"^\s*(what (?:is|are|was|were) (?:a |an |the )?[\w\s()\-']{1,60}\??$)|\b(what does .{1,60} mean|define|"
+        r"definition of|meaning of|stand for)\b|什么是|是什么(?:意思)?[?？]?$|指什么|含义|定义|是指什么|何谓", re.I),
+    "reason": re.compile(
+        r"\b(why|how come|what (?:caused|led to|prompted|drove)|reasons?|purpose|rationale|motivat\w*)\b|为什么|为何|"
+        r"原因|目的|缘何|理由|动机", re.I),
+}
+# "how much" alone may ask for money, a share or a count; the sentence decides which it got.
+_HOW_MUCH = re.compile(r"\bhow much\b|多少(?![个家名人项种位次只条部所天年月%])|多大", re.I)
+
+# A compound question joins its parts with a conjunction followed by a new question.
+_PART_SPLIT = re.compile(
+    r"(?:,\s*|\s+)(?:and|but also|as well as)\s+(?=(?:when|what|which|who|whom|whose|where|why|how|in what|did|does|"
+    r"do|is|are|was|were)\b)|[,，;；]\s*(?:以及|并且|而且|还有|另外|和|又)?(?=[^,，;；]*(?:多少|哪|什么|谁|为什么|为何|"
+    r"何时|几|如何|怎样|是否))|以及|并且", re.I)
+
+
+def question_parts(question: str) -> list[str]:
+    """The parts of a compound question (the question itself when it is simple)."""
+    parts = [p.strip(" ,，;；?？") for p in _PART_SPLIT.split(question)]
+    parts = [p for p in parts if len(p) >= 2]
+    return parts or [question]
+
+
+def expected_types(question: str) -> set[str]:
+    """The answer types a question (or one part of it) asks for; empty when it asks for none in particular."""
+    found = {name for name, rule in QUESTION_RULES.items() if rule.search(question)}
+    if _HOW_MUCH.search(question) and not found & {"money", "percent", "count", "duration"}:
+        found |= {"money", "percent", "count"}
+    if found & {"date", "money", "percent", "count", "duration", "person", "organisation", "place"}:
+        # "What is the deadline" asks for a date, not a definition.
+        found.discard("definition")
+    return found
+
+
+@dataclass(frozen=True)
+class QuestionAnalysis:
+    parts: tuple[str, ...]
+    part_types: tuple[frozenset[str], ...]  # the expected types of each part
+
+    @property
+    def types(self) -> set[str]:
+        return set().union(*self.part_types) if self.part_types else set()
+
+
+def analyse(question: str) -> QuestionAnalysis:
+    parts = question_parts(question)
+    types = [frozenset(expected_types(p)) for p in parts]
+    if len(parts) > 1 and not all(types):
+        # A part that asks for nothing in particular is folded back: the split was not a real compound.
+        parts, types = [question], [frozenset(expected_types(question))]
+    return QuestionAnalysis(tuple(parts), tuple(types))
+
+
+# --- sentences ---------------------------------------------------------------------------------------------------------
+_YEAR = r"(?<![\d.,])(?:1[6-9]\d\d|20\d\d)(?:s|’s|'s)?(?![\d%])"
+_MONTH = (r"\b(?:January|February|March|April|May|June|July|August|September|October|November|December|"
+          r"Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)\.?\s+\d{1,2}\b")
+SENTENCE_RULES: dict[str, re.Pattern] = {
+    "date": re.compile(rf"{_YEAR}|{_MONTH}|\d{{1,4}}\s*年\s*\d{{1,2}}\s*月|\d{{1,2}}\s*月\s*\d{{1,2}}\s*日|"
+                       r"(?:1[6-9]\d\d|20\d\d)\s*年|\b\d{1,2}/\d{1,2}/\d{2,4}\b|\b(?:19|20)\d\d-\d\d-\d\d\b", re.I),
+    "money": re.compile(r"[$€£¥]\s?\d|\d[\d,.]*\s*(?:million|billion|trillion)?\s*(?:dollars|USD|US\$)|美元|"
+                        r"\d[\d,.]*\s*(?:万|亿|万亿)?\s*元|人民币|\bdollars?\b", re.I),
+    "percent": re.compile(r"\d+(?:\.\d+)?\s*(?:%|percent\b|per cent\b|percentage points?)|百分之|\d+\s*成(?!立|为|本|功)",
+                          re.I),
+    "count": re.compile(r"(?<![\d.$])\d[\d,]*(?:\.\d+)?\s*(?:million|billion|thousand|万|亿)?\s*"
+                        r"(?![\d%年月日]|percent|dollars)(?:[A-Za-z\u4e00-\u9fff])|\b(?:one|two|three|four|five|six|"
+                        r"seven|eight|nine|ten|twelve|twenty|hundred|dozens?|thousands|millions)\b|[一二三四五六七八九十百千万两]+"
+                        r"(?:个|家|名|人|项|种|位|次|条|部|所)", re.I),
+    "duration": re.compile(r"\d[\d,]*\s*(?:-\s*)?(?:days?|weeks?|months?|years?|decades?)\b|\d+\s*(?:天|周|个月|年内|年间|年来)|"
+                           r"\b(?:one|two|three|four|five|six|seven|eight|nine|ten|thirty|sixty|ninety|\d+)[- ](?:day|"
+                           r"week|month|year)\b|[一二三四五六七八九十两]+(?:天|周|个月|年)", re.I),
+    "definition": re.compile(r"\b(?:is|are) (?:a|an|the) (?:\w+ ){0,4}(?:that|which|where|in which|under which)\b|"
+                             r"\brefers? to\b|\bmeans\b|\bis defined as\b|\bknown as\b|是指|指的是|即|是一种|是一个|"
+                             r"称为|被称作|简称", re.I),
+    "reason": re.compile(r"\b(?:because|due to|owing to|as a result|since|so that|in order to|therefore|thus|"
+                         r"to (?:help|allow|ensure|protect|promote|address|reduce|increase|encourage|provide|enable)|"
+                         r"aims? to|intended to|purpose|led to|caused)\b|因为|由于|为了|因此|所以|导致|旨在|以便|从而|"
+                         r"目的是|原因", re.I),
+}
+# Capitalised word runs: a person is two or three name-shaped words; an organisation ends in an institution word.
+_NAME_RUN = re.compile(r"\b[A-Z][a-z]+(?:\s+(?:[A-Z]\.\s*)?[A-Z][a-z]+){1,2}\b")
+_ORG_WORD = re.compile(r"\b(?:Department|Commission|Company|Corporation|Corp\.?|Inc\.?|Bureau|Council|Administration|"
+                       r"Congress|Board|Reserve|Association|Agency|Office|Institute|Bank|Fund|Committee|Authority|"
+                       r"Service|Trust|Group|University|Court|Senate|House|Treasury|Labor)\b")
+_PLACE_CUE = re.compile(r"\b(?:in|of|from|across|throughout)\s+(?:the\s+)?([A-Z][a-z]+(?:\s+[A-Z][a-z]+)?)\b")
+_LEADING_WORDS = re.compile(r"^(?:The|This|That|These|Those|In|On|At|For|By|Under|After|Before|When|While|Its|Their)\b")
+
+
+@lru_cache(maxsize=4096)
+def pos_tags(text: str) -> tuple[tuple[str, str], ...]:
+    return tuple((w.word, w.flag) for w in posseg.cut(text))
+
+
+def english_person(text: str) -> bool:
+    """Two or three capitalised words not ending in an institution word, nor opening the sentence with "The"..."""
+    for match in _NAME_RUN.finditer(text):
+        run = match.group(0)
+        if _ORG_WORD.search(run) or _LEADING_WORDS.match(run):
+            continue
+        if match.start() == 0 and len(run.split()) == 2 and run.split()[0] in ("In", "On", "As"):
+            continue
+        return True
+    return False
+
+
+def english_organisation(text: str) -> bool:
+    return bool(re.search(r"\b[A-Z][A-Za-z]+(?:\s+(?:of|for|and|the|on)?\s*[A-Z][A-Za-z.]+)*", text)
+                and _ORG_WORD.search(text)) or bool(re.search(r"\b[A-Z]{2,6}\b(?!-)", text))
+
+
+def english_place(text: str) -> bool:
+    return any(not _ORG_WORD.search(m.group(1)) for m in _PLACE_CUE.finditer(text))
+
+
+def sentence_types(text: str) -> set[str]:
+    """The answer types a sentence holds (English and Chinese)."""
+    found = {name for name, rule in SENTENCE_RULES.items() if rule.search(text)}
+    if re.search(r"[\u4e00-\u9fff]", text):
+        flags = {flag for _, flag in pos_tags(text)}
+        if "nr" in flags or "nrfg" in flags or "nrt" in flags:
+            found.add("person")
+        if "ns" in flags:
+            found.add("place")
+        if "nt" in flags:
+            found.add("organisation")
+    if english_person(text):
+        found.add("person")
+    if english_organisation(text):
+        found.add("organisation")
+    if english_place(text):
+        found.add("place")
+    return found
+
+
+def type_match(analysis: QuestionAnalysis, types: set[str]) -> float:
+    """Share of the question's parts whose expected types the sentence holds (0 when no part asks for a type)."""
+    asked = [t for t in analysis.part_types if t]
+    if not asked:
+        return 0.0
+    return sum(1 for t in asked if t & types) / len(asked)

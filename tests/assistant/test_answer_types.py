@@ -1,0 +1,115 @@
+"""The bilingual answer-type rules: each question rule and each sentence rule, on English and Chinese examples."""
+
+from __future__ import annotations
+
+import pytest
+
+from assistant.answer_types import (
+    analyse,
+    english_organisation,
+    english_person,
+    english_place,
+    expected_types,
+    question_parts,
+    sentence_types,
+    type_match,
+)
+
+
+@pytest.mark.parametrize("question, expected", [
+    ("When did New York adopt the prudent man rule?", {"date"}),
+    ("这项行政命令是哪天签署的?", {"date"}),
+    ("In what year was ERISA passed?", {"date"}),
+    ("What share of their assets could pension funds hold in stocks?", {"percent"}),
+    ("养老金可以投资股票的比例是多少?", {"percent"}),
+    ("How many Americans participate in defined-contribution plans?", {"count"}),
+    ("有多少家公司参与?", {"count"}),
+    ("How long does the Secretary of Labor have to act?", {"duration"}),
+    ("劳工部长需要在多长时间内完成?", {"duration"}),
+    ("Who wrote the article?", {"person"}),
+    ("这篇文章的作者是谁?", {"person"}),
+    ("Which agency must review its guidance?", {"organisation"}),
+    ("哪个部门负责审查指南?", {"organisation"}),
+    ("Which state first adopted the prudent man rule?", {"place"}),
+    ("哪个州最早采用谨慎人规则?", {"place"}),
+    ("What is a defined contribution plan?", {"definition"}),
+    ("什么是固定缴款计划?", {"definition"}),
+    ("Why did pension funds move into stocks?", {"reason"}),
+    ("为什么养老金转向股票?", {"reason"}),
+    ("How much money did the fund hold?", {"money"}),
+    ("资产规模是多少美元?", {"money"}),
+])
+def test_question_rules(question, expected):
+    assert expected <= expected_types(question)
+
+
+def test_how_much_alone_may_be_money_share_or_count():
+    assert expected_types("how much") == {"money", "percent", "count"}
+    assert expected_types("多少") == {"money", "percent", "count"}
+
+
+def test_a_when_clause_inside_a_who_question_does_not_ask_for_a_date():
+    assert expected_types("Who was Secretary of Labor when EO 14330 was signed?") == {"person"}
+
+
+def test_questions_that_ask_for_nothing_in_particular():
+    assert expected_types("Tell me about 401(k) plans") == set()
+
+
+@pytest.mark.parametrize("question, parts", [
+    ("When did New York first let pension funds buy stocks, and how much?",
+     ["When did New York first let pension funds buy stocks", "how much"]),
+    ("纽约州哪一年允许养老金投资股票,比例是多少?", ["纽约州哪一年允许养老金投资股票", "比例是多少"]),
+    ("When was the order signed?", ["When was the order signed"]),
+])
+def test_compound_questions_split_into_parts(question, parts):
+    assert question_parts(question) == parts
+
+
+def test_analysis_gives_each_part_its_types_and_folds_back_a_false_split():
+    analysis = analyse("When did New York first let pension funds buy stocks, and how much?")
+    assert [set(t) for t in analysis.part_types] == [{"date"}, {"money", "percent", "count"}]
+    # "and the rules" asks nothing: not a compound question
+    assert len(analyse("What did the order say about plans, and what changed?").parts) == 1
+    simple = analyse("Where is the Federal Register printed and what does it cost")
+    assert simple.types >= {"place"}
+
+
+@pytest.mark.parametrize("sentence, kind", [
+    ("1950 年,纽约州率先部分采纳谨慎人规则,允许养老金投资高达 35% 的权益资产(如股票)。", "date"),
+    ("1950 年,纽约州率先部分采纳谨慎人规则,允许养老金投资高达 35% 的权益资产(如股票)。", "percent"),
+    ("The order was published on August 12, 2025.", "date"),
+    ("Plans hold $12.5 trillion in assets.", "money"),
+    ("规模达到 9 万亿美元。", "money"),
+    ("More than 90 million Americans participate.", "count"),
+    ("The Secretary shall act within 180 days of the date of this order.", "duration"),
+    ("A defined contribution plan is a plan in which the employee bears the risk.", "definition"),
+    ("固定缴款计划是指员工承担投资风险的计划。", "definition"),
+    ("Funds moved into stocks because bond yields were low.", "reason"),
+    ("由于通货膨胀,养老金转向股票。", "reason"),
+    ("撰文:陈默 cmDeFi", "person"),
+])
+def test_sentence_rules(sentence, kind):
+    assert kind in sentence_types(sentence)
+
+
+def test_a_percentage_is_not_money_and_a_plain_statement_has_no_number():
+    assert "money" not in sentence_types("The funds could put up to 35% of their assets in equities.")
+    assert not sentence_types("the rule changed over time.") & {"date", "money", "percent", "count", "duration"}
+
+
+def test_english_person_organisation_place():
+    assert english_person("President Donald J. Trump signed the order.")
+    assert not english_person("The Department of Labor issued guidance.")
+    assert english_organisation("The Department of Labor issued guidance.")
+    assert english_organisation("The SEC will act.")
+    assert not english_organisation("the rule changed over time.")
+    assert english_place("Pension funds in New York could buy stocks.")
+    assert not english_place("the funds could buy stocks.")
+
+
+def test_type_match_counts_parts_covered():
+    analysis = analyse("When did New York first let pension funds buy stocks, and how much?")
+    assert type_match(analysis, {"date", "percent"}) == 1.0
+    assert type_match(analysis, {"date"}) == 0.5
+    assert type_match(analyse("Tell me about 401(k) plans"), {"date"}) == 0.0
