@@ -24,8 +24,9 @@ def test_chat_answers_with_verified_citations(client, api_assistant):
     response = client.post("/chat", json={"message": QUESTION})
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == {"conversation_id", "answer", "grounded", "citations"}
+    assert set(body) == {"conversation_id", "answer", "grounded", "citations", "confidence"}
     assert body["grounded"] is True and body["conversation_id"]
+    assert 0.0 <= body["confidence"] <= 1.0
     assert body["citations"] and body["citations"][0]["document"] == FACT_SHEET_MD
     assert "[1]" in body["answer"]
     _check_citations(body["citations"], api_assistant)
