@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from api import errors
 from api.batching import BatchingEmbedder
 from assistant import documents
+from assistant.embed import make_embedder
 from assistant.pipeline import Assistant
 from assistant.settings import Settings, get_settings
 
@@ -70,8 +71,8 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         if getattr(app.state, "assistant", None) is None:
-            built = Assistant(settings)
-            built.__dict__["embedder"] = BatchingEmbedder(built.embedder)  # concurrent questions share a forward pass
+            # concurrent questions share a forward pass
+            built = Assistant(settings, embedder=BatchingEmbedder(make_embedder(settings)))
             try:
                 await run_in_threadpool(warm_up, built)
             except Exception as exc:

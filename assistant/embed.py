@@ -54,6 +54,11 @@ class Embedder(Embeddings):
         self.calls = 0  # number of texts encoded: tests and benchmarks check that unchanged work is skipped
 
     @property
+    def loaded(self) -> bool:
+        """Whether the model is ready to encode (its weights are in memory), without loading it."""
+        return self._model is not None
+
+    @property
     def model(self):
         if self._model is None:
             with self._load_lock:
@@ -170,6 +175,11 @@ class RemoteEmbedder(Embedder):
         self._dimension: int | None = None
         self._pool = ThreadPoolExecutor(max_workers=settings.embedding_remote_parallel,
                                         thread_name_prefix="remote-embed")
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the server was reached and serves this model."""
+        return self._served is not None
 
     @property
     def model(self):

@@ -122,8 +122,7 @@ from assistant.pipeline import Assistant
 from assistant.settings import Settings
 from bench.standin import InstantEmbedder
 
-assistant = Assistant(Settings())
-assistant.__dict__["embedder"] = InstantEmbedder()
+assistant = Assistant(Settings(), embedder=InstantEmbedder())
 query = sys.argv[2]
 
 def timed(fn):

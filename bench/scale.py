@@ -285,9 +285,7 @@ def worker(config: dict) -> dict:
 
     base, model = Path(config["base"]), config["model"]
     settings = make_settings(base)
-    assistant = Assistant(settings)
-    if model == "instant":
-        assistant.__dict__["embedder"] = InstantEmbedder()  # before anything opens the store
+    assistant = Assistant(settings, embedder=InstantEmbedder() if model == "instant" else None)
     assistant.ask(QUERIES[0])
     cold = time.time() - config["started"]
     _partial(cold_start_to_first_answer_s=round(cold, 3), worker_rss_gb=round(_rss_bytes() / 2 ** 30, 3))
