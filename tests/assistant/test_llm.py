@@ -48,6 +48,7 @@ from assistant.llm import (
 )
 from assistant.schema import ChatTurn, SearchHit
 from tests.conftest import stop_process
+from tests.helpers import free_port
 from assistant.settings import Settings
 
 EO = "Democratizing Access to Alternative Assets for 401(K) Investors"
@@ -91,12 +92,6 @@ def llm_settings(**overrides) -> Settings:
               "llm_timeout": 2.0}
     values.update(overrides)
     return Settings(**values)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Exploding(BaseChatModel):
