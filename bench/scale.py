@@ -32,7 +32,6 @@ import random
 import re
 import resource
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -232,9 +231,9 @@ def disk_bytes(path: Path) -> int:
 
 
 def percentiles(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-    return {"p50": round(statistics.median(ordered), 4),
-            "p95": round(ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))], 4)}
+    from assistant.stats import percentile
+
+    return {"p50": round(percentile(samples, 50), 4), "p95": round(percentile(samples, 95), 4)}
 
 
 def lexical_figures(size: int, work: Path, english, chinese, rng: random.Random, queries: int) -> dict:
