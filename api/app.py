@@ -22,7 +22,7 @@ from api.batching import BatchingEmbedder
 from assistant import documents
 from assistant.embed import make_embedder
 from assistant.pipeline import Assistant
-from assistant.settings import Settings, get_settings
+from assistant.settings import Settings, apply_offline_environment, get_settings
 
 log = logging.getLogger("api")
 
@@ -66,6 +66,7 @@ def finish_staged_uploads(assistant: Assistant) -> None:
 
 def create_app(settings: Settings | None = None, assistant: Assistant | None = None) -> FastAPI:
     """Build the service. ``assistant`` (optional) is used instead of building one at startup."""
+    apply_offline_environment()
     settings = settings or (assistant.settings if assistant is not None else get_settings())
 
     @asynccontextmanager

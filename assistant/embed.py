@@ -22,7 +22,7 @@ from langchain_core.embeddings import Embeddings
 
 from assistant.model_fetch import resolve_model
 from assistant.schema import Passage
-from assistant.settings import Settings
+from assistant.settings import Settings, apply_offline_environment
 
 
 def _model_fingerprint(source: Path | str) -> str:
@@ -267,4 +267,5 @@ class RemoteEmbedder(Embedder):
 
 def make_embedder(settings: Settings) -> Embedder:
     """The in-process model, or the remote one when ``ASSISTANT_EMBEDDING_URL`` is set."""
+    apply_offline_environment()  # before transformers or the hub client is imported
     return RemoteEmbedder(settings) if settings.embedding_url else Embedder(settings)
