@@ -71,7 +71,8 @@ def models_fetch() -> None:
     from assistant.model_fetch import ModelError, fetch
 
     try:
-        fetch(get_settings(), progress=lambda done, total: typer.echo(f"  chunks {done}/{total}", err=True))
+        fetch(get_settings(), progress=lambda done, total: typer.echo(f"  chunks {done}/{total}", err=True),
+              log=typer.echo)
     except ModelError as exc:
         _fail(str(exc))
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
+from assistant.errors import AssistantError
 from assistant.model_fetch import resolve_model
 from assistant.schema import Passage
 from assistant.settings import Settings, apply_offline_environment
@@ -141,8 +142,10 @@ class Embedder(Embeddings):
         return self.embed_queries([text])[0].tolist()
 
 
-class EmbeddingServerError(RuntimeError):
+class EmbeddingServerError(AssistantError, RuntimeError):
     """The embeddings server is unreachable, failed, answered nonsense, or serves another model than the index's."""
+
+    expose = False  # names the embeddings server
 
 
 def _served_name_matches(served: str, label: str) -> bool:

@@ -19,6 +19,8 @@ class AssistantError(Exception):
     status: ClassVar[int] = 500
     kind: ClassVar[str] = "internal"
     exit_code: ClassVar[int] = 1  # the CLI's exit status (documented in `assistant --help`)
+    # False: the message may name the server's folders or hosts; the API answers its generic internal message
+    expose: ClassVar[bool] = True
 
     def __init__(self, message: str, *, headers: dict[str, str] | None = None, **extra: Any):
         super().__init__(message)

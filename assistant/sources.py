@@ -58,8 +58,9 @@ class FetchReport:
                 "missing": [{"file": f, "reason": r} for f, r in self.missing]}
 
 
-def fetch_sources(settings: Settings, log=print) -> FetchReport:
+def fetch_sources(settings: Settings, log=None) -> FetchReport:
     """Put every non-committed manifest source into ``corpus/fetched/``: from the mirror, else from its URL."""
+    log = log or logging.getLogger(__name__).info  # the CLI passes its own printer; library callers get records
     report = FetchReport()
     target_dir = settings.fetched_dir
     target_dir.mkdir(parents=True, exist_ok=True)
