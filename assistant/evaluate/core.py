@@ -17,8 +17,19 @@ from urllib.parse import urlsplit, urlunsplit
 from assistant.cite import is_verified
 from assistant.evaluate import metrics as m
 from assistant.evaluate.models import (
-    Aggregate, CitationCheck, Comparison, EvalItem, EvaluationRun, GivenCitation, ItemMetrics, ItemResult,
-    MalformedRow, MetricDelta, Regression, RetrievedPassage, Summary,
+    Aggregate,
+    CitationCheck,
+    Comparison,
+    EvalItem,
+    EvaluationRun,
+    GivenCitation,
+    ItemMetrics,
+    ItemResult,
+    MalformedRow,
+    MetricDelta,
+    Regression,
+    RetrievedPassage,
+    Summary,
 )
 from assistant.evaluate.targets import check_targets
 

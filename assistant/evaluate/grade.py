@@ -197,7 +197,7 @@ class ClaimGrader:
         claim_vectors = self.embed_claims([c.plain for c in flat])
         quote_vectors = self.embed_quotes([q.quote for q in quotes])
         results, ci, qi = [], 0, 0
-        for (text, cited), claims in zip(answers, split):
+        for (_text, cited), claims in zip(answers, split):
             vectors = claim_vectors[ci:ci + len(claims)]
             ci += len(claims)
             graded = Graded(claims=[self._claim(c, v, versions) for c, v in zip(claims, vectors)])

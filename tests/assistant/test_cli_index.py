@@ -166,8 +166,8 @@ def test_an_index_run_beside_a_running_serve_is_visible_to_it_within_seconds(mak
 
     import httpx
 
-    from tests.helpers import free_port, wait_http
     from tests.conftest import FACT_SHEET_MD, stop_process
+    from tests.helpers import free_port, wait_http
 
     settings = make_settings()
     copy_into(settings.corpus_dir, [CEA_MD, FACT_SHEET_MD], corpus_mirror)

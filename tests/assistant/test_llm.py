@@ -9,8 +9,8 @@ is not installed.
 from __future__ import annotations
 
 import http.server
-import logging
 import importlib.util
+import logging
 import os
 import socket
 import subprocess
@@ -48,9 +48,9 @@ from assistant.llm import (
     stream_answer,
 )
 from assistant.schema import ChatTurn, SearchHit
+from assistant.settings import Settings
 from tests.conftest import stop_process
 from tests.helpers import free_port
-from assistant.settings import Settings
 
 EO = "Democratizing Access to Alternative Assets for 401(K) Investors"
 EO_DOC = "whitehouse_eo_2025-08-07_democratizing-access-to-alternative-assets-for-401k-investors"
