@@ -10,6 +10,7 @@ import importlib
 import logging
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import cast
 
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
@@ -20,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from api import errors
 from api.batching import BatchingEmbedder
 from assistant import documents
-from assistant.embed import make_embedder
+from assistant.embed import Embedder, make_embedder
 from assistant.pipeline import Assistant
 from assistant.settings import Settings, apply_offline_environment, get_settings
 
@@ -73,7 +74,7 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
     async def lifespan(app: FastAPI):
         if getattr(app.state, "assistant", None) is None:
             # concurrent questions share a forward pass
-            built = Assistant(settings, embedder=BatchingEmbedder(make_embedder(settings)))
+            built = Assistant(settings, embedder=cast(Embedder, BatchingEmbedder(make_embedder(settings))))
             try:
                 await run_in_threadpool(warm_up, built)
             except Exception as exc:
@@ -103,7 +104,7 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
     @app.get("/docs", include_in_schema=False)
     def swagger_ui() -> HTMLResponse:
         return get_swagger_ui_html(
-            openapi_url=app.openapi_url, title=f"{app.title} - API docs",
+            openapi_url=app.openapi_url or "/openapi.json", title=f"{app.title} - API docs",
             swagger_js_url=f"{SWAGGER}/swagger-ui-bundle.js", swagger_css_url=f"{SWAGGER}/swagger-ui.css",
             swagger_favicon_url=f"{SWAGGER}/favicon-32x32.png",
         )

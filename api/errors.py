@@ -121,10 +121,11 @@ async def _assistant_error(request: Request, exc: AssistantError) -> JSONRespons
 
 
 def install(app: FastAPI) -> None:
-    app.add_exception_handler(ApiError, _api_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(AssistantError, _assistant_error)
+    # Starlette types a handler as taking any Exception; each of these takes the class it is registered for
+    app.add_exception_handler(ApiError, _api_error)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(AssistantError, _assistant_error)  # type: ignore[arg-type]
     for known in (InvalidQuestion, SyncBusy):
         app.add_exception_handler(known, _known_error)
     from api.origin import OriginGuard

@@ -179,10 +179,11 @@ def ask(
 def chat() -> None:
     """Interactive conversation with follow-up questions. /sources shows the last passages, /reset starts over."""
     from assistant.pipeline import InvalidQuestion, Token
+    from assistant.schema import Answer
 
     assistant = _assistant()
     conversation_id = assistant.conversations.create()
-    last = None
+    last: Answer | None = None
     typer.echo("Ask in English or Chinese. /sources, /reset, /quit")
     while True:
         try:
@@ -209,7 +210,7 @@ def chat() -> None:
                 else:
                     last = event
             typer.echo("")
-            for c in last.citations:
+            for c in last.citations if last else []:
                 page = f", p.{c.page}" if c.page else ""
                 typer.secho(f"  [{c.marker}] {c.title} ({c.document}{page})", dim=True)
         except InvalidQuestion as exc:

@@ -131,7 +131,7 @@ class Embedder(Embeddings):
 
     def embed_queries(self, queries: list[str]) -> np.ndarray:
         self._ready()
-        return self._encode([self.query_prompt + q for q in queries])
+        return self._encode([(self.query_prompt or "") + q for q in queries])
 
     # --- LangChain Embeddings interface ---
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
@@ -169,7 +169,7 @@ class RemoteEmbedder(Embedder):
                                        "`assistant models fetch` or set ASSISTANT_EMBEDDING_MODEL to a folder")
         import httpx
 
-        self.url = settings.embedding_url.rstrip("/")
+        self.url = (settings.embedding_url or "").rstrip("/")
         self.label = self.model_id.split("@", 1)[0]
         self.batch_size = settings.embedding_remote_batch
         headers = {"Authorization": f"Bearer {settings.embedding_api_key}"} if settings.embedding_api_key else {}
@@ -192,7 +192,7 @@ class RemoteEmbedder(Embedder):
         if self._served is None:
             with self._load_lock:
                 if self._served is None:
-                    config = self.source / "config_sentence_transformers.json"
+                    config = Path(self.source) / "config_sentence_transformers.json"
                     prompts = json.loads(config.read_text()).get("prompts", {}) if config.is_file() else {}
                     self._set_prompts(prompts or {})
                     self._served = self._check_served_model()
@@ -261,6 +261,7 @@ class RemoteEmbedder(Embedder):
     def dimension(self) -> int:
         if self._dimension is None:
             self.embed_queries(["dimension"])
+        assert self._dimension is not None  # set by the first embeddings request
         return int(self._dimension)
 
     def close(self) -> None:

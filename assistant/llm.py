@@ -263,7 +263,7 @@ def message_text(message: object) -> str:
 # ----------------------------------------------------------------------------------------------- error translation
 
 
-def _chain(exc: BaseException) -> list[BaseException]:
+def _chain(exc: BaseException | None) -> list[BaseException]:
     seen: list[BaseException] = []
     while exc is not None and exc not in seen and len(seen) < 10:
         seen.append(exc)

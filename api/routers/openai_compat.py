@@ -66,8 +66,8 @@ def _question_and_history(messages: list[Message], settings) -> tuple[str, list[
     keep = settings.history_turns * 2
     used = [m for m in earlier if m.role in ("user", "assistant")][-keep:] if keep > 0 else []
     history = [ChatTurn(role=m.role, content=m.text()) for m in used]
-    history = bounded_history([t for t in history if t.content], settings, field="messages")
-    return question_text(messages[-1].text(), settings, field="the last message"), history or []
+    bounded = bounded_history([t for t in history if t.content], settings, field="messages")
+    return question_text(messages[-1].text(), settings, field="the last message"), bounded or []
 
 
 def _completion_id() -> str:

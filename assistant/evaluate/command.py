@@ -171,7 +171,7 @@ def _is_answer_file(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in {".jsonl", ".csv", ".tsv", ".ndjson"}
 
 
-def _load(file: Path, split, limit):
+def _load(file: Path, split, limit) -> tuple[list, list]:
     from assistant.evaluate import EvalInputError, load_items
 
     try:

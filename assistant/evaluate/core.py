@@ -514,7 +514,8 @@ def _scopes(summary: Summary) -> dict[str, Aggregate]:
 
 def _item_changes(before: ItemResult, after: ItemResult) -> tuple[list[str], list[str]]:
     """(ways the item got worse, ways it got better) from ``before`` to ``after``."""
-    worse, better = [], []
+    worse: list[str] = []
+    better: list[str] = []
     b, a = before.metrics, after.metrics
 
     def flip(old, new, good: bool, lost: str, gained: str):
