@@ -386,7 +386,7 @@ def run_evaluation(assistant, items: Sequence[EvalItem], k: int | None = None,
     and summarised. ``judge``: ask the configured LLM to score faithfulness (default: when an LLM is configured).
     """
     settings = getattr(assistant, "settings", None)
-    k = k or getattr(settings, "top_k", 5)
+    k = k if k else int(getattr(settings, "top_k", 5))
     started_at, started = now_iso(), time.perf_counter()
     finished = {r.id for r in done}
     todo = [item for item in items if item.id not in finished]
