@@ -10,6 +10,7 @@ import importlib
 import logging
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import cast
 
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
@@ -20,8 +21,9 @@ from starlette.concurrency import run_in_threadpool
 from api import errors
 from api.batching import BatchingEmbedder
 from assistant import documents
+from assistant.embed import Embedder, make_embedder
 from assistant.pipeline import Assistant
-from assistant.settings import Settings, get_settings
+from assistant.settings import Settings, apply_offline_environment, get_settings
 
 log = logging.getLogger("api")
 
@@ -65,13 +67,14 @@ def finish_staged_uploads(assistant: Assistant) -> None:
 
 def create_app(settings: Settings | None = None, assistant: Assistant | None = None) -> FastAPI:
     """Build the service. ``assistant`` (optional) is used instead of building one at startup."""
+    apply_offline_environment()
     settings = settings or (assistant.settings if assistant is not None else get_settings())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         if getattr(app.state, "assistant", None) is None:
-            built = Assistant(settings)
-            built.__dict__["embedder"] = BatchingEmbedder(built.embedder)  # concurrent questions share a forward pass
+            # concurrent questions share a forward pass
+            built = Assistant(settings, embedder=cast(Embedder, BatchingEmbedder(make_embedder(settings))))
             try:
                 await run_in_threadpool(warm_up, built)
             except Exception as exc:
@@ -101,7 +104,7 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
     @app.get("/docs", include_in_schema=False)
     def swagger_ui() -> HTMLResponse:
         return get_swagger_ui_html(
-            openapi_url=app.openapi_url, title=f"{app.title} - API docs",
+            openapi_url=app.openapi_url or "/openapi.json", title=f"{app.title} - API docs",
             swagger_js_url=f"{SWAGGER}/swagger-ui-bundle.js", swagger_css_url=f"{SWAGGER}/swagger-ui.css",
             swagger_favicon_url=f"{SWAGGER}/favicon-32x32.png",
         )

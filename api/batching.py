@@ -65,7 +65,8 @@ class BatchingEmbedder:
                 # Nothing running: this caller runs the next batch, oldest requests first (its own among them,
                 # unless the queue is longer than one batch: then it loops and runs the next one too).
                 self._busy = True
-                batch, size = [], 0
+                batch: list[_Request] = []
+                size = 0
                 while self._queue and (not batch or size + len(self._queue[0].queries) <= MAX_BATCH):
                     batch.append(self._queue.pop(0))
                     size += len(batch[-1].queries)
@@ -107,6 +108,7 @@ class BatchingEmbedder:
     def _result(request: _Request) -> np.ndarray:
         if request.error is not None:
             raise request.error
+        assert request.vectors is not None  # set with the batch's result, or error is
         return request.vectors
 
     def embed_query(self, text: str) -> list[float]:  # LangChain interface, batched too

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -19,7 +18,6 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from assistant.conversation import UnknownConversation
 from assistant.errors import AssistantError
 from assistant.pipeline import InvalidQuestion
 from assistant.sync import SyncBusy
@@ -72,19 +70,15 @@ def describe(exc: BaseException) -> tuple[int, str, str]:
     """(status, type, message) for an exception raised while answering; unknown ones are internal errors."""
     if isinstance(exc, ApiError):
         return exc.status, exc.type, exc.message
+    if isinstance(exc, SyncBusy):  # its message names the lock holder's pid and the index: not for clients
+        return 503, "busy", BUSY_MESSAGE
     if isinstance(exc, AssistantError):
+        if not exc.expose:
+            log.error("%s: %s", type(exc).__name__, exc.message)
+            return 500, "internal", INTERNAL_MESSAGE
         return exc.status, exc.kind, exc.message
     if isinstance(exc, InvalidQuestion):
         return 422, "invalid_question", str(exc)
-    if isinstance(exc, UnknownConversation):
-        return 404, "unknown_conversation", str(exc)
-    if isinstance(exc, SyncBusy):
-        return 503, "busy", BUSY_MESSAGE
-    llm = sys.modules.get("assistant.llm")  # not imported: the error cannot be one of its
-    if llm is not None and isinstance(exc, llm.LLMUnavailable):
-        return 503, "llm_unavailable", str(exc)  # llm.py's message says what to do
-    if llm is not None and isinstance(exc, llm.LLMError):
-        return 502, "llm_error", str(exc)
     return 500, "internal", INTERNAL_MESSAGE
 
 
@@ -121,15 +115,18 @@ async def _known_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _assistant_error(request: Request, exc: AssistantError) -> JSONResponse:
+    if not exc.expose:
+        return await _known_error(request, exc)
     return error_response(exc.status, exc.kind, exc.message, exc.headers, **exc.extra)
 
 
 def install(app: FastAPI) -> None:
-    app.add_exception_handler(ApiError, _api_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(AssistantError, _assistant_error)
-    for known in (InvalidQuestion, UnknownConversation, SyncBusy):
+    # Starlette types a handler as taking any Exception; each of these takes the class it is registered for
+    app.add_exception_handler(ApiError, _api_error)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(AssistantError, _assistant_error)  # type: ignore[arg-type]
+    for known in (InvalidQuestion, SyncBusy):
         app.add_exception_handler(known, _known_error)
     from api.origin import OriginGuard
 

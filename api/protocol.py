@@ -32,7 +32,7 @@ class JsonH11Protocol(H11Protocol):
 try:
     from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 except ImportError:  # httptools not installed: uvicorn uses h11
-    HttpToolsProtocol = None
+    HttpToolsProtocol = None  # type: ignore[misc,assignment]
 else:
     class JsonHttpToolsProtocol(HttpToolsProtocol):
         def send_400_response(self, msg: str) -> None:

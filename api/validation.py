@@ -9,6 +9,7 @@ fail the questions batched with it). Zero-width and control characters alone do 
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Iterable
 from typing import Any
 
 from pydantic import BaseModel, model_validator
@@ -22,6 +23,7 @@ def _surrogate_at(value: Any, where: str) -> str | None:
     if isinstance(value, str):
         # json.loads joins a valid \\ud83d\\ude00 pair into one code point: any surrogate left is unpaired.
         return where if any("\ud800" <= c <= "\udfff" for c in value) else None
+    items: Iterable[tuple[Any, Any]]
     if isinstance(value, dict):
         items = value.items()
     elif isinstance(value, (list, tuple)):

@@ -296,6 +296,7 @@ def _fact(kind: str, match: re.Match) -> list[Fact]:
         return out
     if kind == "decade":
         value = groups.get("n") or groups.get("c")
+        assert value is not None  # the pattern matches one of the two groups
         number = float(value)
         if number < 100:  # 70 年代: the century goes unsaid
             number += 1900
@@ -388,8 +389,8 @@ CHECKS = ("year", "decade", "date", "percent", "number", "name", "negation")
 
 def _same(kind: str, a: Fact, b: Fact) -> bool:
     if kind == "date":
-        (am, ad), (bm, bd) = a.value, b.value  # type: ignore[misc]
-        return am == bm and (ad is None or bd is None or ad == bd)
+        (am, ad), (bm, bd) = a.value, b.value  # type: ignore[misc,has-type]
+        return am == bm and (ad is None or bd is None or ad == bd)  # type: ignore[has-type]
     if kind in ("year", "decade", "percent", "number"):
         tolerance = max(a.precision, b.precision, 1e-9)
         x, y = float(a.value), float(b.value)  # type: ignore[arg-type]

@@ -10,10 +10,34 @@ from typing import Annotated, Optional
 import typer
 
 from assistant.evaluate.command import eval_app
-from assistant.settings import get_settings
+from assistant.settings import apply_offline_environment, get_settings
 
-app = typer.Typer(help="A research assistant that answers from a corpus with verified, quoted citations.",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+EXIT_CODES = ("Exit codes: 0 done; 1 the command failed (the message says why and what to do); 2 wrong command-line "
+              "usage; 3 an invalid ASSISTANT_* setting (the message names it and its bounds).")
+
+
+class _Cli(typer.Typer):
+    """Prints an AssistantError once, as one line, and exits with its documented code (no traceback)."""
+
+    def __call__(self, *args, **kwargs):
+        from assistant.errors import AssistantError
+
+        try:
+            return super().__call__(*args, **kwargs)
+        except AssistantError as exc:
+            typer.secho(f"error: {exc.message}", fg=typer.colors.RED, err=True)
+            sys.exit(exc.exit_code)
+
+
+app = _Cli(help="A research assistant that answers from a corpus with verified, quoted citations.",
+           epilog=EXIT_CODES, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+
+
+@app.callback()
+def _start() -> None:
+    """Before any command: keep the libraries offline and check the settings (a bad one stops here, clearly)."""
+    apply_offline_environment()
+    get_settings()
 models_app = typer.Typer(help="Obtain and check the embedding model.", no_args_is_help=True)
 corpus_app = typer.Typer(help="Obtain the corpus sources listed in the manifest.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
@@ -47,7 +71,8 @@ def models_fetch() -> None:
     from assistant.model_fetch import ModelError, fetch
 
     try:
-        fetch(get_settings(), progress=lambda done, total: typer.echo(f"  chunks {done}/{total}", err=True))
+        fetch(get_settings(), progress=lambda done, total: typer.echo(f"  chunks {done}/{total}", err=True),
+              log=typer.echo)
     except ModelError as exc:
         _fail(str(exc))
 
@@ -154,10 +179,11 @@ def ask(
 def chat() -> None:
     """Interactive conversation with follow-up questions. /sources shows the last passages, /reset starts over."""
     from assistant.pipeline import InvalidQuestion, Token
+    from assistant.schema import Answer
 
     assistant = _assistant()
     conversation_id = assistant.conversations.create()
-    last = None
+    last: Answer | None = None
     typer.echo("Ask in English or Chinese. /sources, /reset, /quit")
     while True:
         try:
@@ -184,7 +210,7 @@ def chat() -> None:
                 else:
                     last = event
             typer.echo("")
-            for c in last.citations:
+            for c in last.citations if last else []:
                 page = f", p.{c.page}" if c.page else ""
                 typer.secho(f"  [{c.marker}] {c.title} ({c.document}{page})", dim=True)
         except InvalidQuestion as exc:

@@ -10,16 +10,19 @@ import uuid
 from contextlib import closing
 from pathlib import Path
 
+from assistant.errors import NotFound
 from assistant.schema import ChatTurn
 
 
-class UnknownConversation(KeyError):
+class UnknownConversation(NotFound, KeyError):
+    kind = "unknown_conversation"
+
     def __init__(self, conversation_id: str):
-        super().__init__(conversation_id)
+        super().__init__(f"unknown conversation id {conversation_id!r}; omit it to start a new conversation")
         self.conversation_id = conversation_id
 
     def __str__(self) -> str:
-        return f"unknown conversation id {self.conversation_id!r}; omit it to start a new conversation"
+        return self.message
 
 
 class ConversationStore:

@@ -20,9 +20,10 @@ from pathlib import Path
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
+from assistant.errors import AssistantError
 from assistant.model_fetch import resolve_model
 from assistant.schema import Passage
-from assistant.settings import Settings
+from assistant.settings import Settings, apply_offline_environment
 
 
 def _model_fingerprint(source: Path | str) -> str:
@@ -52,6 +53,11 @@ class Embedder(Embeddings):
         self._load_lock = threading.Lock()
         self._encode_lock = threading.Lock()  # torch inference from several threads at once only thrashes the cores
         self.calls = 0  # number of texts encoded: tests and benchmarks check that unchanged work is skipped
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the model is ready to encode (its weights are in memory), without loading it."""
+        return self._model is not None
 
     @property
     def model(self):
@@ -125,7 +131,7 @@ class Embedder(Embeddings):
 
     def embed_queries(self, queries: list[str]) -> np.ndarray:
         self._ready()
-        return self._encode([self.query_prompt + q for q in queries])
+        return self._encode([(self.query_prompt or "") + q for q in queries])
 
     # --- LangChain Embeddings interface ---
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
@@ -136,8 +142,10 @@ class Embedder(Embeddings):
         return self.embed_queries([text])[0].tolist()
 
 
-class EmbeddingServerError(RuntimeError):
+class EmbeddingServerError(AssistantError, RuntimeError):
     """The embeddings server is unreachable, failed, answered nonsense, or serves another model than the index's."""
+
+    expose = False  # names the embeddings server
 
 
 def _served_name_matches(served: str, label: str) -> bool:
@@ -161,7 +169,7 @@ class RemoteEmbedder(Embedder):
                                        "`assistant models fetch` or set ASSISTANT_EMBEDDING_MODEL to a folder")
         import httpx
 
-        self.url = settings.embedding_url.rstrip("/")
+        self.url = (settings.embedding_url or "").rstrip("/")
         self.label = self.model_id.split("@", 1)[0]
         self.batch_size = settings.embedding_remote_batch
         headers = {"Authorization": f"Bearer {settings.embedding_api_key}"} if settings.embedding_api_key else {}
@@ -172,6 +180,11 @@ class RemoteEmbedder(Embedder):
                                         thread_name_prefix="remote-embed")
 
     @property
+    def loaded(self) -> bool:
+        """Whether the server was reached and serves this model."""
+        return self._served is not None
+
+    @property
     def model(self):
         raise EmbeddingServerError(f"the model runs on {self.url}; there are no local weights to use")
 
@@ -179,7 +192,7 @@ class RemoteEmbedder(Embedder):
         if self._served is None:
             with self._load_lock:
                 if self._served is None:
-                    config = self.source / "config_sentence_transformers.json"
+                    config = Path(self.source) / "config_sentence_transformers.json"
                     prompts = json.loads(config.read_text()).get("prompts", {}) if config.is_file() else {}
                     self._set_prompts(prompts or {})
                     self._served = self._check_served_model()
@@ -248,6 +261,7 @@ class RemoteEmbedder(Embedder):
     def dimension(self) -> int:
         if self._dimension is None:
             self.embed_queries(["dimension"])
+        assert self._dimension is not None  # set by the first embeddings request
         return int(self._dimension)
 
     def close(self) -> None:
@@ -257,4 +271,5 @@ class RemoteEmbedder(Embedder):
 
 def make_embedder(settings: Settings) -> Embedder:
     """The in-process model, or the remote one when ``ASSISTANT_EMBEDDING_URL`` is set."""
+    apply_offline_environment()  # before transformers or the hub client is imported
     return RemoteEmbedder(settings) if settings.embedding_url else Embedder(settings)

@@ -18,6 +18,9 @@ if TYPE_CHECKING:
 class AssistantError(Exception):
     status: ClassVar[int] = 500
     kind: ClassVar[str] = "internal"
+    exit_code: ClassVar[int] = 1  # the CLI's exit status (documented in `assistant --help`)
+    # False: the message may name the server's folders or hosts; the API answers its generic internal message
+    expose: ClassVar[bool] = True
 
     def __init__(self, message: str, *, headers: dict[str, str] | None = None, **extra: Any):
         super().__init__(message)
@@ -57,6 +60,12 @@ class Busy(AssistantError):
 
 class TooManyRequests(Busy):
     status, kind = 429, "too_many_requests"
+
+
+class InvalidSettings(AssistantError):
+    """An ASSISTANT_* setting is out of its bounds or of the wrong type: nothing starts."""
+
+    kind, exit_code = "invalid_settings", 3
 
 
 # Messages and reports that leave the server name folders by role (corpus/…, index/…), never by their path.

@@ -16,9 +16,9 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any
 
 from assistant.errors import AssistantError, InvalidInput, NotFound, TooLarge, TooManyRequests, public, public_text
+from assistant.fileio import write_atomic
 from assistant.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -100,9 +100,7 @@ def reserve_slot(settings: Settings) -> None:
 
 
 def _write_status(folder: Path, **status) -> None:
-    tmp = folder / "status.json.part"
-    tmp.write_text(json.dumps(status, ensure_ascii=False))
-    tmp.replace(folder / "status.json")
+    write_atomic(folder / "status.json", json.dumps(status, ensure_ascii=False))
 
 
 def read_status(folder: Path) -> dict:

@@ -27,6 +27,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
 
 from assistant.clean import detect_language
+from assistant.errors import AssistantError
 from assistant.schema import ChatTurn, SearchHit
 
 if TYPE_CHECKING:
@@ -46,8 +47,10 @@ _TURN_CHARS = 1200  # history turns are cut to this many characters so a long an
 # --------------------------------------------------------------------------------------------------------- errors
 
 
-class LLMError(RuntimeError):
+class LLMError(AssistantError, RuntimeError):
     """Any failure of the optional LLM; ``str(error)`` is a message fit for the user."""
+
+    status, kind = 502, "llm_error"
 
 
 class LLMConfigError(LLMError, ValueError):
@@ -56,6 +59,8 @@ class LLMConfigError(LLMError, ValueError):
 
 class LLMUnavailable(LLMError):
     """The model server cannot be reached, refused the connection, timed out, or is overloaded."""
+
+    status, kind = 503, "llm_unavailable"  # the message says what to do
 
 
 class LLMBadOutput(LLMError):
@@ -258,7 +263,7 @@ def message_text(message: object) -> str:
 # ----------------------------------------------------------------------------------------------- error translation
 
 
-def _chain(exc: BaseException) -> list[BaseException]:
+def _chain(exc: BaseException | None) -> list[BaseException]:
     seen: list[BaseException] = []
     while exc is not None and exc not in seen and len(seen) < 10:
         seen.append(exc)

@@ -12,6 +12,7 @@ from bs4 import BeautifulSoup
 from pypdf import PdfReader
 from pypdf.errors import PdfReadError, PyPdfError
 
+from assistant.errors import AssistantError
 from assistant.schema import RawDocument
 
 SUPPORTED_SUFFIXES = {".txt": "txt", ".md": "md", ".markdown": "md", ".html": "html", ".htm": "html", ".pdf": "pdf"}
@@ -22,8 +23,10 @@ logging.getLogger("pypdf").setLevel(logging.ERROR)
 _FRONT_MATTER = re.compile(r"\A---\s*\n(.*?)\n---\s*\n", re.S)
 
 
-class LoadError(ValueError):
+class LoadError(AssistantError, ValueError):
     """A file that cannot be ingested; the message is the reason shown to the user."""
+
+    expose = False  # names the file on the server
 
 
 def content_hash(data: bytes) -> str:

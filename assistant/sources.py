@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 from pydantic import BaseModel
 
+from assistant.fileio import write_atomic
 from assistant.load import content_hash
 from assistant.settings import Settings
 
@@ -57,14 +58,9 @@ class FetchReport:
                 "missing": [{"file": f, "reason": r} for f, r in self.missing]}
 
 
-def _write_atomic(target: Path, data: bytes) -> None:
-    tmp = target.with_name(target.name + ".part")
-    tmp.write_bytes(data)
-    tmp.replace(target)
-
-
-def fetch_sources(settings: Settings, log=print) -> FetchReport:
+def fetch_sources(settings: Settings, log=None) -> FetchReport:
     """Put every non-committed manifest source into ``corpus/fetched/``: from the mirror, else from its URL."""
+    log = log or logging.getLogger(__name__).info  # the CLI passes its own printer; library callers get records
     report = FetchReport()
     target_dir = settings.fetched_dir
     target_dir.mkdir(parents=True, exist_ok=True)
@@ -82,7 +78,7 @@ def fetch_sources(settings: Settings, log=print) -> FetchReport:
         if mirror_copy and mirror_copy.is_file():
             data = mirror_copy.read_bytes()
             if content_hash(data) == source.sha256:
-                _write_atomic(target, data)
+                write_atomic(target, data)
                 report.fetched.append(source.file)
                 log(f"ok       {source.file} (mirror)")
                 continue
@@ -94,7 +90,7 @@ def fetch_sources(settings: Settings, log=print) -> FetchReport:
                 response = httpx.get(source.url, follow_redirects=True, timeout=settings.fetch_timeout)
                 response.raise_for_status()
                 data = response.content
-                _write_atomic(target, data)
+                write_atomic(target, data)
                 digest = content_hash(data)
                 if digest == source.sha256:
                     report.fetched.append(source.file)
@@ -149,7 +145,7 @@ def corpus_files(settings: Settings) -> dict[str, Path]:
 def copy_into_corpus(settings: Settings, name: str, data: bytes) -> Path:
     target = settings.corpus_dir / name
     target.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomic(target, data)
+    write_atomic(target, data)
     return target
 
 

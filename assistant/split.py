@@ -79,7 +79,7 @@ def split(document: Document, max_tokens: int = 160, overlap_tokens: int = 0) ->
     pieces = _splitter(max_tokens, overlap_tokens).create_documents([document.text])
     headings = _headings(document.text)
     version = document.version
-    passages = []
+    passages: list[Passage] = []
     for piece in pieces:
         start = piece.metadata["start_index"]
         text = piece.page_content

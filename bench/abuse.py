@@ -291,7 +291,7 @@ def attack_kill_during_upload(server: Server, out: Results) -> None:
     for delay in (0.5, 2.0, 4.0):
         result: dict = {}
 
-        def upload():
+        def upload(result=result):
             try:
                 result["response"] = httpx.post(f"{server.url}/documents", files={"file": ("bandicoot.txt", doc)},
                                                 timeout=120)

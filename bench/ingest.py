@@ -122,8 +122,7 @@ from assistant.pipeline import Assistant
 from assistant.settings import Settings
 from bench.standin import InstantEmbedder
 
-assistant = Assistant(Settings())
-assistant.__dict__["embedder"] = InstantEmbedder()
+assistant = Assistant(Settings(), embedder=InstantEmbedder())
 query = sys.argv[2]
 
 def timed(fn):
@@ -182,9 +181,9 @@ def _cpu() -> float:
 def run_standin(settings, mirror: Path, passages: int) -> dict:
     import subprocess
 
-    from bench.standin import InstantEmbedder
     from assistant.store import IndexStore
     from assistant.sync import sync
+    from bench.standin import InstantEmbedder
 
     settings = settings.model_copy(update={"corpus_manifest": settings.index_dir.parent / "no-manifest.json"})
     documents, query, updated_path = synthetic_corpus(settings, mirror, passages)

@@ -226,11 +226,11 @@ def run_clients(url: str, questions: list[str], clients: int, per_client: int, t
 
 
 def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    if len(values) == 1:
-        return values[0]
-    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
+    """The project's percentile rule (assistant/stats.py); NaN when there is nothing to measure."""
+    sys.path.insert(0, str(REPO))
+    from assistant.stats import percentile as shared
+
+    return shared(values, q, empty=float("nan"))
 
 
 def main(argv: list[str] | None = None) -> int:

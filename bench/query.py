@@ -14,13 +14,9 @@ from pathlib import Path
 
 from assistant.pipeline import Assistant
 from assistant.schema import ChatTurn
+from assistant.stats import percentile
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
 def main() -> None:
@@ -50,7 +46,7 @@ def main() -> None:
             parts[key].append(answer.timings.get(key, 0.0))
 
     def stats(values: list[float]) -> dict:
-        return {"p50_ms": round(1000 * statistics.median(values), 1), "p95_ms": round(1000 * percentile(values, 0.95), 1)}
+        return {"p50_ms": round(1000 * statistics.median(values), 1), "p95_ms": round(1000 * percentile(values, 95), 1)}
 
     result = {
         "questions": len(items),

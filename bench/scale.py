@@ -32,7 +32,6 @@ import random
 import re
 import resource
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -232,9 +231,9 @@ def disk_bytes(path: Path) -> int:
 
 
 def percentiles(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-    return {"p50": round(statistics.median(ordered), 4),
-            "p95": round(ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))], 4)}
+    from assistant.stats import percentile
+
+    return {"p50": round(percentile(samples, 50), 4), "p95": round(percentile(samples, 95), 4)}
 
 
 def lexical_figures(size: int, work: Path, english, chinese, rng: random.Random, queries: int) -> dict:
@@ -285,9 +284,7 @@ def worker(config: dict) -> dict:
 
     base, model = Path(config["base"]), config["model"]
     settings = make_settings(base)
-    assistant = Assistant(settings)
-    if model == "instant":
-        assistant.__dict__["embedder"] = InstantEmbedder()  # before anything opens the store
+    assistant = Assistant(settings, embedder=InstantEmbedder() if model == "instant" else None)
     assistant.ask(QUERIES[0])
     cold = time.time() - config["started"]
     _partial(cold_start_to_first_answer_s=round(cold, 3), worker_rss_gb=round(_rss_bytes() / 2 ** 30, 3))

@@ -101,7 +101,7 @@ def main():
     for ln, r in rows:
         rid = r.get("id", f"<line {ln}>")
 
-        def fail(msg):
+        def fail(msg, rid=rid):
             failures.append(f"{rid}: {msg}")
 
         missing = [k for k in FIELDS if k not in r]

@@ -27,7 +27,7 @@ import json
 import os
 import re
 import sys
-from collections import Counter, defaultdict
+from collections import Counter
 
 CATEGORIES = {"en_to_zh", "zh_to_en", "en_to_en", "zh_to_zh", "followup", "table", "unanswerable",
               "compound", "paraphrase", "why_how", "doc_fact", "topic_shift", "off_topic"}
@@ -120,10 +120,10 @@ def main():
     for ln, q in items:
         qid = q.get("id", f"<line {ln}>")
 
-        def fail(msg):
+        def fail(msg, qid=qid):
             failures.append(f"{qid}: {msg}")
 
-        def warn(msg):
+        def warn(msg, qid=qid):
             warnings.append(f"{qid}: {msg}")
 
         missing = [k for k in FIELDS if k not in q]

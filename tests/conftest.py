@@ -12,9 +12,10 @@ import os
 # Before anything imports huggingface_hub, transformers or chromadb: never reach for a hub, never phone home.
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["ANONYMIZED_TELEMETRY"] = "False"
-os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+from assistant.settings import apply_offline_environment  # noqa: E402
+
+apply_offline_environment()
 
 import shutil  # noqa: E402
 import sys  # noqa: E402

@@ -15,8 +15,8 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import AssistantDep, SettingsDep
 from api.routers.search import SearchFilters
-from api.validation import RequestModel, bounded_history, question_text
 from api.streaming import SSE_OPENAPI, event, primed, sse_response, stream_error
+from api.validation import RequestModel, bounded_history, question_text
 from assistant.pipeline import Token
 from assistant.schema import Answer, ChatTurn, Citation
 

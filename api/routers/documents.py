@@ -111,6 +111,7 @@ async def upload_document(file: Annotated[UploadFile, File(description="A PDF, T
         return JSONResponse({"status": "unchanged", "document": info(change.record).model_dump(),
                              "message": f"'{change.record.doc_id}' is already in the corpus with exactly this content"},
                             status_code=200)
+    assert change.report is not None  # an added or replaced document always comes with its sync report
     result = UploadResult(status=change.status, document=info(change.record),
                           sync=sync_result(change.report, settings))
     return JSONResponse(result.model_dump(), status_code=201 if change.status == "added" else 200)

@@ -24,8 +24,8 @@ class Health(BaseModel):
 
 @router.get("/health", response_model=Health, summary="Service status")
 def health(assistant: AssistantDep) -> Health:
-    embedder = assistant.__dict__.get("embedder")  # never build it here: /health must stay cheap
-    loaded = embedder is not None and getattr(embedder, "_model", None) is not None
+    embedder = assistant.embedder if assistant.is_loaded("embedder") else None  # never build it: /health stays cheap
+    loaded = embedder is not None and embedder.loaded
     store = assistant.store
     records = store.documents()  # committed versions only, so the counts never include a sync's half-written passages
     return Health(

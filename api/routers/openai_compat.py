@@ -16,6 +16,11 @@ from typing import Any
 
 from fastapi import APIRouter
 from fastapi.sse import format_sse_event
+from openai.types import Model
+from openai.types.chat import ChatCompletion, ChatCompletionChunk, ChatCompletionMessage
+from openai.types.chat.chat_completion import Choice
+from openai.types.chat.chat_completion_chunk import Choice as ChunkChoice
+from openai.types.chat.chat_completion_chunk import ChoiceDelta
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -61,8 +66,8 @@ def _question_and_history(messages: list[Message], settings) -> tuple[str, list[
     keep = settings.history_turns * 2
     used = [m for m in earlier if m.role in ("user", "assistant")][-keep:] if keep > 0 else []
     history = [ChatTurn(role=m.role, content=m.text()) for m in used]
-    history = bounded_history([t for t in history if t.content], settings, field="messages")
-    return question_text(messages[-1].text(), settings, field="the last message"), history or []
+    bounded = bounded_history([t for t in history if t.content], settings, field="messages")
+    return question_text(messages[-1].text(), settings, field="the last message"), bounded or []
 
 
 def _completion_id() -> str:
@@ -75,7 +80,13 @@ def _citations(answer: Answer) -> list[dict]:
 
 @router.get("/models", summary="The one model this server offers")
 def list_models() -> dict:
-    return {"object": "list", "data": [{"id": MODEL_ID, "object": "model", "created": 0, "owned_by": "pension-assistant"}]}
+    model = Model(id=MODEL_ID, object="model", created=0, owned_by="pension-assistant")
+    return {"object": "list", "data": [_wire(model)]}
+
+
+def _wire(model) -> dict:
+    """An openai type as the JSON OpenAI sends: only the fields that were set (no null tool_calls, refusal...)."""
+    return model.model_dump(mode="json", exclude_unset=True)
 
 
 @router.post("/chat/completions", summary="OpenAI-compatible chat completion", responses={200: SSE_OPENAPI})
@@ -85,12 +96,12 @@ async def chat_completions(body: ChatCompletionRequest, assistant: AssistantDep,
     completion_id = _completion_id()
     if not body.stream:
         answer = await run_in_threadpool(assistant.ask, question, history=history)
-        return {
-            "id": completion_id, "object": "chat.completion", "created": created, "model": MODEL_ID,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": answer.answer},
-                         "finish_reason": "stop", "logprobs": None}],
-            "usage": None, "citations": _citations(answer), "grounded": answer.grounded,
-        }
+        return _wire(ChatCompletion(
+            id=completion_id, object="chat.completion", created=created, model=MODEL_ID,
+            choices=[Choice(index=0, message=ChatCompletionMessage(role="assistant", content=answer.answer),
+                            finish_reason="stop", logprobs=None)],
+            usage=None, citations=_citations(answer), grounded=answer.grounded,  # extra fields: ours
+        ))
     events = await primed(assistant.ask_stream(question, history=history))
     return sse_response(_chunks(events, completion_id, created))
 
@@ -102,21 +113,22 @@ def _data(payload: dict | str) -> bytes:
 
 
 async def _chunks(events: AsyncIterator, completion_id: str, created: int) -> AsyncIterator[bytes]:
-    def chunk(delta: dict, finish: str | None = None, **extra) -> dict:
-        return {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": MODEL_ID,
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}], **extra}
+    def chunk(delta: ChoiceDelta, finish: str | None = None, **extra) -> dict:
+        return _wire(ChatCompletionChunk(
+            id=completion_id, object="chat.completion.chunk", created=created, model=MODEL_ID,
+            choices=[ChunkChoice(index=0, delta=delta, finish_reason=finish, logprobs=None)], **extra))
 
     try:
-        yield _data(chunk({"role": "assistant", "content": ""}))
+        yield _data(chunk(ChoiceDelta(role="assistant", content="")))
         final: Answer | None = None
         async for item in events:
             if isinstance(item, Token):
-                yield _data(chunk({"content": item.text}))
+                yield _data(chunk(ChoiceDelta(content=item.text)))
             elif isinstance(item, Answer):
                 final = item
         if final is None:
             raise RuntimeError("the answer stream ended without an answer")
-        yield _data(chunk({}, "stop", citations=_citations(final), grounded=final.grounded))
+        yield _data(chunk(ChoiceDelta(), "stop", citations=_citations(final), grounded=final.grounded))
     except Exception as exc:  # noqa: BLE001 - in-band, as OpenAI does: {"error": {...}}
         yield _data(stream_error(exc))
     yield _data("[DONE]")

@@ -126,10 +126,10 @@ def centred(text: str, start: int, end: int, chars: int) -> tuple[int, int]:
 
 
 def parse_spans(start: int | None, end: int | None, span: list[str]) -> list[tuple[int, int]]:
-    spans = []
+    spans: list[tuple[int, int]] = []
     if (start is None) != (end is None):
         raise ApiError(422, "invalid_span", "give both start and end, or neither")
-    if start is not None:
+    if start is not None and end is not None:
         spans.append((start, end))
     for raw in span:
         match = _SPAN.match(raw)
@@ -248,7 +248,7 @@ async def document_file(doc_id: str, assistant: AssistantDep, settings: Settings
     if path is None:
         raise ApiError(404, "file_missing", f"the stored file of {doc_id!r} is no longer in the corpus")
     fmt = SUPPORTED_SUFFIXES.get(path.suffix.lower())
-    media_type = MEDIA_TYPES.get(fmt, "application/octet-stream")
+    media_type = MEDIA_TYPES.get(fmt or "", "application/octet-stream")
     headers = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"}
     if fmt != "pdf":  # a browser's PDF viewer does not run under a sandbox CSP; pages and text files do
         headers["Content-Security-Policy"] = _SANDBOX

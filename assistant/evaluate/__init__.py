@@ -11,13 +11,36 @@ The core is pure Python (no terminal I/O) so the CLI (``assistant eval``) and an
 """
 
 from assistant.evaluate.core import (
-    METRICS, aggregate, attach_grade, claim_grader, compare, evaluate_item, given_result, public_settings,
-    run_evaluation, summarize,
+    METRICS,
+    aggregate,
+    attach_grade,
+    claim_grader,
+    compare,
+    evaluate_item,
+    given_result,
+    public_settings,
+    run_evaluation,
+    summarize,
 )
 from assistant.evaluate.loader import EvalInputError, load_items, parse_row
 from assistant.evaluate.models import (
-    Aggregate, CitationCheck, ClaimResult, Comparison, EvalItem, EvaluationRun, Evidence, GivenCitation, ItemMetrics,
-    ItemResult, MalformedRow, MetricDelta, QuoteCheck, Regression, RetrievedPassage, Summary, TargetResult,
+    Aggregate,
+    CitationCheck,
+    ClaimResult,
+    Comparison,
+    EvalItem,
+    EvaluationRun,
+    Evidence,
+    GivenCitation,
+    ItemMetrics,
+    ItemResult,
+    MalformedRow,
+    MetricDelta,
+    QuoteCheck,
+    Regression,
+    RetrievedPassage,
+    Summary,
+    TargetResult,
 )
 from assistant.evaluate.output import ResultWriter, load_previous, read_results, write_report, write_summary
 from assistant.evaluate.targets import TARGET_K, TARGETS, Target, check_targets, describe, failed_targets

@@ -111,7 +111,7 @@ def eval_app(open_assistant: Callable[[], object]) -> typer.Typer:
         Exit code 0: done; 1: unusable input or setup; 4: --check and a quality target missed; 130: interrupted
         (Ctrl-C keeps the results so far; rerun with --resume --out DIR to continue).
         """
-        from assistant.evaluate import EvalInputError, load_items, load_previous, read_results
+        from assistant.evaluate import load_previous, read_results
 
         items, malformed = _load(file, split, limit)
         out_dir = out or default_out_dir()
@@ -171,7 +171,7 @@ def _is_answer_file(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in {".jsonl", ".csv", ".tsv", ".ndjson"}
 
 
-def _load(file: Path, split, limit):
+def _load(file: Path, split, limit) -> tuple[list, list]:
     from assistant.evaluate import EvalInputError, load_items
 
     try:

@@ -17,8 +17,19 @@ from urllib.parse import urlsplit, urlunsplit
 from assistant.cite import is_verified
 from assistant.evaluate import metrics as m
 from assistant.evaluate.models import (
-    Aggregate, CitationCheck, Comparison, EvalItem, EvaluationRun, GivenCitation, ItemMetrics, ItemResult,
-    MalformedRow, MetricDelta, Regression, RetrievedPassage, Summary,
+    Aggregate,
+    CitationCheck,
+    Comparison,
+    EvalItem,
+    EvaluationRun,
+    GivenCitation,
+    ItemMetrics,
+    ItemResult,
+    MalformedRow,
+    MetricDelta,
+    Regression,
+    RetrievedPassage,
+    Summary,
 )
 from assistant.evaluate.targets import check_targets
 
@@ -375,7 +386,7 @@ def run_evaluation(assistant, items: Sequence[EvalItem], k: int | None = None,
     and summarised. ``judge``: ask the configured LLM to score faithfulness (default: when an LLM is configured).
     """
     settings = getattr(assistant, "settings", None)
-    k = k or getattr(settings, "top_k", 5)
+    k = k if k else int(getattr(settings, "top_k", 5))
     started_at, started = now_iso(), time.perf_counter()
     finished = {r.id for r in done}
     todo = [item for item in items if item.id not in finished]
@@ -503,7 +514,8 @@ def _scopes(summary: Summary) -> dict[str, Aggregate]:
 
 def _item_changes(before: ItemResult, after: ItemResult) -> tuple[list[str], list[str]]:
     """(ways the item got worse, ways it got better) from ``before`` to ``after``."""
-    worse, better = [], []
+    worse: list[str] = []
+    better: list[str] = []
     b, a = before.metrics, after.metrics
 
     def flip(old, new, good: bool, lost: str, gained: str):

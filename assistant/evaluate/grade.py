@@ -19,6 +19,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -121,7 +122,9 @@ def decide(scored: Sequence[Scored], params: GradeParams) -> tuple[str, float, C
     thing (cosine + lexical × overlap ≥ ``conflict``; ≥ ``wording`` for names and negation) states a different fact
     (of a kind in ``checks``) and ranks above every supporting sentence; ``supported`` when a sentence with no such
     conflict reaches ``support``; else ``not_found`` (with the nearest sentence as what came closest)."""
-    best_support = best_conflict = best_any = None
+    best_support: Any = None
+    best_conflict: Any = None
+    best_any: Any = None
     for item in scored:
         close = item.cosine + params.lexical * item.overlap
         rank = close + params.agree * item.shared
@@ -197,7 +200,7 @@ class ClaimGrader:
         claim_vectors = self.embed_claims([c.plain for c in flat])
         quote_vectors = self.embed_quotes([q.quote for q in quotes])
         results, ci, qi = [], 0, 0
-        for (text, cited), claims in zip(answers, split):
+        for (_text, cited), claims in zip(answers, split):
             vectors = claim_vectors[ci:ci + len(claims)]
             ci += len(claims)
             graded = Graded(claims=[self._claim(c, v, versions) for c, v in zip(claims, vectors)])

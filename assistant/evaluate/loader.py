@@ -15,6 +15,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from assistant.errors import InvalidInput
 from assistant.evaluate.models import EvalItem, GivenCitation, MalformedRow
 
 ALIASES = {
@@ -29,7 +30,7 @@ _TRUE = {"true", "1", "yes", "y", "t"}
 _FALSE = {"false", "0", "no", "n", "f"}
 
 
-class EvalInputError(ValueError):
+class EvalInputError(InvalidInput, ValueError):
     """The eval file cannot be used at all (missing, unreadable, empty, or without a single valid row)."""
 
 

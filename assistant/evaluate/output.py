@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from assistant.evaluate.models import EvaluationRun, ItemResult, Summary
+from assistant.fileio import write_atomic
 
 RESULTS = "results.jsonl"
 SUMMARY = "summary.json"
@@ -28,7 +28,7 @@ class ResultWriter:
         if append and self.path.is_file():
             kept = [line for line in self.path.read_text(encoding="utf-8").splitlines(keepends=True)
                     if line.endswith("\n") and _parses(line)]
-            _write_atomic(self.path, "".join(kept))
+            write_atomic(self.path, "".join(kept))
         self._file = self.path.open("a" if append else "w", encoding="utf-8")
 
     def __call__(self, result: ItemResult) -> None:
@@ -54,21 +54,15 @@ def _parses(line: str) -> bool:
     return True
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def write_results(results: list[ItemResult], out_dir: str | Path) -> Path:
     path = Path(out_dir) / RESULTS
-    _write_atomic(path, "".join(_line(r) for r in results))
+    write_atomic(path, "".join(_line(r) for r in results))
     return path
 
 
 def write_summary(summary: Summary, out_dir: str | Path) -> Path:
     path = Path(out_dir) / SUMMARY
-    _write_atomic(path, json.dumps(summary.model_dump(mode="json"), ensure_ascii=False, indent=1) + "\n")
+    write_atomic(path, json.dumps(summary.model_dump(mode="json"), ensure_ascii=False, indent=1) + "\n")
     return path
 
 
@@ -81,7 +75,7 @@ def write_report(run: EvaluationRun, out_dir: str | Path, previous_results=()) -
     out.mkdir(parents=True, exist_ok=True)
     paths = {"results": write_results(run.results, out), "summary": write_summary(run.summary, out)}
     path = out / REPORT
-    _write_atomic(path, render_html(run, previous_results=list(previous_results)))
+    write_atomic(path, render_html(run, previous_results=list(previous_results)))
     paths["report"] = path
     return paths
 

@@ -7,6 +7,7 @@ thousand answers stays usable.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
 from html import escape
 
@@ -94,6 +95,7 @@ def bar_chart_svg(groups: list[tuple[str, Aggregate]], series=CHART_SERIES, heig
     plot = height - top - bottom
     parts = [f'<svg role="img" aria-label="metrics chart" width="{width}" height="{height}" '
              f'viewBox="0 0 {width} {height}">']
+    x: float
     for tick in (0, 0.25, 0.5, 0.75, 1.0):
         y = top + plot * (1 - tick)
         parts.append(f'<line x1="{left}" x2="{width - 6}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e3e3e3"/>')
@@ -230,7 +232,8 @@ def _side_by_side(run: EvaluationRun, previous: dict[str, ItemResult]) -> list[d
     return rows
 
 
-def render_html(run: EvaluationRun, extra_sections: list[str] = (), previous_results: list[ItemResult] = ()) -> str:
+def render_html(run: EvaluationRun, extra_sections: Sequence[str] = (),
+                previous_results: Sequence[ItemResult] = ()) -> str:
     """The report page. ``extra_sections``: HTML blocks (e.g. calibration charts) placed after the charts;
     ``previous_results``: the compared run's results, for the side-by-side table of claims."""
     s = run.summary

@@ -5,7 +5,7 @@ from __future__ import annotations
 import operator
 from dataclasses import dataclass
 
-from assistant.evaluate.models import Summary, TargetResult
+from assistant.evaluate.models import Aggregate, Summary, TargetResult
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,7 @@ def check_targets(summary: Summary, targets: dict[str, Target] | None = None) ->
     """Each target against the summary. A metric that no item measured (value None) does not fail its target."""
     results = []
     for name, target in (targets or TARGETS).items():
+        aggregate: Aggregate | None
         if target.scope == "overall":
             aggregate = summary.overall
         else:

@@ -10,9 +10,6 @@ the corpus use ``fresh_assistant`` (their own corpus and index) so they never di
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import CEA_MD, FACT_SHEET_MD, MANIFEST, SEED, copy_into
+from tests.helpers import uvicorn_in_thread
 
 API_DOCS = [SEED, FACT_SHEET_MD, CEA_MD]
 
@@ -39,8 +37,7 @@ def indexed_assistant(settings, embedder, names: list[str], mirror: Path):
     from assistant.pipeline import Assistant
 
     copy_into(settings.corpus_dir, names, mirror)
-    assistant = Assistant(settings)
-    assistant.__dict__["embedder"] = embedder  # cached_property: the shared, already-loaded model
+    assistant = Assistant(settings, embedder=embedder)  # the shared, already-loaded model
     report = assistant.sync(show_progress=False)
     assert not report.failed, report.failed
     return assistant
@@ -86,36 +83,15 @@ def fresh_assistant(tmp_path_factory, minilm_path, corpus_mirror, shared_embedde
     return indexed_assistant(settings, shared_embedder, [FACT_SHEET_MD], corpus_mirror)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextmanager
 def serve_in_thread(app, http=None) -> Iterator[str]:
     """A real uvicorn server for ``app`` on 127.0.0.1:<free port>, in a thread; yields its base URL.
 
     ``http``: the protocol class (default: the one `assistant serve` uses)."""
-    import uvicorn
-
     from api.protocol import http_protocol
 
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on",
-                                           http=http or http_protocol()))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with uvicorn_in_thread(app, lifespan="on", http=http or http_protocol()) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import socket
 import threading
 import time
 from pathlib import Path
@@ -27,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import EO14330_PDF, MANIFEST, REPO, SEED, WH_EO_MD, copy_into
+from tests.helpers import free_port, wait_http
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -67,26 +67,6 @@ def _require_chromium() -> None:
         pytest.fail(f"the Python package playwright is not importable ({exc}); install requirements/*.txt")
 
 
-def _wait_healthy(url: str, server, thread: threading.Thread, timeout: float = 180.0) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    last = "no answer"
-    while time.monotonic() < deadline:
-        if not thread.is_alive():
-            pytest.fail(f"the uvicorn server thread died during startup (last health check: {last})")
-        if server.started:
-            try:
-                response = httpx.get(f"{url}/health", timeout=5.0, trust_env=False)
-                if response.status_code == 200:
-                    return
-                last = f"{response.status_code} {response.text[:200]}"
-            except httpx.HTTPError as exc:
-                last = repr(exc)
-        time.sleep(0.2)
-    pytest.fail(f"the server at {url} was not healthy within {timeout:.0f} s (last: {last})")
-
-
 def _serve(tmp_path_factory, name: str, shared_embedder, minilm_path: str, files: dict[str, Path],
            api_key: str | None):
     """The real app (``create_app(settings)``, its own startup) on 127.0.0.1:<free port> over a freshly indexed temp
@@ -106,27 +86,23 @@ def _serve(tmp_path_factory, name: str, shared_embedder, minilm_path: str, files
     )
     for file_name, folder in files.items():
         copy_into(settings.corpus_dir, [file_name], folder)
-    indexer = Assistant(settings)
-    indexer.__dict__["embedder"] = shared_embedder  # the session's loaded model; the app loads its own at startup
+    indexer = Assistant(settings, embedder=shared_embedder)  # the session's loaded model; the app loads its own
     report = indexer.sync(show_progress=False)
     assert not report.failed and len(report.added) == len(files), report
 
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(create_app(settings), log_level="warning", timeout_graceful_shutdown=5)
+    port = free_port()
+    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning",
+                            timeout_graceful_shutdown=5)
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="uvicorn-browser-test", daemon=True)
+    thread = threading.Thread(target=server.run, name="uvicorn-browser-test", daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_healthy(url, server, thread)
+        wait_http(f"{url}/health", 180, thread=thread)
         yield url, settings
     finally:
         server.should_exit = True
         thread.join(timeout=30)
-        sock.close()
 
 
 @pytest.fixture(scope="module")

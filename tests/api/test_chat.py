@@ -161,23 +161,22 @@ def test_zero_width_only_question_is_422(client):
     assert client.post("/search", json={"query": "\u200b"}).json()["error"]["type"] == "invalid_query"
 
 
-def test_a_bad_question_never_fails_concurrent_good_ones(client, api_assistant, shared_embedder):
+def test_a_bad_question_never_fails_concurrent_good_ones(make_client, api_assistant, shared_embedder):
     """The attack: 10 legitimate /chat requests and one carrying "\\ud800", at once, through the batching embedder."""
     from concurrent.futures import ThreadPoolExecutor
 
     from api.batching import BatchingEmbedder
+    from assistant.pipeline import Assistant
 
-    api_assistant.__dict__["embedder"] = BatchingEmbedder(shared_embedder)
-    try:
-        with ThreadPoolExecutor(11) as pool:
-            for _ in range(3):
-                bad = pool.submit(_raw_chat, client, '{"message": "\\ud800 what is ERISA?", "history": []}')
-                good = [pool.submit(client.post, "/chat", json={"message": QUESTION, "history": []})
-                        for _ in range(10)]
-                assert bad.result().status_code == 422
-                assert [f.result().status_code for f in good] == [200] * 10
-    finally:
-        api_assistant.__dict__["embedder"] = shared_embedder
+    batching = Assistant(api_assistant.settings, embedder=BatchingEmbedder(shared_embedder), store=api_assistant.store)
+    client = make_client(assistant=batching)
+    with ThreadPoolExecutor(11) as pool:
+        for _ in range(3):
+            bad = pool.submit(_raw_chat, client, '{"message": "\\ud800 what is ERISA?", "history": []}')
+            good = [pool.submit(client.post, "/chat", json={"message": QUESTION, "history": []})
+                    for _ in range(10)]
+            assert bad.result().status_code == 422
+            assert [f.result().status_code for f in good] == [200] * 10
 
 
 def test_history_is_bounded(make_client):

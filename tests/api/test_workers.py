@@ -4,33 +4,19 @@ update (a real `chroma run`, a real `assistant serve --workers 2`, requests over
 from __future__ import annotations
 
 import subprocess
-import time
 from collections import defaultdict
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.api.conftest import api_settings, free_port
+from tests.api.conftest import api_settings
 from tests.conftest import CEA_MD, FACT_SHEET_MD, VENV_BIN, copy_into, stop_process, test_env
+from tests.helpers import free_port, wait_http
 
 NOTE = ("Okapi pension memo\n\nThe Okapi Provident Scheme of the Ituri forest keeps its reserves in cocoa warehouse "
         "receipts and reports to members each rainy season.\n")
 QUERY = {"query": "Okapi Provident Scheme cocoa warehouse receipts", "k": 5}
-
-
-def _wait_http(url: str, seconds: float, process: subprocess.Popen | None = None) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"{process.args[:2]} exited with {process.returncode}")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise TimeoutError(f"{url} did not answer within {seconds} s")
 
 
 def test_serve_refuses_workers_with_embedded_chroma(tmp_path, minilm_path):
@@ -69,12 +55,12 @@ def test_two_workers_share_one_chroma_server(tmp_path: Path, minilm_path: str, c
                               stderr=subprocess.STDOUT)
     server = None
     try:
-        _wait_http(f"http://127.0.0.1:{chroma_port}/api/v2/heartbeat", 60, chroma)
+        wait_http(f"http://127.0.0.1:{chroma_port}/api/v2/heartbeat", 60, chroma)
         server = subprocess.Popen([str(VENV_BIN / "assistant"), "serve", "--workers", "2", "--port", str(port),
                                    "--log-level", "warning"], env=env, stdout=server_log.open("w"),
                                   stderr=subprocess.STDOUT)
         base = f"http://127.0.0.1:{port}"
-        _wait_http(f"{base}/health", 240, server)
+        wait_http(f"{base}/health", 240, server)
         synced = httpx.post(f"{base}/documents/sync", timeout=120).json()
         assert sorted(synced["added"]) == sorted([FACT_SHEET_MD, CEA_MD])
 

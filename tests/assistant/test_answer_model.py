@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from assistant.answer import ExtractiveAnswerer, AnswerRequest
+from assistant.answer import AnswerRequest, ExtractiveAnswerer
 from assistant.answer_model import (
     FEATURES,
     AnswerModel,

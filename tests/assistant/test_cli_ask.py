@@ -15,7 +15,6 @@ ASSISTANT = str(VENV_BIN / "assistant")
 @pytest.fixture(scope="module")
 def indexed(tmp_path_factory, minilm_path, corpus_mirror):
     from assistant.settings import Settings
-
     from tests.conftest import MANIFEST
 
     base = tmp_path_factory.mktemp("cli-ask")

@@ -166,9 +166,8 @@ def test_an_index_run_beside_a_running_serve_is_visible_to_it_within_seconds(mak
 
     import httpx
 
-    from tests.api.conftest import free_port
-    from tests.api.test_workers import _wait_http
     from tests.conftest import FACT_SHEET_MD, stop_process
+    from tests.helpers import free_port, wait_http
 
     settings = make_settings()
     copy_into(settings.corpus_dir, [CEA_MD, FACT_SHEET_MD], corpus_mirror)
@@ -190,7 +189,7 @@ def test_an_index_run_beside_a_running_serve_is_visible_to_it_within_seconds(mak
         return {hit["document"] for hit in response.json()["results"]}
 
     try:
-        _wait_http(f"{base}/health", 240, server)
+        wait_http(f"{base}/health", 240, server)
         assert "okapi.txt" not in documents_found(query)
 
         (settings.corpus_dir / "okapi.txt").write_text(OKAPI, encoding="utf-8")

@@ -28,8 +28,7 @@ NOTE_V2 = "Quokka pension note.\n\nThe Quokka Retirement Fund now holds only wat
 def small_corpus(make_settings, corpus_mirror, shared_embedder):
     settings = make_settings()
     copy_into(settings.corpus_dir, [FACT_SHEET_MD], corpus_mirror)
-    assistant = Assistant(settings)
-    assistant.__dict__["embedder"] = shared_embedder
+    assistant = Assistant(settings, embedder=shared_embedder)
     assistant.sync(show_progress=False)
     yield assistant
     close_store(assistant.store)
@@ -175,9 +174,7 @@ def run_upload(settings, tmp_path: Path, name: str, data: bytes, crash_at: str) 
 
 
 def _reopen(settings, embedder) -> Assistant:
-    assistant = Assistant(settings)
-    assistant.__dict__["embedder"] = embedder
-    return assistant
+    return Assistant(settings, embedder=embedder)
 
 
 @pytest.mark.slow

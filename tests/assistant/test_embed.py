@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from pathlib import Path
@@ -15,6 +14,7 @@ from assistant.schema import Passage
 from assistant.settings import Settings
 from assistant.sync import sync
 from tests.conftest import CEA_MD, FACT_SHEET_MD, copy_into
+from tests.helpers import free_port, wait_started
 
 PROMPTS = '{"prompts": {"query": "query: ", "document": "passage: "}, "default_prompt_name": null}'
 
@@ -79,17 +79,12 @@ class StandIn:
             return {"object": "list", "model": self.served,
                     "data": [{"object": "embedding", "index": i, "embedding": v.tolist()} for i, v in enumerate(vectors)]}
 
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
+        port = free_port()
         self.url = f"http://127.0.0.1:{port}/v1"
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            assert time.monotonic() < deadline, "stand-in embeddings server did not start"
-            time.sleep(0.05)
+        wait_started(self.server, self.thread, 30)
 
     def stop(self) -> None:
         self.server.should_exit = True
@@ -169,9 +164,7 @@ def test_clear_errors_for_keys_timeouts_and_unreachable_servers(server, make_set
     with pytest.raises(EmbeddingServerError, match="did not answer within 0.5 s"):
         slow.embed_queries(["q"])
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        closed = sock.getsockname()[1]
+    closed = free_port()
     gone = make_embedder(make_settings(embedding_model=str(prompted_model), embedding_url=f"http://127.0.0.1:{closed}/v1"))
     with pytest.raises(EmbeddingServerError, match="cannot reach the embeddings server"):
         gone.embed_queries(["q"])

@@ -18,8 +18,17 @@ from typer.testing import CliRunner
 
 from assistant.cite import make_citation
 from assistant.evaluate import (
-    TARGETS, EvalInputError, EvalItem, ItemResult, compare, evaluate_item, load_items, load_previous,
-    public_settings, run_evaluation, summarize, write_report,
+    TARGETS,
+    EvalInputError,
+    EvalItem,
+    ItemResult,
+    compare,
+    evaluate_item,
+    load_items,
+    load_previous,
+    public_settings,
+    run_evaluation,
+    write_report,
 )
 from assistant.evaluate import metrics as m
 from assistant.evaluate.output import ResultWriter, read_results

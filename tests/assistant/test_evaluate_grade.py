@@ -11,6 +11,7 @@ import pytest
 from assistant.evaluate import load_items, run_evaluation
 from assistant.evaluate.grade import Candidate, ClaimGrader, GradeParams, Scored, decide, score_candidates
 from assistant.evaluate.models import GivenCitation
+
 pytest.importorskip("assistant.sentences", reason="needs the sentence index (branch sentence-index)")
 
 from tests.conftest import CEA_MD, EO14330_PDF, FACT_SHEET_MD, VENV_BIN, close_store, copy_into, test_env

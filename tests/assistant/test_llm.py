@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http.server
 import importlib.util
+import logging
 import os
 import socket
 import subprocess
@@ -47,8 +48,9 @@ from assistant.llm import (
     stream_answer,
 )
 from assistant.schema import ChatTurn, SearchHit
-from tests.conftest import stop_process
 from assistant.settings import Settings
+from tests.conftest import stop_process
+from tests.helpers import free_port
 
 EO = "Democratizing Access to Alternative Assets for 401(K) Investors"
 EO_DOC = "whitehouse_eo_2025-08-07_democratizing-access-to-alternative-assets-for-401k-investors"
@@ -91,12 +93,6 @@ def llm_settings(**overrides) -> Settings:
               "llm_timeout": 2.0}
     values.update(overrides)
     return Settings(**values)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Exploding(BaseChatModel):
@@ -582,7 +578,7 @@ def local_server(tmp_path_factory) -> Iterator[LocalServer]:
 
 
 @pytest.mark.slow
-def test_end_to_end_with_a_local_model(local_server):
+def test_end_to_end_with_a_local_model(local_server, caplog):
     model = make_chat_model(llm_settings(llm_base_url=local_server.base_url, llm_model="qwen2.5-coder-0.5b-instruct",
                                          llm_timeout=120))
     started = time.monotonic()
@@ -600,15 +596,17 @@ def test_end_to_end_with_a_local_model(local_server):
           f"{answer}")
     assert answer.strip()
     assert len(chunks) > 1, "the answer should arrive as a stream"
-    assert set(parse_markers(drop_unknown_markers(answer, {1, 2, 3}))) <= {1, 2, 3}
+    assert set(parse_markers(answer)) & {1, 2, 3}, "the answer cites none of the given passages"
 
     started = time.monotonic()
-    query = rewrite_query(model, HISTORY, "And what must the Secretary of Labor do within 180 days?")
+    with caplog.at_level(logging.INFO, logger="assistant.llm"):
+        query = rewrite_query(model, HISTORY, "And what must the Secretary of Labor do within 180 days?")
     print(f"rewritten query ({time.monotonic() - started:.1f} s): {query!r}")
-    assert query.strip()
+    # rewrite_query falls back to the question on any failure, so a non-empty query proves nothing: the log does
+    assert query.strip() and "query rewrite" not in caplog.text, caplog.text
 
     started = time.monotonic()
     score = judge_faithfulness(model, answer, PASSAGES)
     print(f"judge ({time.monotonic() - started:.1f} s): {score}")
-    assert score is None or 0.0 <= score <= 1.0
+    assert score is not None and 0.0 <= score <= 1.0  # None: the judge failed or answered no score
     local_server.check_alive()

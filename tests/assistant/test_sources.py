@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import socket
 import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -18,12 +17,7 @@ import pytest
 
 from assistant.sources import RECEIPTS, copy_into_corpus, corpus_files, fetch_sources, read_manifest, remove_from_corpus
 from tests.conftest import CEA_MD, EO14330_PDF, MANIFEST, SEED
-
-
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.helpers import free_port
 
 
 def _write_manifest(path: Path, sources: list[dict]) -> Path:
@@ -77,7 +71,7 @@ def test_manifest_lists_every_mirror_file(make_settings, corpus_mirror):
 
 
 def test_fetch_from_the_shared_mirror_copies_and_verifies(make_settings, corpus_mirror, to_fetch, tmp_path):
-    manifest = _manifest_with_urls(tmp_path / "sources.json", lambda f: f"http://127.0.0.1:{_closed_port()}/{f}")
+    manifest = _manifest_with_urls(tmp_path / "sources.json", lambda f: f"http://127.0.0.1:{free_port()}/{f}")
     settings = make_settings(corpus_mirror=corpus_mirror, corpus_manifest=manifest)
     lines: list[str] = []
     report = fetch_sources(settings, log=lines.append)
@@ -103,7 +97,7 @@ def test_a_corrupted_mirror_copy_is_refused_and_the_rest_fetched(make_settings, 
     data = bytearray(bad.read_bytes())
     data[len(data) // 2] ^= 0xFF  # one flipped byte: same size, different sha256
     bad.write_bytes(bytes(data))
-    port = _closed_port()
+    port = free_port()
     manifest = _manifest_with_urls(tmp_path / "sources.json", lambda f: f"http://127.0.0.1:{port}/{f}")
     settings = make_settings(corpus_mirror=mirror, corpus_manifest=manifest, fetch_timeout=2.0)
 
@@ -120,7 +114,7 @@ def test_a_corrupted_mirror_copy_is_refused_and_the_rest_fetched(make_settings, 
 
 @pytest.mark.parametrize("unreachable", ["closed-port", "invalid-host"])
 def test_no_mirror_and_no_network_reports_missing_and_goes_on(make_settings, to_fetch, tmp_path, unreachable):
-    port = _closed_port()
+    port = free_port()
     url_for = (lambda f: f"http://127.0.0.1:{port}/{f}") if unreachable == "closed-port" else (
         lambda f: f"https://sources.pension-assistant.invalid/{f}")
     manifest = _manifest_with_urls(tmp_path / "sources.json", url_for)

@@ -22,7 +22,6 @@ _CLOSERS = "」』”’)）"
 @pytest.fixture(scope="module")
 def corpus_documents(corpus_mirror, tmp_path_factory):
     from assistant.settings import Settings
-
     from tests.conftest import MANIFEST
 
     settings = Settings(corpus_dir=tmp_path_factory.mktemp("split"), corpus_manifest=MANIFEST)

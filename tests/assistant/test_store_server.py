@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import time
 
@@ -13,14 +12,9 @@ from assistant.retrieve import Retriever
 from assistant.store import IndexStore
 from assistant.sync import sync
 from tests.conftest import CEA_MD, EO14330_PDF, FACT_SHEET_MD, VENV_BIN, copy_into, stop_process, test_env
+from tests.helpers import free_port
 
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
@@ -29,7 +23,7 @@ def chroma_server(tmp_path):
     import chromadb
     from chromadb.config import Settings as ChromaSettings
 
-    port = _free_port()
+    port = free_port()
     log = (tmp_path / "chroma.log").open("w")
     proc = subprocess.Popen([str(VENV_BIN / "chroma"), "run", "--path", str(tmp_path / "chroma-data"),
                              "--host", "127.0.0.1", "--port", str(port)],
