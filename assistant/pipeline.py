@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import threading
 import time
-from functools import cached_property
-from pathlib import Path
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
 
 from assistant import answer as compose
 from assistant.cite import verified
 from assistant.conversation import ConversationStore, needs_history, standalone_query
 from assistant.embed import Embedder, make_embedder
+from assistant.errors import InvalidInput
 from assistant.glossary import from_metadata as glossary_pairs
 from assistant.retrieve import Retriever
 from assistant.schema import Answer, ChatTurn, Document, SearchHit, SyncReport
@@ -26,8 +27,8 @@ from assistant.store import IndexStore
 from assistant.sync import sync
 
 
-class InvalidQuestion(ValueError):
-    pass
+class InvalidQuestion(InvalidInput, ValueError):
+    kind = "invalid_question"
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,7 @@ class Assistant:
         if self._glossary is None or self._glossary[0] != revision:
             pairs: list[tuple[str, str]] = []
             seen: set[tuple[str, str]] = set()
-            for doc_id, record in sorted(self.store.documents().items()):
+            for _doc_id, record in sorted(self.store.documents().items()):
                 for pair in glossary_pairs(record.metadata.get("glossary")):
                     if pair not in seen:
                         seen.add(pair)

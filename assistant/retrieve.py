@@ -194,7 +194,7 @@ def fold_duplicates(ranked: list[SearchHit], k: int, threshold: float = 0.6) -> 
 
 
 def _where(documents: list[str] | None, language: str | None) -> dict | None:
-    clauses = []
+    clauses: list[dict] = []
     if documents:
         clauses.append({"document": {"$in": list(documents)}})
     if language:

@@ -66,7 +66,8 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
         end = match.end()
         if end <= begin or not ends_sentence(text, end):
             continue
-        end = _CLOSERS.match(text, end).end()
+        closers = _CLOSERS.match(text, end)  # the pattern matches the empty string too
+        end = closers.end() if closers else end
         _append(spans, text, begin, end)
         begin = end
     _append(spans, text, begin, len(text))

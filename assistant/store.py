@@ -36,9 +36,10 @@ import chromadb
 import numpy as np
 from chromadb.config import Settings as ChromaSettings
 
-from assistant.schema import Document, PageSpan, Passage, SearchHit
+from assistant.errors import AssistantError
 from assistant.lexical import FILE_NAME as LEXICAL_FILE
 from assistant.lexical import LexicalIndex
+from assistant.schema import Document, PageSpan, Passage, SearchHit
 from assistant.sentences import SentenceIndex
 from assistant.settings import Settings
 from assistant.split import passage_id
@@ -51,8 +52,10 @@ PAGE = 10_000  # rows per paged read: well under SQLite's 32,766 variables that 
 TEXT_PART = 512 * 1024  # characters of compressed text per row of the texts collection
 
 
-class IndexModelMismatch(RuntimeError):
-    pass
+class IndexModelMismatch(AssistantError):
+    """The index holds vectors of another embedding model: they cannot be mixed."""
+
+    status, kind = 409, "index_model_mismatch"
 
 
 @dataclass(frozen=True)

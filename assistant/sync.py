@@ -28,17 +28,17 @@ from tqdm import tqdm
 
 from assistant.clean import clean
 from assistant.embed import Embedder
-from assistant.lock import SyncBusy, sync_lock  # noqa: F401 - SyncBusy: part of this module's interface
 from assistant.glossary import mine_pairs
 from assistant.glossary import to_metadata as glossary_metadata
 from assistant.load import LoadError, content_hash, is_supported, load_file
+from assistant.lock import SyncBusy, sync_lock  # noqa: F401 - SyncBusy: part of this module's interface
+from assistant.retrieve import passage_terms
 from assistant.schema import Document, LoadFailure, Passage, SyncReport
 from assistant.sentences import input_hash as sentence_hash
 from assistant.sentences import sentence_input, sentences_of
 from assistant.settings import Settings
 from assistant.sources import corpus_files, manifest_by_file
 from assistant.split import split
-from assistant.retrieve import passage_terms
 from assistant.store import Commit, IndexStore
 
 log = logging.getLogger(__name__)
