@@ -4,8 +4,11 @@ The extractive answerer needs no LLM. Its candidates are the sentences of the re
 sentences of the sentence index (``assistant.sentences``); each is described by named features (query–sentence
 cosine from its stored vector, its passage's score, idf-weighted word overlap, whether it holds the kind of fact the
 question asks for, position...) and scored by one logistic regression fit on the eval set's dev split
-(``assistant.answer_model``). The best candidate's probability is the answer's confidence; below the fitted
-threshold the assistant abstains. A compound question gets a sentence for each of its parts.
+(``assistant.answer_model``), which ranks them. A second model, over named features of the whole chosen evidence
+(the best sentence's probability and its lead over the next, whether the asked kind of fact is there, how much of
+what the question pins down the evidence lacks...), gives the probability that the evidence answers the question:
+the answer's confidence. Below its fitted threshold the assistant abstains. A compound question gets a sentence for
+each of its parts.
 
 When the reader's language differs from the source's, the answer first states the language-neutral facts of the
 quoted sentences (years, numbers, percentages, Latin-script names), so a reader who knows no Chinese still learns
@@ -23,7 +26,7 @@ from typing import Protocol
 
 import numpy as np
 
-from assistant.answer_model import AnswerModel, Candidate, featurize, idf_overlap
+from assistant.answer_model import AnswerModel, AnswerModels, Candidate, Evidence, featurize, idf_overlap, question_features
 from assistant.answer_types import analyse
 from assistant.cite import make_citation
 from assistant.clean import detect_language
@@ -197,7 +200,7 @@ class ExtractiveAnswerer:
 
     def __init__(self, settings: Settings, sentences: Callable[[], SentenceIndex],
                  document: Callable[[str], Document | None], versions: Callable[[Iterable[str]], dict[str, str]],
-                 idf: Callable[[Iterable[str]], dict[str, float]], model: AnswerModel | None = None,
+                 idf: Callable[[Iterable[str]], dict[str, float]], models: AnswerModels | None = None,
                  glossary: Callable[[], list[tuple[str, str]]] = list):
         self.settings = settings
         self._glossary = glossary
@@ -205,17 +208,20 @@ class ExtractiveAnswerer:
         self._document = document
         self._versions = versions
         self._idf = idf
-        self.model = model or AnswerModel.load(settings.answer_model_path)
+        models = models or AnswerModels.load(settings.answer_model_path)
+        self.model: AnswerModel = models.sentence  # ranks candidate sentences
+        self.question_model: AnswerModel = models.question  # answer or abstain: the confidence
 
     def _text(self, doc_id: str) -> str | None:
         document = self._document(doc_id)
         return document.text if document is not None else None
 
-    def candidates(self, request: AnswerRequest) -> list[Candidate]:
-        """Scored candidate sentences (best first): sentences of the retrieved passages and of the sentence index."""
+    def candidates(self, request: AnswerRequest) -> Evidence:
+        """Scored candidate sentences (best first): sentences of the retrieved passages and of the sentence index,
+        with the question model's features and probability of the whole evidence."""
         hits = request.hits
         if not hits or request.query_vector is None:
-            return []
+            return Evidence()
         vector = np.asarray(request.query_vector, dtype=np.float32)
         index = self._sentences()
         by_chunk = {h.chunk_id: (rank, h) for rank, h in enumerate(hits)}
@@ -239,12 +245,22 @@ class ExtractiveAnswerer:
                 title=row.title, cosine=row.score)
         candidates = list(found.values())
         top = hits[0].dense_score if hits[0].dense_score is not None else hits[0].score
-        featurize(analyse(request.question), request.question, candidates, float(top), self._idf(tokenize(request.question)))
+        analysis, idf = analyse(request.question), self._idf(tokenize(request.question))
+        featurize(analysis, request.question, candidates, float(top), idf)
         self.model.score(candidates)
-        return sorted(candidates, key=lambda c: c.probability, reverse=True)
+        ranked = sorted(candidates, key=lambda c: c.probability, reverse=True)
+        features = question_features(analysis, request.question, ranked,
+                                     [f"{h.title}\n{h.context}\n{h.text}" for h in hits], idf)
+        return Evidence(ranked, features, self.question_model.probability(features) if ranked else 0.0)
 
     def confidence(self, candidates: list[Candidate]) -> float:
-        return candidates[0].probability if candidates else 0.0
+        """The question model's probability that the evidence answers the question (0 without evidence)."""
+        if not candidates:
+            return 0.0
+        return getattr(candidates, "confidence", candidates[0].probability)
+
+    def answers(self, candidates: list[Candidate]) -> bool:
+        return bool(candidates) and self.confidence(candidates) >= self.question_model.threshold
 
     def supported(self, request: AnswerRequest) -> bool:
         """Whether anything retrieved is on topic at all (the floor below which no sentence is considered)."""
@@ -275,7 +291,7 @@ class ExtractiveAnswerer:
     def stream(self, request: AnswerRequest) -> Iterator[str | Draft]:
         candidates = self.candidates(request) if self.supported(request) else []
         confidence = self.confidence(candidates)
-        if not candidates or confidence < self.model.threshold:
+        if not self.answers(candidates):
             text = abstain_text(request.question)
             yield from _pieces(text)
             yield Draft(text, [], round(confidence, 4))
@@ -310,7 +326,7 @@ class LLMAnswerer:
 
         candidates = self.extractive.candidates(request) if self.extractive.supported(request) else []
         confidence = self.extractive.confidence(candidates)
-        if not candidates or confidence < self.extractive.model.threshold:
+        if not self.extractive.answers(candidates):
             text = abstain_text(request.question)
             yield text
             yield Draft(text, [], round(confidence, 4))

@@ -1,14 +1,18 @@
-"""The answer model: one logistic regression over named features of a candidate sentence.
+"""The answer model: two logistic regressions over named features, one to choose sentences, one to decide.
 
-It gives, for each candidate sentence, the probability that the sentence answers the question. The best candidate's
-probability is the answer's ``confidence``; below the threshold the assistant abstains. Weights and threshold are fit
+The sentence model gives, for each candidate sentence, the probability that it answers the question; it ranks the
+candidates. The question model looks at the whole evidence the sentence model chose (its best probability and the
+gap to the next, the best passage score, whether the asked kind of fact is in the evidence, how much of what the
+question pins down — numbers, names, its rarest words — the evidence lacks...) and gives the probability that the
+evidence answers the question: the answer's ``confidence``. Below its threshold the assistant abstains. Both are fit
 on the DEV split of the eval set only, by one command, and saved with the metrics of the fit:
 
     python -m assistant.answer_model fit                       # eval/questions.jsonl, writes assistant/answer_model.json
     python -m assistant.answer_model fit --help
 
-The threshold is the highest one that keeps false abstention on dev answerable questions at or below the target
-(3%). The fit uses the assistant as configured (its embedding model and index), so fit with the model you serve.
+The question model is fit on out-of-fold sentence probabilities (each dev question scored by a sentence model fit
+without it), and its threshold is the highest one that keeps false abstention on dev answerable questions at or
+below the target (3%), measured on out-of-fold question probabilities. The fit uses the assistant as configured (its embedding model and index), so fit with the model you serve.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from assistant.clean import detect_language
 from assistant.retrieve import tokenize
 
 MODEL_PATH = Path(__file__).with_name("answer_model.json")
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 FEATURES = (
     "cosine",  # query–sentence cosine, from the stored sentence vector
@@ -48,6 +52,23 @@ FEATURES = (
     "cross_language",  # the sentence is in another language than the question
     "length",  # log length of the sentence
 )
+
+QUESTION_FEATURES = (
+    "best_probability",  # the sentence model's probability of the best candidate
+    "probability_gap",  # best minus second best: one clear answer or several equally weak ones
+    "best_cosine",  # the highest query–sentence cosine among the candidates
+    "top_passage_score",  # dense score of the best retrieved passage
+    "type_asked",  # the question asks for a kind of fact
+    "type_present",  # share of the question's parts whose kind of fact the chosen evidence holds
+    "numbers_missing",  # share of the question's numbers absent from the chosen evidence (sentences and passages)
+    "names_missing",  # share of the question's names absent from the chosen evidence
+    "keyword_coverage",  # idf-weighted share of the question's words in the chosen sentences (with headings)
+    "passage_keyword_coverage",  # the same over all retrieved passages
+    "max_missing_idf",  # idf of the rarest question word that no retrieved passage holds (0: none missing)
+    "cross_language",  # the best sentence is in another language than the question
+    "chinese_question",  # the question is in Chinese
+)
+EVIDENCE_SENTENCES = 3  # the best candidates taken as "the chosen evidence" by the question features
 
 _END = tuple(".。!?！？;；:：")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
@@ -143,6 +164,47 @@ def featurize(analysis: QuestionAnalysis, question: str, candidates: list[Candid
         }
 
 
+class Evidence(list):
+    """Scored candidate sentences, best first, with the question-level features and probability (``confidence``)."""
+
+    def __init__(self, candidates: Sequence[Candidate] = (), features: dict[str, float] | None = None,
+                 confidence: float = 0.0):
+        super().__init__(candidates)
+        self.features = features or {}
+        self.confidence = confidence
+
+
+def question_features(analysis: QuestionAnalysis, question: str, ranked: Sequence[Candidate],
+                      passages: Sequence[str], idf: dict[str, float], size: int = EVIDENCE_SENTENCES
+                      ) -> dict[str, float]:
+    """Named features of the whole evidence of one question: ``ranked`` are its candidates scored by the sentence
+    model, best first (the first ``size`` are the chosen evidence); ``passages`` the retrieved passages' texts."""
+    chosen = list(ranked[:size])
+    query_tokens = set(tokenize(question))
+    sentences = "\n".join(f"{c.title}\n{c.context}\n{c.text}" for c in chosen)
+    evidence = "\n".join(f"{c.title}\n{c.context}\n{c.passage_text or c.text}" for c in chosen)
+    retrieved = "\n".join(passages)
+    rarest = max(idf.values(), default=1.0)  # a word idf does not know is at least as rare as the rarest it knows
+    missing = query_tokens - set(tokenize(retrieved))
+    probabilities = [c.probability for c in ranked[:2]] + [0.0, 0.0]
+    reader = detect_language(question)
+    return {
+        "best_probability": probabilities[0],
+        "probability_gap": probabilities[0] - probabilities[1],
+        "best_cosine": max((c.cosine for c in ranked), default=0.0),
+        "top_passage_score": max((c.features.get("top_passage_score", 0.0) for c in chosen), default=0.0),
+        "type_asked": float(bool(analysis.types)),
+        "type_present": type_match(analysis, set().union(*(c.types for c in chosen)) if chosen else set()),
+        "numbers_missing": missing_share(question_numbers(question), evidence) if chosen else 1.0,
+        "names_missing": missing_share(question_names(question), evidence) if chosen else 1.0,
+        "keyword_coverage": idf_overlap(query_tokens, sentences, idf),
+        "passage_keyword_coverage": idf_overlap(query_tokens, retrieved, idf),
+        "max_missing_idf": max((idf.get(t, rarest) for t in missing), default=0.0),
+        "cross_language": float(bool(chosen) and chosen[0].language != reader),
+        "chinese_question": float(reader == "zh"),
+    }
+
+
 @dataclass
 class AnswerModel:
     """Logistic regression weights over FEATURES (standardised), the abstention threshold, and the fit's metrics."""
@@ -153,7 +215,6 @@ class AnswerModel:
     scale: dict[str, float]
     threshold: float
     metrics: dict = field(default_factory=dict)
-    version: int = FORMAT_VERSION
 
     def probability(self, features: dict[str, float]) -> float:
         z = self.bias + sum(w * (features.get(name, 0.0) - self.mean.get(name, 0.0)) / (self.scale.get(name, 1.0) or 1.0)
@@ -170,7 +231,29 @@ class AnswerModel:
         return cls(weights={"cosine": 1.0}, bias=0.0, mean={}, scale={}, threshold=0.0, metrics={"fitted": False})
 
     @classmethod
-    def load(cls, path: Path | None = None) -> AnswerModel:
+    def from_dict(cls, data: dict) -> AnswerModel:
+        return cls(weights=data["weights"], bias=data["bias"], mean=data["mean"], scale=data["scale"],
+                   threshold=data["threshold"], metrics=data.get("metrics", {}))
+
+    def to_dict(self) -> dict:
+        return {"features": list(self.weights), "weights": self.weights, "bias": self.bias, "mean": self.mean,
+                "scale": self.scale, "threshold": self.threshold, "metrics": self.metrics}
+
+
+@dataclass
+class AnswerModels:
+    """The sentence model (chooses sentences) and the question model (answer or abstain, ``confidence``)."""
+
+    sentence: AnswerModel
+    question: AnswerModel
+
+    @classmethod
+    def unfitted(cls) -> AnswerModels:
+        return cls(AnswerModel.unfitted(), AnswerModel(weights={"best_probability": 1.0}, bias=0.0, mean={}, scale={},
+                                                       threshold=0.0, metrics={"fitted": False}))
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> AnswerModels:
         path = Path(path or MODEL_PATH)
         if not path.is_file():
             return cls.unfitted()
@@ -178,12 +261,10 @@ class AnswerModel:
         if data.get("version") != FORMAT_VERSION:
             raise ValueError(f"{path}: answer model format {data.get('version')}, expected {FORMAT_VERSION}; "
                              "re-fit it with `python -m assistant.answer_model fit`")
-        return cls(weights=data["weights"], bias=data["bias"], mean=data["mean"], scale=data["scale"],
-                   threshold=data["threshold"], metrics=data.get("metrics", {}), version=data["version"])
+        return cls(AnswerModel.from_dict(data["sentence"]), AnswerModel.from_dict(data["question"]))
 
     def save(self, path: Path = MODEL_PATH) -> None:
-        data = {"version": self.version, "features": list(self.weights), "weights": self.weights, "bias": self.bias,
-                "mean": self.mean, "scale": self.scale, "threshold": self.threshold, "metrics": self.metrics}
+        data = {"version": FORMAT_VERSION, "sentence": self.sentence.to_dict(), "question": self.question.to_dict()}
         Path(path).write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
@@ -219,27 +300,39 @@ def threshold_for(best_answerable: Sequence[float], max_false_abstention: float)
     return float(ranked[allowed]) - 1e-9 if allowed < len(ranked) else float(ranked[-1])
 
 
-def fit(rows: list[tuple[list[dict[str, float]], list[bool], bool]], max_false_abstention: float = 0.03,
-        c: float = 1.0) -> AnswerModel:
-    """Fit on ``rows`` = (candidate features, labels, answerable) per question."""
+def _fit_lr(X: np.ndarray, y: np.ndarray, names: Sequence[str], c: float) -> AnswerModel:
+    """Standardised, class-balanced logistic regression over ``names``; threshold left at 0.5 for the caller."""
     from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import log_loss, roc_auc_score
 
-    X = np.array([[f[name] for name in FEATURES] for feats, _, _ in rows for f in feats], dtype=np.float64)
-    y = np.array([label for _, labels, _ in rows for label in labels], dtype=int)
-    if len(set(y.tolist())) < 2:
-        raise ValueError("the fit needs both answering and non-answering candidate sentences")
     mean, scale = X.mean(axis=0), X.std(axis=0)
     scale[scale == 0] = 1.0
     lr = LogisticRegression(C=c, class_weight="balanced", max_iter=2000)
     lr.fit((X - mean) / scale, y)
-    model = AnswerModel(weights={n: float(w) for n, w in zip(FEATURES, lr.coef_[0])}, bias=float(lr.intercept_[0]),
-                        mean={n: float(v) for n, v in zip(FEATURES, mean)},
-                        scale={n: float(v) for n, v in zip(FEATURES, scale)}, threshold=0.5)
-    p = lr.predict_proba((X - mean) / scale)[:, 1]
+    return AnswerModel(weights={n: float(w) for n, w in zip(names, lr.coef_[0])}, bias=float(lr.intercept_[0]),
+                       mean={n: float(v) for n, v in zip(names, mean)},
+                       scale={n: float(v) for n, v in zip(names, scale)}, threshold=0.5)
+
+
+def _matrix(features: Sequence[dict[str, float]], names: Sequence[str]) -> np.ndarray:
+    return np.array([[f[name] for name in names] for f in features], dtype=np.float64).reshape(len(features), len(names))
+
+
+def fit(rows: list[tuple[list[dict[str, float]], list[bool], bool]], max_false_abstention: float = 0.03,
+        c: float = 1.0) -> AnswerModel:
+    """Fit the sentence model on ``rows`` = (candidate features, labels, answerable) per question."""
+    from sklearn.metrics import log_loss, roc_auc_score
+
+    X = _matrix([f for feats, _, _ in rows for f in feats], FEATURES)
+    y = np.array([label for _, labels, _ in rows for label in labels], dtype=int)
+    if len(set(y.tolist())) < 2:
+        raise ValueError("the fit needs both answering and non-answering candidate sentences")
+    model = _fit_lr(X, y, FEATURES, c)
+    p = np.array([model.probability(f) for feats, _, _ in rows for f in feats])
     best = [max((model.probability(f) for f in feats), default=0.0) for feats, _, _ in rows]
     best_answerable = [b for b, (_, _, answerable) in zip(best, rows) if answerable]
     best_unanswerable = [b for b, (_, _, answerable) in zip(best, rows) if not answerable]
+    # The sentence threshold admits further sentences beside the best one (the question model decides whether to
+    # answer at all).
     model.threshold = threshold_for(best_answerable, max_false_abstention)
     top_correct = [labels[int(np.argmax([model.probability(f) for f in feats]))] if feats else False
                    for feats, labels, answerable in rows if answerable]
@@ -262,31 +355,137 @@ def fit(rows: list[tuple[list[dict[str, float]], list[bool], bool]], max_false_a
     return model
 
 
-def collect(assistant, items) -> list[tuple[list[dict[str, float]], list[bool], bool]]:
-    """Candidate features and labels of each item, as the assistant would see them when answering."""
+@dataclass
+class QuestionRecord:
+    """What the fit keeps of one dev question: its candidates (with their sentence features), their labels, whether
+    it is answerable, the retrieved passages' texts and the idf of its words."""
+
+    question: str
+    candidates: list[Candidate]
+    labels: list[bool]
+    answerable: bool
+    passages: list[str]
+    idf: dict[str, float]
+
+
+def rank_and_describe(record: QuestionRecord, sentence_model: AnswerModel) -> tuple[dict[str, float], bool]:
+    """The question features of a record as scored by ``sentence_model``, and whether its chosen evidence holds a
+    labelled answering sentence."""
+    sentence_model.score(record.candidates)
+    order = sorted(range(len(record.candidates)), key=lambda i: -record.candidates[i].probability)
+    ranked = [record.candidates[i] for i in order]
+    features = question_features(analyse_question(record.question), record.question, ranked, record.passages,
+                                 record.idf)
+    return features, any(record.labels[i] for i in order[:EVIDENCE_SENTENCES])
+
+
+def analyse_question(question: str) -> QuestionAnalysis:
+    from assistant.answer_types import analyse
+
+    return analyse(question)
+
+
+LABELS = {
+    "evidence": "answerable and the chosen evidence holds the labelled answer",
+    "answerable": "answerable",
+}
+
+
+def fit_both(records: list[QuestionRecord], max_false_abstention: float = 0.03, c: float = 1.0,
+             folds: int = 5, label: str = "evidence") -> AnswerModels:
+    """Fit the sentence model on all dev records, and the question model on out-of-fold sentence scores.
+
+    The question model's label is by default "answerable and the chosen evidence holds the labelled answer", so
+    its probability says how likely the answer shown is right (``label="answerable"``: whether the corpus answers
+    it at all). Its threshold keeps false abstention on the answerable
+    dev questions within ``max_false_abstention``, judged on out-of-fold question probabilities (scores the final
+    model would give questions it was not fit on)."""
+    from sklearn.metrics import brier_score_loss, roc_auc_score
+
+    rows = [([c_.features for c_ in r.candidates], r.labels, r.answerable) for r in records]
+    sentence = fit(rows, max_false_abstention, c)
+    # out-of-fold: each question's candidates scored by a sentence model fit without its fold
+    fold_of = [i % folds for i in range(len(records))]
+    features: list[dict[str, float]] = [{}] * len(records)
+    labels = [False] * len(records)
+    for k in range(folds):
+        train = [row for row, f in zip(rows, fold_of) if f != k]
+        X = _matrix([f for feats, _, _ in train for f in feats], FEATURES)
+        y = np.array([label for _, ls, _ in train for label in ls], dtype=int)
+        model_k = _fit_lr(X, y, FEATURES, c)
+        for i, record in enumerate(records):
+            if fold_of[i] == k:
+                features[i], found = rank_and_describe(record, model_k)
+                labels[i] = record.answerable and (found or label == "answerable")
+    Xq = _matrix(features, QUESTION_FEATURES)
+    yq = np.array(labels, dtype=int)
+    if len(set(yq.tolist())) < 2:
+        raise ValueError("the question model needs questions answered and not answered by their evidence")
+    question = _fit_lr(Xq, yq, QUESTION_FEATURES, c)
+    oof = np.zeros(len(records))
+    for k in range(folds):
+        train = np.array([f != k for f in fold_of])
+        if len(set(yq[train].tolist())) < 2:
+            oof[~train] = [question.probability(f) for f, t in zip(features, train) if not t]
+            continue
+        model_k = _fit_lr(Xq[train], yq[train], QUESTION_FEATURES, c)
+        oof[~train] = [model_k.probability(f) for f, t in zip(features, train) if not t]
+    answerable = np.array([r.answerable for r in records])
+    question.threshold = threshold_for(oof[answerable].tolist(), max_false_abstention)
+    abstains = oof < question.threshold
+    question.metrics = {
+        "split": "dev",
+        "questions": len(records),
+        "answerable": int(answerable.sum()),
+        "unanswerable": int((~answerable).sum()),
+        "label": LABELS[label],
+        "positives": int(yq.sum()),
+        "out_of_fold_auc": round(float(roc_auc_score(yq, oof)), 4),
+        "out_of_fold_brier": round(float(brier_score_loss(yq, oof)), 4),
+        "false_abstention_target": max_false_abstention,
+        "false_abstention": round(float(abstains[answerable].mean()), 4) if answerable.any() else 0.0,
+        "correct_abstention": round(float(abstains[~answerable].mean()), 4) if (~answerable).any() else 0.0,
+        "folds": folds,
+        "C": c,
+    }
+    return AnswerModels(sentence, question)
+
+
+def collect(assistant, items) -> list[QuestionRecord]:
+    """Candidates, labels and evidence of each item, as the assistant sees them when answering."""
     from tqdm import tqdm
 
-    rows = []
+    records = []
     for item in tqdm(items, desc="candidates", unit="question"):
         request = assistant.evidence(item.question, history=list(item.history))
-        candidates = assistant.answerer.candidates(request)
+        candidates = list(assistant.extractive.candidates(request))
         labels = [item.answerable and answers_reference(c.text, item.reference_contexts) for c in candidates]
-        rows.append(([c.features for c in candidates], labels, item.answerable))
-    return rows
+        passages = [f"{h.title}\n{h.context}\n{h.text}" for h in request.hits]
+        records.append(QuestionRecord(item.question, candidates, labels, item.answerable, passages,
+                                      assistant.store.idf(tokenize(item.question))))
+    return records
 
 
 def main(argv: list[str] | None = None) -> int:
     import argparse
+    import pickle
 
     parser = argparse.ArgumentParser(prog="python -m assistant.answer_model",
-                                     description="Fit the answer model on the DEV split of an eval set.")
+                                     description="Fit the answer models (sentence and question) on the DEV split of "
+                                                 "an eval set.")
     sub = parser.add_subparsers(dest="command", required=True)
-    fit_parser = sub.add_parser("fit", help="fit weights and threshold on dev questions; write the model file")
+    fit_parser = sub.add_parser("fit", help="fit weights and thresholds on dev questions; write the model file")
     fit_parser.add_argument("--questions", type=Path, default=Path("eval/questions.jsonl"), help="eval set (JSONL)")
     fit_parser.add_argument("--out", type=Path, default=MODEL_PATH, help=f"model file (default {MODEL_PATH})")
     fit_parser.add_argument("--max-false-abstention", type=float, default=0.03,
                             help="false abstention allowed on dev answerable questions (default 0.03)")
     fit_parser.add_argument("--c", type=float, default=1.0, help="inverse regularisation strength (default 1.0)")
+    fit_parser.add_argument("--label", choices=sorted(LABELS), default="evidence",
+                            help="what the question model predicts: " + "; ".join(f"{k}: {v}" for k, v in LABELS.items()))
+    fit_parser.add_argument("--folds", type=int, default=5, help="folds of the out-of-fold scores (default 5)")
+    fit_parser.add_argument("--cache", type=Path, default=None,
+                            help="reuse (or write) the collected dev candidates here, to refit without re-running "
+                                 "retrieval (a pickle; delete it after changing features or the index)")
     args = parser.parse_args(argv)
 
     from assistant.evaluate.loader import load_items
@@ -299,13 +498,26 @@ def main(argv: list[str] | None = None) -> int:
     if not dev:
         parser.error(f"{args.questions} has no dev questions")
     assistant = Assistant()
-    model = fit(collect(assistant, dev), args.max_false_abstention, args.c)
-    model.metrics["embedding_model"] = assistant.embedder.model_id
-    model.metrics["questions_file"] = str(args.questions)
-    model.save(args.out)
-    print(json.dumps(model.metrics, indent=1))
+    if args.cache is not None and args.cache.is_file():
+        records = pickle.loads(args.cache.read_bytes())
+    else:
+        records = collect(assistant, dev)
+        if args.cache is not None:
+            args.cache.write_bytes(pickle.dumps(records))
+    for record in records:  # features may have changed since the cache was written
+        featurize(analyse_question(record.question), record.question, record.candidates,
+                  max((c.features.get("top_passage_score", 0.0) for c in record.candidates), default=0.0), record.idf)
+    models = fit_both(records, args.max_false_abstention, args.c, args.folds, args.label)
+    for model in (models.sentence, models.question):
+        model.metrics["embedding_model"] = assistant.embedder.model_id
+        model.metrics["questions_file"] = str(args.questions)
+    models.save(args.out)
+    print(json.dumps({"sentence": models.sentence.metrics, "question": models.question.metrics}, indent=1))
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    # run the imported module's main, so the --cache pickle names assistant.answer_model's classes, not __main__'s
+    from assistant.answer_model import main as _main
+
+    raise SystemExit(_main())

@@ -1,5 +1,5 @@
-"""The answer model: each named feature, the labels of the fit, the threshold rule, save/load, and the compound
-question choice of the extractive answerer."""
+"""The answer models: each named feature (sentence and question level), the labels of the fit, the threshold rule,
+save/load, and the compound question choice of the extractive answerer."""
 
 from __future__ import annotations
 
@@ -11,11 +11,16 @@ import pytest
 from assistant.answer import AnswerRequest, ExtractiveAnswerer
 from assistant.answer_model import (
     FEATURES,
+    QUESTION_FEATURES,
     AnswerModel,
+    AnswerModels,
     Candidate,
+    QuestionRecord,
     answers_reference,
     featurize,
     fit,
+    fit_both,
+    question_features,
     idf_overlap,
     missing_share,
     question_names,
@@ -114,18 +119,112 @@ def test_fit_separates_answering_sentences_and_saves_a_versioned_file(tmp_path):
     assert model.weights["cosine"] > 0 and model.metrics["sentence_auc"] > 0.9
     assert model.metrics["false_abstention"] <= 0.03 and model.metrics["correct_abstention"] > 0.5
     path = tmp_path / "model.json"
-    model.save(path)
+    AnswerModels(model, AnswerModels.unfitted().question).save(path)
     data = json.loads(path.read_text())
-    assert data["version"] == 1 and data["features"] == list(FEATURES) and "threshold" in data
-    loaded = AnswerModel.load(path)
-    assert loaded.probability(rows[1][0][0]) == pytest.approx(model.probability(rows[1][0][0]))
-    assert AnswerModel.load(tmp_path / "missing.json").metrics == {"fitted": False}
+    assert data["version"] == 2 and data["sentence"]["features"] == list(FEATURES) and "threshold" in data["sentence"]
+    loaded = AnswerModels.load(path)
+    assert loaded.sentence.probability(rows[1][0][0]) == pytest.approx(model.probability(rows[1][0][0]))
+    assert AnswerModels.load(tmp_path / "missing.json").sentence.metrics == {"fitted": False}
+    path.write_text(json.dumps({"version": 1}))
+    with pytest.raises(ValueError, match="re-fit"):
+        AnswerModels.load(path)
 
 
-def test_the_packaged_model_is_fitted_on_dev_only():
-    model = AnswerModel.load()
-    assert model.metrics.get("split") == "dev" and set(model.weights) == set(FEATURES)
-    assert model.metrics["false_abstention"] <= model.metrics["false_abstention_target"]
+def test_the_packaged_models_are_fitted_on_dev_only():
+    models = AnswerModels.load()
+    assert models.sentence.metrics.get("split") == "dev" and set(models.sentence.weights) == set(FEATURES)
+    assert models.question.metrics.get("split") == "dev" and set(models.question.weights) == set(QUESTION_FEATURES)
+    for model in (models.sentence, models.question):
+        assert model.metrics["false_abstention"] <= model.metrics["false_abstention_target"]
+
+
+# --- question level ----------------------------------------------------------------------------------------------------
+
+
+def evidence_of(question: str, *texts: str, idf: dict[str, float] | None = None, passages: list[str] | None = None,
+                **kwargs) -> dict[str, float]:
+    """Question features of ``texts`` as the chosen evidence, ranked in the given order."""
+    candidates = [candidate(t, **kwargs) for t in texts]
+    featurize(analyse(question), question, candidates, 0.7, idf or {})
+    for rank, c in enumerate(candidates):
+        c.probability = 0.9 - 0.2 * rank
+    return question_features(analyse(question), question, candidates, passages if passages is not None else list(texts),
+                             idf or {})
+
+
+def test_every_question_feature_is_computed_and_none_without_evidence_claims_an_answer():
+    f = evidence_of("When did New York adopt the rule?", EN_1940)
+    assert set(f) == set(QUESTION_FEATURES)
+    empty = question_features(analyse("When did New York adopt the rule?"), "When did New York adopt the rule?", [],
+                              [], {})
+    assert empty["best_probability"] == 0.0 and empty["type_present"] == 0.0 and empty["names_missing"] == 1.0
+
+
+def test_best_probability_gap_and_cosine_describe_the_ranking():
+    f = evidence_of("When did New York adopt the rule?", "New York adopted the rule in 1950.", EN_1940, cosine=0.6)
+    assert f["best_probability"] == pytest.approx(0.9) and f["probability_gap"] == pytest.approx(0.2)
+    assert f["best_cosine"] == pytest.approx(0.6) and f["top_passage_score"] == pytest.approx(0.7)
+    (alone,) = [evidence_of("When?", "New York adopted the rule in 1950.")]
+    assert alone["probability_gap"] == pytest.approx(0.9)  # no second candidate: the lead is the whole probability
+
+
+def test_type_present_asks_whether_the_chosen_evidence_holds_the_asked_kind_of_fact():
+    question = "When did New York adopt the prudent man rule?"
+    assert evidence_of(question, "New York adopted the prudent man rule in 1950.")["type_present"] == 1.0
+    without = evidence_of(question, "New York adopted the prudent man rule.", "The rule was a change.")
+    assert without["type_asked"] == 1.0 and without["type_present"] == 0.0
+    assert evidence_of("Tell me about the rule", "New York adopted the rule.")["type_asked"] == 0.0
+
+
+def test_numbers_and_names_the_question_pins_down_are_looked_for_in_the_chosen_evidence():
+    f = evidence_of("What did Vanguard do in 1978?", "Congress passed the Revenue Act in 1978.")
+    assert f["numbers_missing"] == 0.0 and f["names_missing"] == 1.0
+    g = evidence_of("What did Congress do in 1981?", "Congress passed the Revenue Act in 1978.")
+    assert g["numbers_missing"] == 1.0 and g["names_missing"] == 0.0
+
+
+def test_keyword_coverage_and_the_rarest_missing_word():
+    idf = {"secretary": 5.0, "labor": 2.0, "signed": 1.0}
+    question = "Who was secretary of labor when it was signed?"
+    f = evidence_of(question, "The order was signed by the President.", idf=idf,
+                    passages=["The Department of Labor issued guidance.", "The order was signed."])
+    assert f["keyword_coverage"] == pytest.approx(1.0 / 8.0)
+    assert f["passage_keyword_coverage"] == pytest.approx(3.0 / 8.0)
+    assert f["max_missing_idf"] == pytest.approx(5.0)
+    covered = evidence_of(question, "The secretary of labor signed it.", idf=idf)
+    assert covered["max_missing_idf"] == 0.0 and covered["keyword_coverage"] == pytest.approx(1.0)
+    unknown = evidence_of("Who was the zyzzyva?", "Nothing here.", idf={"nothing": 2.0})
+    assert unknown["max_missing_idf"] == pytest.approx(2.0)  # an unknown word counts as the rarest known
+
+
+def test_language_flags():
+    f = evidence_of("When did New York adopt the rule?", ZH_1950, language="zh")
+    assert f["cross_language"] == 1.0 and f["chinese_question"] == 0.0
+    g = evidence_of("纽约州何时采纳谨慎人规则?", ZH_1950, language="zh")
+    assert g["cross_language"] == 0.0 and g["chinese_question"] == 1.0
+
+
+def test_fit_both_learns_to_abstain_when_the_evidence_lacks_what_the_question_pins_down():
+    """Synthetic dev set: unanswerable questions name a year their best sentence does not hold; the question model
+    learns that from ``numbers_missing`` although their sentences look as good as the answerable ones'."""
+    rng = np.random.default_rng(1)
+    records = []
+    for i in range(80):
+        answerable = i % 3 != 0
+        year = 1900 + i
+        question = f"When was the act of {year} changed?"
+        texts = [f"The act of {year if answerable else year + 1} was changed in {1950 + i}.",
+                 f"Another sentence number {i}.", "A third sentence about acts."]
+        candidates = [candidate(t, cosine=float(0.6 + 0.05 * rng.normal()) if j == 0 else 0.3)
+                      for j, t in enumerate(texts)]
+        featurize(analyse(question), question, candidates, 0.7, {})
+        labels = [answerable and j == 0 for j in range(3)]
+        records.append(QuestionRecord(question, candidates, labels, answerable, texts, {}))
+    models = fit_both(records, folds=4)
+    q = models.question
+    assert set(q.weights) == set(QUESTION_FEATURES) and q.weights["numbers_missing"] < 0
+    assert q.metrics["false_abstention"] <= 0.03 and q.metrics["correct_abstention"] > 0.8
+    assert q.metrics["split"] == "dev" and 0.0 < q.threshold < 1.0
 
 
 class _Settings:
@@ -138,6 +237,7 @@ def test_a_compound_question_gets_evidence_for_each_part():
     answerer = ExtractiveAnswerer.__new__(ExtractiveAnswerer)
     answerer.settings = _Settings()
     answerer.model = AnswerModel(weights={}, bias=0.0, mean={}, scale={}, threshold=0.3)
+    answerer.question_model = AnswerModels.unfitted().question
     year = candidate("New York let pension funds buy stocks in 1950.", types={"date"}, probability=0.9)
     other = candidate("The rule replaced the legal list.", types=set(), probability=0.8)
     share = candidate("Funds could hold up to 35% in stocks.", types={"percent"}, probability=0.4)
