@@ -260,7 +260,19 @@ class ExtractiveAnswerer:
         return getattr(candidates, "confidence", candidates[0].probability)
 
     def answers(self, candidates: list[Candidate]) -> bool:
-        return bool(candidates) and self.confidence(candidates) >= self.question_model.threshold
+        return bool(candidates) and self.confidence(candidates) >= self.answer_threshold
+
+    @property
+    def answer_threshold(self) -> float:
+        """The question model's fitted threshold, unless ASSISTANT_ANSWER_THRESHOLD moves the risk–coverage point."""
+        override = self.settings.answer_threshold
+        return self.question_model.threshold if override is None else override
+
+    @property
+    def sentence_threshold(self) -> float:
+        """How good a further sentence must be to join the best one (ASSISTANT_EXTRA_SENTENCE_THRESHOLD overrides)."""
+        override = self.settings.extra_sentence_threshold
+        return self.model.threshold if override is None else override
 
     def supported(self, request: AnswerRequest) -> bool:
         """Whether anything retrieved is on topic at all (the floor below which no sentence is considered)."""
@@ -272,7 +284,7 @@ class ExtractiveAnswerer:
         sentences the model rates above the threshold, up to ``max_answer_sentences``."""
         if not candidates:
             return []
-        threshold = self.model.threshold
+        threshold = self.sentence_threshold
         limit = self.settings.max_answer_sentences
         chosen = [candidates[0]]
         for part_types in analyse(request.question).part_types:

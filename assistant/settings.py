@@ -95,6 +95,14 @@ class Settings(BaseSettings):
         default=None, description="Fitted answer model (JSON); default: assistant/answer_model.json of the package")
     answer_sentence_candidates: int = Field(
         default=10, ge=0, le=200, description="Sentences taken directly from the sentence index as extra candidates")
+    answer_threshold: float | None = Field(
+        default=None, ge=0.0, le=1.0,
+        description="Answer only above this confidence instead of the fitted model's threshold: lower answers more "
+                    "questions at more risk (the eval report's risk–coverage curve shows the trade)")
+    extra_sentence_threshold: float | None = Field(
+        default=None, ge=0.0, le=1.0,
+        description="How likely a further sentence must be to answer, to be quoted beside the best one, instead of "
+                    "the fitted sentence model's threshold")
 
     # --- optional LLM ---
     llm_provider: Literal["none", "openai", "ollama"] = Field(

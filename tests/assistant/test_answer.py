@@ -6,6 +6,8 @@ is checked as a document offset (the ones citations are made of), not as an offs
 
 from __future__ import annotations
 
+import pytest
+
 from assistant.answer import (
     Span,
     expand_to_sentence,
@@ -168,3 +170,22 @@ def test_render_numbers_several_spans_in_order():
     text, numbered = render("When were pension funds allowed to invest in stocks?", [first, second])
     assert [m for m, _ in numbered] == [1, 2] and [s for _, s in numbered] == [first, second]
     assert text.splitlines() == [f"{EN_1950} [1]", "North Carolina allowed 10% in stocks in 1961. [2]"]
+
+
+def test_threshold_settings_move_the_risk_coverage_point(make_settings):
+    """The fitted thresholds apply unless a deployment chooses another point of the risk–coverage curve."""
+    from assistant.answer import ExtractiveAnswerer
+    from assistant.answer_model import AnswerModels
+
+    def answerer(**overrides):
+        return ExtractiveAnswerer(make_settings(**overrides), sentences=lambda: None, document=lambda _: None,
+                                  versions=lambda _: {}, idf=lambda _: {})
+
+    models = AnswerModels.load(None)
+    fitted = answerer()
+    assert fitted.answer_threshold == models.question.threshold
+    assert fitted.sentence_threshold == models.sentence.threshold
+    moved = answerer(answer_threshold=0.2, extra_sentence_threshold=0.1)
+    assert (moved.answer_threshold, moved.sentence_threshold) == (0.2, 0.1)
+    with pytest.raises(ValueError):
+        make_settings(answer_threshold=1.5)

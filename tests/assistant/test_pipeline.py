@@ -44,6 +44,16 @@ def assistant(tmp_path_factory, minilm_path, corpus_mirror, shared_embedder):
     close_store(built.store)
 
 
+@pytest.fixture(scope="module")
+def answering(assistant):
+    """The same index, answering at every confidence: the answer model is fit for EmbeddingGemma, so with MiniLM its
+    fitted threshold abstains on most questions. Tests of the conversation mechanics use this one; abstention is
+    tested with the fitted threshold (test_answer*.py, the slow EmbeddingGemma tests)."""
+    built = Assistant(assistant.settings.model_copy(update={"answer_threshold": 0.0}), embedder=assistant.embedder,
+                      store=assistant.store)
+    return built
+
+
 def conversation_count(assistant: Assistant) -> int:
     with sqlite3.connect(assistant.conversations.path) as db:
         return db.execute("SELECT COUNT(*) FROM conversations").fetchone()[0]
@@ -139,25 +149,25 @@ def test_overlong_question_raises(assistant):
 # --- conversations ----------------------------------------------------------------------------------------------------
 
 
-def test_conversation_turns_persist_and_follow_ups_use_them(assistant):
-    first = assistant.ask(PARTICIPANTS)
+def test_conversation_turns_persist_and_follow_ups_use_them(answering):
+    first = answering.ask(PARTICIPANTS)
     conversation_id = first.conversation_id
     assert conversation_id and first.grounded
-    assert assistant.conversations.history(conversation_id) == [
+    assert answering.conversations.history(conversation_id) == [
         ChatTurn(role="user", content=PARTICIPANTS), ChatTurn(role="assistant", content=first.answer)]
 
     follow_up = "And what share of them can invest in alternative assets?"
-    second = assistant.ask(follow_up, conversation_id=conversation_id)
+    second = answering.ask(follow_up, conversation_id=conversation_id)
     assert second.conversation_id == conversation_id
     # the stored history was read: the question was tried with the previous one (the better evidence is kept)
     assert second.query in (follow_up, f"{follow_up} ({PARTICIPANTS})") and "history_check" in second.timings
     assert second.grounded and "alternative" in second.answer.lower()
-    history = assistant.conversations.history(conversation_id)
+    history = answering.conversations.history(conversation_id)
     assert [(t.role, t.content) for t in history] == [
         ("user", PARTICIPANTS), ("assistant", first.answer), ("user", follow_up), ("assistant", second.answer)]
 
     # a restarted assistant (new object, same settings) finds the conversation and continues it
-    restarted = Assistant(assistant.settings)
+    restarted = Assistant(answering.settings)
     assert restarted.conversations.history(conversation_id) == history
 
 
@@ -177,16 +187,16 @@ def test_a_self_contained_question_after_a_topic_change_is_answered_without_the_
     assert "Secretary of Labor" in second.answer and "90 million" not in second.answer
 
 
-def test_a_three_turn_conversation_follows_up_then_changes_topic(assistant):
-    first = assistant.ask(PARTICIPANTS)
-    follow_up = assistant.ask("And what share of them can invest in alternative assets?",
+def test_a_three_turn_conversation_follows_up_then_changes_topic(answering):
+    first = answering.ask(PARTICIPANTS)
+    follow_up = answering.ask("And what share of them can invest in alternative assets?",
                               conversation_id=first.conversation_id)
     assert follow_up.grounded and "history_check" in follow_up.timings
     shift = "What does the order direct the Secretary of Labor to do within 180 days?"
-    third = assistant.ask(shift, conversation_id=first.conversation_id)
+    third = answering.ask(shift, conversation_id=first.conversation_id)
     assert third.query == shift and third.grounded  # nothing in it leans on the history: not even tried with it
     assert "90 million" not in third.answer
-    assert len(assistant.conversations.history(first.conversation_id)) == 6
+    assert len(answering.conversations.history(first.conversation_id)) == 6
 
 
 def test_confidence_is_given_for_answers_and_abstentions(assistant):
