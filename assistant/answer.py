@@ -26,7 +26,15 @@ from typing import Protocol
 
 import numpy as np
 
-from assistant.answer_model import AnswerModel, AnswerModels, Candidate, Evidence, featurize, idf_overlap, question_features
+from assistant.answer_model import (
+    AnswerModel,
+    AnswerModels,
+    Candidate,
+    Evidence,
+    featurize,
+    idf_overlap,
+    question_features,
+)
 from assistant.answer_types import analyse
 from assistant.cite import make_citation
 from assistant.clean import detect_language

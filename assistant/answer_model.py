@@ -424,12 +424,12 @@ def fit_both(records: list[QuestionRecord], max_false_abstention: float = 0.03, 
     question = _fit_lr(Xq, yq, QUESTION_FEATURES, c)
     oof = np.zeros(len(records))
     for k in range(folds):
-        train = np.array([f != k for f in fold_of])
-        if len(set(yq[train].tolist())) < 2:
-            oof[~train] = [question.probability(f) for f, t in zip(features, train) if not t]
+        in_fold = np.array([f != k for f in fold_of])
+        if len(set(yq[in_fold].tolist())) < 2:
+            oof[~in_fold] = [question.probability(f) for f, t in zip(features, in_fold) if not t]
             continue
-        model_k = _fit_lr(Xq[train], yq[train], QUESTION_FEATURES, c)
-        oof[~train] = [model_k.probability(f) for f, t in zip(features, train) if not t]
+        model_k = _fit_lr(Xq[in_fold], yq[in_fold], QUESTION_FEATURES, c)
+        oof[~in_fold] = [model_k.probability(f) for f, t in zip(features, in_fold) if not t]
     answerable = np.array([r.answerable for r in records])
     question.threshold = threshold_for(oof[answerable].tolist(), max_false_abstention)
     abstains = oof < question.threshold

@@ -20,9 +20,9 @@ from assistant.answer_model import (
     featurize,
     fit,
     fit_both,
-    question_features,
     idf_overlap,
     missing_share,
+    question_features,
     question_names,
     question_numbers,
     threshold_for,
@@ -229,6 +229,8 @@ def test_fit_both_learns_to_abstain_when_the_evidence_lacks_what_the_question_pi
 
 class _Settings:
     max_answer_sentences = 2
+    extra_sentence_threshold = None  # the fitted sentence threshold applies
+    answer_threshold = None
 
 
 def test_a_compound_question_gets_evidence_for_each_part():
