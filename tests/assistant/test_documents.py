@@ -136,7 +136,7 @@ DRIVER = textwrap.dedent('''
 
         setattr(owner, name, wrapper)
 
-    for name in ("mark_dirty", "add_passages", "commit_document", "delete_passages", "bump_revision"):
+    for name in ("mark_dirty", "add_passages", "commit_documents", "delete_derived", "bump_revision"):
         instrument(store_module.IndexStore, name)
     instrument(documents, "copy_into_corpus")
 
@@ -152,7 +152,7 @@ DRIVER = textwrap.dedent('''
 UPLOAD_CRASH_POINTS = [
     ("mark_dirty:1", False),  # staged, the sync just started
     ("add_passages:1", False),  # the new passages stored, not committed
-    ("commit_document:1", True),  # committed, the older version's passages not yet deleted
+    ("commit_documents:1", True),  # committed, the older version's passages not yet deleted
     ("bump_revision:1", True),  # the sync's work done, its dirty flag still set
     ("mark_dirty:2", True),  # the sync finished, the file not yet moved into the corpus
     ("copy_into_corpus:1", True),  # moved in, the staging folder not yet removed
