@@ -46,9 +46,34 @@ def _owner_label() -> str:
     return f"pid {os.getpid()} on {socket.gethostname()}, started {time.strftime('%H:%M:%S')}"
 
 
+_held = threading.local()  # the locks this thread holds: an upload holds the lock across its sync and its move
+
+
 @contextmanager
 def sync_lock(settings: Settings, wait: float = 0.0, client=None) -> Iterator[None]:
-    """Hold the index's sync lock for the block; ``SyncBusy`` if another sync holds it for more than ``wait`` s."""
+    """Hold the index's sync lock for the block; ``SyncBusy`` if another sync holds it for more than ``wait`` s.
+
+    Re-entrant within a thread: a sync inside a block that already holds the lock (an upload) does not wait for
+    itself, with a Chroma lease as with the lock file."""
+    key = (settings.chroma_url or "", settings.collection, str(settings.index_dir))
+    held = _held.__dict__.setdefault("keys", {})
+    if held.get(key):
+        held[key] += 1
+        try:
+            yield
+        finally:
+            held[key] -= 1
+        return
+    held[key] = 1
+    try:
+        with _acquire(settings, wait, client):
+            yield
+    finally:
+        held.pop(key, None)
+
+
+@contextmanager
+def _acquire(settings: Settings, wait: float, client) -> Iterator[None]:
     if settings.chroma_url:
         if client is None:
             from assistant.store import make_client

@@ -62,6 +62,7 @@ def test_two_workers_share_one_chroma_server(tmp_path: Path, minilm_path: str, c
         base = f"http://127.0.0.1:{port}"
         wait_http(f"{base}/health", 240, server)
         synced = httpx.post(f"{base}/documents/sync", timeout=120).json()
+        assert "added" in synced, synced
         assert sorted(synced["added"]) == sorted([FACT_SHEET_MD, CEA_MD])
 
         before = _rounds(base)  # both workers answer, and build their in-memory BM25, before the change
