@@ -10,51 +10,21 @@ of its candidates' documents (once per revision).
 
 from __future__ import annotations
 
-import logging
 import re
 import threading
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-import jieba
 import numpy as np
 
 from assistant.embed import Embedder
+from assistant.lexical import tokenize  # one tokenizer for BM25, word statistics and the answer model
 from assistant.schema import Passage, SearchHit
 from assistant.settings import Settings
 from assistant.store import IndexStore, hit_from
 
-jieba.setLogLevel(logging.WARNING)
-
-_TOKEN = re.compile(r"[\w\u3400-\u9fff]+(?:[.,]\d+)*%?", re.U)  # words, and numbers such as 1.2% or 35%
-_STOP = set(
-    "a an and are as at be by for from has have how in is it its of on or that the this to was were what when which "
-    "who why with did does do i you he she they we our their his her can could would should will shall may about into "
-    "than then there these those such any all also not no 的 了 是 在 和 与 及 或 对 等 为 也 就 都 而 有 被 把 吗 呢 "
-    "什么 哪些 哪个 如何 怎么 怎样 多少 是否 请问".split()
-)
 _NORMALISE = re.compile(r"[\W_]+", re.U)
-
-
-_HAN = re.compile(r"([\u3400-\u9fff]+)")
-_LATIN_WORD = re.compile(r"[^\W_]+(?:[.,]\d+)*%?", re.U)
-
-
-def tokenize(text: str) -> list[str]:
-    """Lower-cased words without stop words: Chinese runs segmented by jieba, everything else split by a regex.
-
-    jieba walks its dictionary character by character, which costs milliseconds per English passage and splits
-    nothing differently there: running it on the Chinese runs only makes ingest-time word statistics affordable.
-    """
-    tokens = []
-    for i, run in enumerate(_HAN.split(text.lower())):
-        words = jieba.cut_for_search(run) if i % 2 else _LATIN_WORD.findall(run)
-        for word in words:
-            word = word.strip()
-            if word and _TOKEN.fullmatch(word) and word not in _STOP:
-                tokens.append(word)
-    return tokens
 
 
 def passage_terms(passages: Iterable[Passage]) -> Counter:
