@@ -56,7 +56,9 @@ def test_sync_and_search_through_a_chroma_server(chroma_server, make_settings, c
     first = sync(settings, shared_embedder, store, show_progress=False)
     assert sorted(first.added) == sorted([EO14330_PDF, CEA_MD, FACT_SHEET_MD]) and not first.partial
     assert store.count() == first.passages == first.embedded
-    assert not list(settings.index_dir.glob("*.sqlite3"))  # the vectors live in the server, not in index_dir
+    # the vectors live in the server, not in index_dir; only this node's word statistics (idf) sit beside it
+    assert [p.name for p in settings.index_dir.glob("*.sqlite3")] in ([], ["passages-terms.sqlite3"])
+    assert not (settings.index_dir / "chroma.sqlite3").exists()
 
     hits = Retriever(settings, shared_embedder, store).search("Within 180 days the Secretary of Labor shall", k=3)
     assert hits and hits[0].document == EO14330_PDF and hits[0].page == 2
