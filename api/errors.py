@@ -19,7 +19,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from assistant.errors import AssistantError
-from assistant.pipeline import InvalidQuestion
 from assistant.sync import SyncBusy
 
 log = logging.getLogger("api")
@@ -77,8 +76,6 @@ def describe(exc: BaseException) -> tuple[int, str, str]:
             log.error("%s: %s", type(exc).__name__, exc.message)
             return 500, "internal", INTERNAL_MESSAGE
         return exc.status, exc.kind, exc.message
-    if isinstance(exc, InvalidQuestion):
-        return 422, "invalid_question", str(exc)
     return 500, "internal", INTERNAL_MESSAGE
 
 
@@ -126,8 +123,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(AssistantError, _assistant_error)  # type: ignore[arg-type]
-    for known in (InvalidQuestion, SyncBusy):
-        app.add_exception_handler(known, _known_error)
+    app.add_exception_handler(SyncBusy, _known_error)
     from api.origin import OriginGuard
 
     app.add_middleware(OriginGuard, settings=lambda: app.state.settings)

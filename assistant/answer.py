@@ -39,7 +39,7 @@ from assistant.answer_types import analyse
 from assistant.cite import make_citation
 from assistant.clean import detect_language
 from assistant.glossary import terms_in
-from assistant.retrieve import tokenize
+from assistant.retrieve import filter_where, tokenize
 from assistant.schema import ChatTurn, Citation, Document, SearchHit
 from assistant.sentences import SentenceIndex, ends_sentence
 from assistant.sentences import sentence_spans as text_sentence_spans
@@ -157,12 +157,14 @@ def language_neutral_facts(text: str) -> list[str]:
     return facts[:8]
 
 
-def render(question: str, spans: list[Span], glossary: list[tuple[str, str]] | None = None
+def render(question: str, spans: list[Span],
+           glossary: list[tuple[str, str]] | Callable[[], list[tuple[str, str]]] | None = None
            ) -> tuple[str, list[tuple[int, Span]]]:
     """Answer text with [n] markers; returns the text and (marker, span) pairs.
 
     A quote in the other language comes with its language-neutral facts and with the corpus's own bilingual terms
-    that occur in it (``glossary``: (Chinese term, English name) pairs)."""
+    that occur in it (``glossary``: (Chinese term, English name) pairs, or a function giving them, called only when
+    a quote is in the other language: reading them costs a registry read after every change of the index)."""
     reader = detect_language(question)
     parts = []
     numbered = []
@@ -174,6 +176,8 @@ def render(question: str, spans: list[Span], glossary: list[tuple[str, str]] | N
             parts.append(f"{quote} [{marker}]")
             continue
         facts = language_neutral_facts(span.text)
+        if callable(glossary):
+            glossary = glossary()
         terms = terms_in(span.text, glossary or [], reader)
         if reader == "en":
             lead = f"The source [{marker}] (in Chinese) states" + (f" these facts: {', '.join(facts)}." if facts else ":")
@@ -190,17 +194,6 @@ def render(question: str, spans: list[Span], glossary: list[tuple[str, str]] | N
 
 def abstain_text(question: str) -> str:
     return ABSTAIN[detect_language(question)]
-
-
-def _registered(where_documents: list[str] | None, language: str | None) -> dict | None:
-    clauses: list[dict] = []
-    if where_documents:
-        clauses.append({"document": {"$in": list(where_documents)}})
-    if language:
-        clauses.append({"language": language})
-    if not clauses:
-        return None
-    return clauses[0] if len(clauses) == 1 else {"$and": clauses}
 
 
 class ExtractiveAnswerer:
@@ -241,7 +234,7 @@ class ExtractiveAnswerer:
                 end=row.end, text=row.text, language=row.language, position=row.position, context=row.context,
                 title=row.title, cosine=float(np.dot(vector, sentence_vector)), passage_text=hit.text,
                 passage_score=float(hit.dense_score if hit.dense_score is not None else hit.score), passage_rank=rank)
-        where = _registered(request.documents, request.language)
+        where = filter_where(request.documents, request.language)
         rows = index.query(vector, self.settings.answer_sentence_candidates, where)
         versions = self._versions({row.document for row in rows})  # only these documents' registry rows are read
         for row in rows:
@@ -319,7 +312,7 @@ class ExtractiveAnswerer:
         chosen = self.choose(request, candidates)
         spans = [Span(c.document, c.start, c.end, c.text, c.language, c.probability) for c in chosen]
         spans = merge_adjacent(complete_sentences(spans, self._text), self._text)
-        text, numbered = render(request.question, spans, self._glossary())
+        text, numbered = render(request.question, spans, self._glossary)
         citations = []
         for marker, span in numbered:
             document = self._document(span.document)

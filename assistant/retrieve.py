@@ -111,7 +111,7 @@ class Retriever:
         k = k or self.settings.top_k
         view = self.view()
         vector = query_vector if query_vector is not None else self.embedder.embed_queries([query])[0]
-        where = _where(documents, language)
+        where = filter_where(documents, language)
         n = max(self.settings.candidates, k * 4)
         found = self.store.query(vector, n, where)
         lexical_scores: dict[str, float] = {}
@@ -163,7 +163,8 @@ def fold_duplicates(ranked: list[SearchHit], k: int, threshold: float = 0.6) -> 
     return kept
 
 
-def _where(documents: list[str] | None, language: str | None) -> dict | None:
+def filter_where(documents: list[str] | None, language: str | None) -> dict | None:
+    """The Chroma ``where`` clause of a search kept to some documents and/or one language (None: no filter)."""
     clauses: list[dict] = []
     if documents:
         clauses.append({"document": {"$in": list(documents)}})
