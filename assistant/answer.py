@@ -46,6 +46,15 @@ from assistant.sentences import sentence_spans as text_sentence_spans
 from assistant.settings import Settings
 
 _FACT = re.compile(r"\d[\d,.]*(?:\s*%|s\b)?|[A-Za-z][A-Za-z0-9()’'.\-]*(?:\s+[A-Za-z(][A-Za-z0-9()’'.\-]*)*")
+_CJK = re.compile(r"[\u3400-\u9fff]")
+_MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
+_NEUTRAL_IN_ENGLISH = re.compile(
+    rf"\b(?:{_MONTHS})\s+\d{{1,2}},\s*\d{{4}}"  # a date
+    r"|\$\s?\d[\d,.]*(?:\s*(?:million|billion|trillion))?"  # an amount
+    r"|\d[\d,.]*\s*(?:%|percent\b)"  # a share
+    r"|\b\d+\s+U\.S\.C\.\s+\d+(?:\([a-z0-9]+\))*"  # a statute citation
+    r"|(?<![\w])\d[\d,.]*(?:\([a-zA-Z0-9]+\))*(?:s\b)?"  # a number, year or section number such as 401(k)
+    r"|\b[A-Z]{2,}s?\b")  # an acronym
 
 ABSTAIN = {
     "en": "The sources in this corpus do not answer that question, so I won't guess.",
@@ -146,10 +155,16 @@ def merge_adjacent(spans: list[Span], document_text: Callable[[str], str | None]
 
 
 def language_neutral_facts(text: str) -> list[str]:
-    """Years, numbers, percentages and Latin-script names: what a reader of any language can take from a quote."""
+    """What a reader of any language can take from a quote. From a Chinese quote: years, numbers, percentages and
+    the Latin-script names it gives beside its terms. From an English quote (for a Chinese reader): only dates,
+    amounts, numbers, statute citations and acronyms; its other words are English, not language-neutral, and
+    listing them would just repeat the quote in pieces."""
+    pattern = _FACT if _CJK.search(text) else _NEUTRAL_IN_ENGLISH
     facts: list[str] = []
-    for match in _FACT.finditer(text):
-        fact = match.group(0).strip(" .,;:()’'-")
+    for match in pattern.finditer(text):
+        fact = match.group(0).strip(" .,;:(’'-")
+        while fact.endswith(")") and fact.count(")") > fact.count("("):  # keep the bracket of "401(k)"
+            fact = fact[:-1].rstrip(" .,;:’'-")
         if len(fact) < 2 and not fact.isdigit():
             continue
         if fact and fact not in facts:

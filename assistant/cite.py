@@ -3,7 +3,8 @@
 A citation whose quote is not exactly ``document.text[start:end]`` is never shown as support. It also says where a
 reader can check it: the source's official URL (the manifest's, put into the document's ``source_url`` metadata by
 the sync, or the file's own front matter), the stored file as served by the API (at the quote's page for a PDF,
-which browsers' PDF viewers open with ``#page=N``), and the heading the quote sits under.
+which browsers' PDF viewers open with ``#page=N``), and the headings the quote sits under, outermost first
+("§ 1104. Fiduciary duties › (a) Prudent man standard of care"), so a reader sees which section a clause belongs to.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from urllib.parse import quote
 
 from assistant.load import SUPPORTED_SUFFIXES
 from assistant.schema import Citation, Document
-from assistant.split import heading_at
+from assistant.split import HEADING_PATH_SEPARATOR, heading_path_at
 
 
 def is_pdf(doc_id: str) -> bool:
@@ -32,7 +33,7 @@ def make_citation(document: Document, marker: int, start: int, end: int) -> Cita
     return Citation(marker=marker, document=document.doc_id, title=document.title, page=page,
                     start=start, end=end, quote=document.text[start:end],
                     url=document.metadata.get("source_url") or None, file_url=file_url(document.doc_id, page),
-                    heading=heading_at(document.text, start) or None)
+                    heading=HEADING_PATH_SEPARATOR.join(heading_path_at(document.text, start)) or None)
 
 
 def is_verified(citation: Citation, document: Document | None) -> bool:

@@ -152,7 +152,11 @@ def _print_answer(answer) -> None:
     for c in answer.citations:
         page = f", p.{c.page}" if c.page else ""
         typer.secho(f"  [{c.marker}] {c.title} ({c.document}{page}, chars {c.start}-{c.end})", bold=True)
+        if c.heading:
+            typer.echo(f"      {c.heading}")
         typer.echo("      “" + " ".join(c.quote.split())[:300] + "”")
+        if c.translation:
+            typer.echo("      machine translation, not verified: " + " ".join(c.translation.split())[:300])
 
 
 @app.command("ask")
@@ -212,7 +216,8 @@ def chat() -> None:
             typer.echo("")
             for c in last.citations if last else []:
                 page = f", p.{c.page}" if c.page else ""
-                typer.secho(f"  [{c.marker}] {c.title} ({c.document}{page})", dim=True)
+                section = f" › {c.heading}" if c.heading else ""
+                typer.secho(f"  [{c.marker}] {c.title} ({c.document}{page}){section}", dim=True)
         except InvalidQuestion as exc:
             typer.secho(str(exc), fg=typer.colors.RED)
 

@@ -151,7 +151,17 @@ _JUDGE_PROMPT = ChatPromptTemplate.from_messages([
     ("human", "Passages:\n{passages}\n\nAnswer:\n{answer}\n\nScore (0 to 1):"),
 ])
 
+_TRANSLATE_SYSTEM = """You translate a quoted passage from a source document into {language}.
+Translate faithfully and completely: keep every number, date, name and legal reference exactly as written; add
+nothing, explain nothing. Output only the translation."""
+
+_TRANSLATE_PROMPT = ChatPromptTemplate.from_messages([
+    ("system", _TRANSLATE_SYSTEM),
+    ("human", "{quote}"),
+])
+
 _LANGUAGE_NAME = {"en": "English", "zh": "Chinese"}
+_TRANSLATION_CHECKS = ("year", "decade", "date", "percent", "number")  # a translation may not change these
 
 
 def format_passages(passages: Iterable[SearchHit]) -> str:
@@ -415,6 +425,30 @@ _OPEN, _CLOSE = r"\[［【", r"\]］】"
 _NUM = r"\d{1,3}(?:\s*[-–~]\s*\d{1,3})?"
 _MARKER = re.compile(rf"(\s*)([{_OPEN}])\s*({_NUM}(?:\s*[,，、;；]\s*{_NUM})*)\s*([{_CLOSE}])")
 _MAX_RANGE = 50
+
+
+def translate_quote(model: BaseChatModel | None, quote: str, language: str) -> str | None:
+    """A machine translation of ``quote`` into ``language`` ("en" or "zh"), or None: without a model, when the quote
+    is already in that language, and on any failure (an error, an empty reply, a reply in the wrong language, or one
+    that states a year, date, share or number other than the quote's). It is a reading aid shown beside the verified quote, never in its place."""
+    if model is None or not quote.strip() or language not in _LANGUAGE_NAME or detect_language(quote) == language:
+        return None
+    try:
+        messages = _TRANSLATE_PROMPT.format_messages(language=_LANGUAGE_NAME[language], quote=quote.strip())
+        translation = message_text(model.invoke(messages)).strip()
+    except Exception as exc:  # noqa: BLE001 - a translation is optional; the verified quote stands without it
+        log.warning("quote not translated: %s", translate_error(exc, model))
+        return None
+    if not translation or detect_language(translation) != language or is_not_in_sources(translation):
+        log.info("quote translation unusable (%d chars, language %s)", len(translation), detect_language(translation))
+        return None
+    from assistant.claims import conflicts
+
+    changed = conflicts(translation, quote, checks=_TRANSLATION_CHECKS)  # facts compared across languages
+    if changed:
+        log.info("quote translation changed a fact (%s); not shown", changed[0].describe())
+        return None
+    return translation
 
 
 def _numbers(group: str) -> list[int]:

@@ -12,19 +12,24 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from assistant import answer as compose
 from assistant.cite import verified
+from assistant.clean import detect_language
 from assistant.conversation import ConversationStore, needs_history, standalone_query
 from assistant.embed import Embedder, make_embedder
 from assistant.errors import InvalidInput
 from assistant.glossary import from_metadata as glossary_pairs
 from assistant.retrieve import Retriever
-from assistant.schema import Answer, ChatTurn, Document, SearchHit, SyncReport
+from assistant.schema import Answer, ChatTurn, Citation, Document, SearchHit, SyncReport
 from assistant.sentences import SentenceIndex
 from assistant.settings import Settings, get_settings
 from assistant.store import IndexStore
 from assistant.sync import sync
+
+if TYPE_CHECKING:
+    from langchain_core.language_models import BaseChatModel
 
 
 class InvalidQuestion(InvalidInput, ValueError):
@@ -39,18 +44,20 @@ class Token:
 
 
 class Assistant:
-    """Builds what it is not given: ``Assistant(settings, embedder=..., store=..., retriever=..., answerer=...)``."""
+    """Builds what it is not given: ``Assistant(settings, embedder=..., store=..., retriever=..., answerer=...,
+    chat_model=...)``."""
 
     def __init__(self, settings: Settings | None = None, rebuild: bool = False, *, embedder: Embedder | None = None,
                  store: IndexStore | None = None, retriever: Retriever | None = None,
-                 answerer: compose.Answerer | None = None):
+                 answerer: compose.Answerer | None = None, chat_model: BaseChatModel | None = None):
         self.settings = settings or get_settings()
         self._rebuild = rebuild
         self._build_lock = threading.Lock()
         self._documents: dict[str, tuple[str | None, Document | None]] = {}  # doc id -> (version, document)
         self._glossary: tuple[str, list[tuple[str, str]]] | None = None  # (index revision, pairs)
         # given parts take the place of the lazily built ones (cached_property reads the instance dict first)
-        for name, part in (("embedder", embedder), ("store", store), ("retriever", retriever), ("answerer", answerer)):
+        for name, part in (("embedder", embedder), ("store", store), ("retriever", retriever), ("answerer", answerer),
+                           ("chat_model", chat_model)):
             if part is not None:
                 self.__dict__[name] = part
 
@@ -111,7 +118,7 @@ class Assistant:
         return ConversationStore(self.settings.conversation_path)
 
     @cached_property
-    def chat_model(self):
+    def chat_model(self) -> BaseChatModel | None:
         """The configured LangChain chat model, or None for the extractive default."""
         if self.settings.llm_provider == "none":
             return None
@@ -198,7 +205,7 @@ class Assistant:
                 draft = event
             else:
                 yield Token(event)
-        citations = verified(draft.citations, self.document)
+        citations = self._translated(verified(draft.citations, self.document), question)
         grounded = bool(citations)
         text = draft.text if grounded else compose.abstain_text(question)
         timings["compose"] = time.perf_counter() - mark
@@ -209,6 +216,21 @@ class Assistant:
         yield Answer(answer=text, grounded=grounded, citations=citations, passages=request.hits, query=request.query,
                      conversation_id=conversation_id, confidence=draft.confidence,
                      timings={k_: round(v, 4) for k_, v in timings.items()})
+
+    def _translated(self, citations: list[Citation], question: str) -> list[Citation]:
+        """With a chat model (and ``translate_quotes``), each quote in the other language gets a machine translation
+        beside it, labelled as such; the verified quote itself is never replaced."""
+        if not citations or not self.settings.translate_quotes or self.chat_model is None:
+            return citations
+        from assistant.llm import translate_quote
+
+        reader = detect_language(question)
+        translations: dict[str, str | None] = {}  # one request per distinct quote
+        for citation in citations:
+            if citation.quote not in translations:
+                translations[citation.quote] = translate_quote(self.chat_model, citation.quote, reader)
+        return [c.model_copy(update={"translation": translations[c.quote]}) if translations[c.quote] else c
+                for c in citations]
 
     def _standalone(self, question: str, history: list[ChatTurn]) -> str:
         if not history:

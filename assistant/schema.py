@@ -96,7 +96,11 @@ class Citation(BaseModel):
     quote: str
     url: str | None = Field(None, description="The source's official URL (corpus/sources.json or front matter)")
     file_url: str | None = Field(None, description="API path of the stored file; '#page=N' (the quote's page) for PDFs")
-    heading: str | None = Field(None, description="The section heading the quote sits under")
+    heading: str | None = Field(None, description="The headings the quote sits under, outermost first, joined by ' › '")
+    translation: str | None = Field(None, description=(
+        "A machine translation of the quote into the question's language by the configured chat model: a reading "
+        "aid, not verified against the source (the quote is the verified original); null without a chat model or "
+        "when the quote is already in the question's language"))
 
 
 class ChatTurn(BaseModel):

@@ -112,6 +112,9 @@ class Settings(BaseSettings):
     llm_api_key: str | None = Field(None, description="bearer token for llm_base_url")
     llm_timeout: float = Field(60.0, gt=0, le=3600, description="seconds per chat model request")
     llm_temperature: float = Field(0.0, ge=0, le=2, description="sampling temperature of the chat model")
+    translate_quotes: bool = Field(True, description=(
+        "with a chat model configured, give each quote in the other language than the question a machine "
+        "translation, labelled as such, beside the verified original"))
 
     # --- conversation ---
     conversation_db: Path | None = Field(None, description="default: <index_dir>/conversations.sqlite3")

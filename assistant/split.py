@@ -69,6 +69,28 @@ def heading_at(text: str, offset: int) -> str:
     return _context_at(_headings(text), offset)
 
 
+HEADING_PATH_SEPARATOR = " › "
+
+
+def heading_path_at(text: str, offset: int) -> list[str]:
+    """The chain of Markdown headings that the text at ``offset`` sits under, outermost first (a table's head as
+    the innermost), so that a quote of "(B) with the care…" is located as "§ 1104. Fiduciary duties › (a) Prudent man
+    standard of care" rather than by its innermost heading alone; [] when the text has no heading above it."""
+    open_levels: list[tuple[int, str]] = []  # (level, heading) of the headings still open at the offset
+    for match in _MD_HEADING.finditer(text):
+        if match.start() > offset:
+            break
+        marks = len(match.group(0)) - len(match.group(0).lstrip("#"))
+        while open_levels and open_levels[-1][0] >= marks:
+            open_levels.pop()
+        open_levels.append((marks, match.group(0).lstrip("#").strip()))
+    path = [heading for _, heading in open_levels]
+    innermost = heading_at(text, offset)
+    if innermost and innermost not in path:  # a table's title and column heads, under the Markdown headings
+        path.append(innermost)
+    return path
+
+
 def passage_id(doc_id: str, version: str, index: int) -> str:
     """Deterministic: the same document version always yields the same ids, a new version new ones."""
     digest = hashlib.sha1(f"{doc_id}\x00{version}".encode()).hexdigest()[:16]

@@ -42,6 +42,8 @@
     panelDocument: $("citation-document"),
     panelPage: $("citation-page"),
     panelQuote: $("citation-quote"),
+    panelTranslation: $("citation-translation"),
+    panelTranslationText: $("citation-translation-text"),
     panelClose: $("citation-close"),
     panelSection: $("citation-section"),
     panelShow: $("citation-show"),
@@ -448,6 +450,9 @@
     for (const node of el.panel.querySelectorAll(".citation-section")) node.hidden = !citation.heading;
     el.panelQuote.textContent = citation.quote || "";
     el.panelQuote.lang = langOf(citation.quote);
+    el.panelTranslationText.textContent = citation.translation || "";
+    el.panelTranslationText.lang = langOf(citation.translation);
+    el.panelTranslation.hidden = !citation.translation;
     setLink(el.panelFile, citation.file_url, true);
     el.panelFile.textContent = citation.page && /#page=\d+$/.test(citation.file_url || "")
       ? `Stored PDF, page ${citation.page}` : "Stored file";

@@ -189,3 +189,14 @@ def test_threshold_settings_move_the_risk_coverage_point(make_settings):
     assert (moved.answer_threshold, moved.sentence_threshold) == (0.2, 0.1)
     with pytest.raises(ValueError):
         make_settings(answer_threshold=1.5)
+
+
+def test_language_neutral_facts_of_an_english_sentence_are_dates_numbers_citations_and_acronyms_only():
+    facts = language_neutral_facts(
+        "(b) Within 180 days of the date of this order, the Secretary of Labor shall reexamine guidance under the "
+        "Employee Retirement Income Security Act of 1974 (ERISA) (29 U.S.C. 1104), signed August 7, 2025, for "
+        "401(k) plans holding 35 percent or $90 million.")
+    assert facts[:1] == ["180"]
+    assert {"1974", "ERISA", "29 U.S.C. 1104", "August 7, 2025", "401(k)"} <= set(facts)
+    assert "35 percent" in facts or "$90 million" in facts  # at most eight facts are listed
+    assert not any(" " in f and not any(ch.isdigit() for ch in f) for f in facts)  # no English phrases

@@ -125,7 +125,7 @@ def test_citation_links_the_official_source_the_stored_file_at_its_page_and_its_
                      metadata={"source_url": "https://example.org/notes"},
                      text="# Plans\n\nIntro.\n\n## Fees\n\nFees are capped at 1 percent.\n")
     fees = cite(notes, "Fees are capped")
-    assert fees.heading == "Fees" and cite(notes, "Intro.").heading == "Plans"
+    assert fees.heading == "Plans › Fees" and cite(notes, "Intro.").heading == "Plans"  # the section path
     assert fees.url == "https://example.org/notes"  # front matter source_url
     assert fees.file_url == "/documents/sub%20dir/notes%20%231.md/file"  # no page for a text file; id URL-encoded
     assert make_citation(plain_document(), 1, 0, 3).url is None

@@ -46,6 +46,7 @@ from assistant.llm import (
     parse_score,
     rewrite_query,
     stream_answer,
+    translate_quote,
 )
 from assistant.schema import ChatTurn, SearchHit
 from assistant.settings import Settings
@@ -489,6 +490,34 @@ def test_rewrite_falls_back_to_the_question(model):
 def test_rewrite_against_a_dead_server_falls_back_quickly():
     model = make_chat_model(llm_settings(llm_base_url=f"http://127.0.0.1:{free_port()}/v1"))
     assert rewrite_query(model, HISTORY, "And then?") == "And then?"
+
+
+# ------------------------------------------------------------------------------------------------------ translate
+
+QUOTE = "(b) Within 180 days of the date of this order, the Secretary of Labor shall reexamine the guidance."
+
+
+def test_translate_quote_gives_the_models_translation_and_shows_it_the_quote():
+    model = Recording(reply="(b) 自本命令发布之日起 180 天内,劳工部长应重新审视相关指引。", seen=[])
+    assert translate_quote(model, QUOTE, "zh") == "(b) 自本命令发布之日起 180 天内,劳工部长应重新审视相关指引。"
+    prompt = "\n".join(m.content for m in model.seen[0])
+    assert QUOTE in prompt and "Chinese" in prompt
+
+
+def test_translate_quote_does_not_call_the_model_for_a_quote_in_the_readers_language():
+    assert translate_quote(Exploding(error=AssertionError("called")), QUOTE, "en") is None
+    assert translate_quote(None, QUOTE, "zh") is None
+
+
+@pytest.mark.parametrize("model", [
+    Exploding(error=ConnectionRefusedError(111, "Connection refused")),
+    FakeListChatModel(responses=[""]),
+    FakeListChatModel(responses=["Within 180 days the Secretary shall act."]),  # not Chinese
+    FakeListChatModel(responses=["自本命令发布之日起 18 天内,劳工部长应重新审视相关指引。"]),  # 180 became 18
+    FakeListChatModel(responses=[NOT_IN_SOURCES]),
+])
+def test_an_unusable_translation_is_not_shown(model):
+    assert translate_quote(model, QUOTE, "zh") is None
 
 
 # ---------------------------------------------------------------------------------------------------------- judge

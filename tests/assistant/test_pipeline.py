@@ -265,3 +265,37 @@ def test_default_model_answers_english_question_from_chinese_seed_article(tmp_pa
             assert "8 月 7 日" in shift.answer, shift.answer
     finally:
         close_store(assistant.store)
+
+
+# --- machine translation of quotes (with a chat model) ---------------------------------------------------------------
+
+
+def _with_chat_model(assistant: Assistant, *responses: str, **settings) -> Assistant:
+    from langchain_core.language_models.fake_chat_models import FakeListChatModel
+
+    # every question is answered (the floor and the fitted threshold are for EmbeddingGemma): the test is about what
+    # an answer's citations carry
+    update = {"answer_threshold": 0.0, "abstain_threshold": -1.0, **settings}
+    return Assistant(assistant.settings.model_copy(update=update), embedder=assistant.embedder,
+                     store=assistant.store, chat_model=FakeListChatModel(responses=list(responses)))
+
+
+def test_a_quote_in_the_other_language_gets_a_labelled_machine_translation_beside_the_verified_original(assistant):
+    translation = "劳工部长应重新审视劳工部关于受托人职责的指引。"
+    built = _with_chat_model(assistant, "劳工部长必须重新审视相关指引 [1]。", translation)
+    answer = built.ask("劳工部长需要重新审视什么指引?", documents=[WH_EO_MD])
+    assert answer.grounded and answer.citations
+    for citation in answer.citations:
+        document = built.document(citation.document)
+        assert document.text[citation.start:citation.end] == citation.quote  # the original stays the verified quote
+        assert citation.translation == translation
+
+
+def test_no_translation_for_a_quote_in_the_questions_language_or_when_turned_off(assistant):
+    built = _with_chat_model(assistant, "The Secretary shall reexamine the guidance [1].", "不应被使用的翻译。")
+    answer = built.ask("What guidance must the Secretary of Labor reexamine?", documents=[WH_EO_MD])
+    assert answer.citations and all(c.translation is None for c in answer.citations)
+
+    off = _with_chat_model(assistant, "劳工部长必须重新审视相关指引 [1]。", "劳工部长应重新审视指引。", translate_quotes=False)
+    answer = off.ask("劳工部长需要重新审视什么指引?", documents=[WH_EO_MD])
+    assert answer.citations and all(c.translation is None for c in answer.citations)

@@ -9,7 +9,7 @@ import pytest
 from assistant.clean import clean
 from assistant.load import load_file
 from assistant.schema import Document
-from assistant.split import estimate_tokens, passage_id, split
+from assistant.split import estimate_tokens, heading_path_at, passage_id, split
 from assistant.sync import prepare
 from tests.conftest import DOL_TABLES, EO14330_PDF, SEED
 
@@ -165,3 +165,21 @@ def test_language_of_passages(corpus_documents):
     assert seed[0].language == "zh"
     _, eo = corpus_documents[EO14330_PDF]
     assert {p.language for p in eo} == {"en"}
+
+
+def test_heading_path_names_every_enclosing_section_outermost_first():
+    text = ("# Title 29— LABOR\n## Subtitle B\n#### § 1104. Fiduciary duties\n##### (a) Prudent man standard of care\n"
+            "(B) with the care, skill, prudence.\n##### (b) Other\nMore.\n## Subtitle C\nLast.\n")
+    assert heading_path_at(text, text.index("(B) with")) == [
+        "Title 29— LABOR", "Subtitle B", "§ 1104. Fiduciary duties", "(a) Prudent man standard of care"]
+    # a sibling heading closes the one before it, a shallower one closes everything deeper
+    assert heading_path_at(text, text.index("More.")) == ["Title 29— LABOR", "Subtitle B", "§ 1104. Fiduciary duties",
+                                                          "(b) Other"]
+    assert heading_path_at(text, text.index("Last.")) == ["Title 29— LABOR", "Subtitle C"]
+    assert heading_path_at("No headings here.", 3) == []
+
+
+def test_heading_path_ends_with_a_tables_head_under_its_section():
+    text = "# Private pension plans\n\nTable E19. Number of plans\nYear Plans\n1983 1,000\n"
+    path = heading_path_at(text, text.index("1983"))
+    assert path[0] == "Private pension plans" and path[-1].startswith("Table E19. Number of plans")
