@@ -638,4 +638,11 @@ def test_end_to_end_with_a_local_model(local_server, caplog):
     score = judge_faithfulness(model, answer, PASSAGES)
     print(f"judge ({time.monotonic() - started:.1f} s): {score}")
     assert score is not None and 0.0 <= score <= 1.0  # None: the judge failed or answered no score
+
+    started = time.monotonic()
+    with caplog.at_level(logging.INFO, logger="assistant.llm"):
+        translation = translate_quote(model, "1950 年,纽约州允许养老金投资股票。", "en")
+    print(f"translation ({time.monotonic() - started:.1f} s): {translation!r}")
+    # None means the reply failed a check (wrong language, a changed year): the log says which
+    assert translation and "1950" in translation, caplog.text
     local_server.check_alive()
