@@ -53,7 +53,7 @@ _NEUTRAL_IN_ENGLISH = re.compile(
     r"|\$\s?\d[\d,.]*(?:\s*(?:million|billion|trillion))?"  # an amount
     r"|\d[\d,.]*\s*(?:%|percent\b)"  # a share
     r"|\b\d+\s+U\.S\.C\.\s+\d+(?:\([a-z0-9]+\))*"  # a statute citation
-    r"|(?<![\w])\d[\d,.]*(?:\([a-zA-Z0-9]+\))*(?:s\b)?"  # a number, year or section number such as 401(k)
+    r"|(?<![\w(])\d[\d,.]*(?:\([a-zA-Z0-9]+\))*(?:s\b)?"  # a number, year or section such as 401(k); not "(2)"
     r"|\b[A-Z]{2,}s?\b")  # an acronym
 
 ABSTAIN = {

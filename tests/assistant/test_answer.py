@@ -200,3 +200,9 @@ def test_language_neutral_facts_of_an_english_sentence_are_dates_numbers_citatio
     assert {"1974", "ERISA", "29 U.S.C. 1104", "August 7, 2025", "401(k)"} <= set(facts)
     assert "35 percent" in facts or "$90 million" in facts  # at most eight facts are listed
     assert not any(" " in f and not any(ch.isdigit() for ch in f) for f in facts)  # no English phrases
+
+
+def test_enumeration_labels_are_not_facts():
+    facts = language_neutral_facts("(2) In the case of a plan (as defined in section 1107(d)(3) of this title), "
+                                   "paragraph (1)(C) and (5) apply.")
+    assert facts == ["1107(d)(3)"]
