@@ -60,7 +60,11 @@ def _front_matter(text: str) -> tuple[dict[str, str], str]:
     if not isinstance(data, dict):
         return {}, text
     meta = {str(k): str(v) for k, v in data.items() if v is not None and str(k) in {"title", "date", "source_url", "language", "author"}}
-    return meta, text[match.end():]
+    # The front matter's lines stay as the document's first paragraph: they are the document's own facts (its title,
+    # when it was published and modified) and must be citable with a verbatim quote like any other sentence.
+    # One paragraph per key (a folded value's indented lines stay with it), so each fact is a sentence of its own.
+    facts = re.sub(r"\n(?=\S)", "\n\n", match.group(1).strip("\n"))
+    return meta, facts + "\n\n" + text[match.end():]
 
 
 def _load_html(data: bytes) -> tuple[dict[str, str], str]:

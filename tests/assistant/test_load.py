@@ -27,14 +27,17 @@ def test_txt_with_a_byte_order_mark_loads(tmp_path):
     assert load_file(path).pages == ["A plan with a BOM.\n"]
 
 
-def test_md_front_matter_becomes_metadata_and_is_not_text(corpus_mirror):
+def test_md_front_matter_becomes_metadata_and_stays_citable_as_the_first_paragraphs(corpus_mirror):
     raw = load_file(corpus_mirror / CEA_MD)
     assert raw.format == "md"
     assert raw.metadata["title"] == "Retail Access to Alternative Investments Via Defined Contribution Plans"
     assert raw.metadata["date"] == "2025-08-12"
     assert raw.metadata["source_url"].startswith("https://www.whitehouse.gov/research/2025/08/")
     assert "modified_time" not in raw.metadata and "tags" not in raw.metadata  # only the fields we use
-    assert not raw.pages[0].lstrip().startswith("---") and "source_url:" not in raw.pages[0]
+    # the document's own facts (when it was published, its title) stay text, one paragraph per key, no fences
+    assert not raw.pages[0].lstrip().startswith("---")
+    assert raw.pages[0].startswith("date: '2025-08-12'\n\nmodified_time: 2025-08-12 14:44:06-04:00\n\n")
+    assert "\n\npublished_time: 2025-08-12 14:44:05-04:00\n\n" in raw.pages[0]
 
     document = clean(raw)  # no manifest: the front matter names the document
     assert document.title == raw.metadata["title"]
@@ -166,3 +169,11 @@ def test_doc_id_can_be_given(tmp_path, corpus_mirror):
     copy_into(tmp_path / "sub", [CEA_MD], corpus_mirror)
     raw = load_file(tmp_path / "sub" / CEA_MD, doc_id=f"sub/{CEA_MD}")
     assert raw.doc_id == f"sub/{CEA_MD}"
+
+
+def test_a_folded_front_matter_value_stays_one_paragraph(tmp_path):
+    path = tmp_path / "sheet.md"
+    path.write_text("---\ntitle: 'Fact Sheet: A Long\n  Title'\ndate: '2025-08-07'\n---\nBody text.\n", encoding="utf-8")
+    raw = load_file(path)
+    assert raw.metadata["title"] == "Fact Sheet: A Long Title"
+    assert raw.pages[0] == "title: 'Fact Sheet: A Long\n  Title'\n\ndate: '2025-08-07'\n\nBody text.\n"
