@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from assistant.embed import Embedder
+from assistant.embed import TextEmbedder
 from assistant.lexical import tokenize  # one tokenizer for BM25, word statistics and the answer model
 from assistant.schema import Passage, SearchHit
 from assistant.settings import Settings
@@ -69,7 +69,7 @@ class View:
 class Retriever:
     """Dense search through the store, fused with BM25 from the on-disk lexical index when ``lexical_weight`` > 0."""
 
-    def __init__(self, settings: Settings, embedder: Embedder, store: IndexStore):
+    def __init__(self, settings: Settings, embedder: TextEmbedder, store: IndexStore):
         self.settings = settings
         self.embedder = embedder
         self.store = store
