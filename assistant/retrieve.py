@@ -60,11 +60,6 @@ class View:
     def version_of(self, doc_id: str) -> str | None:
         return self.store.versions_of([doc_id], self.revision).get(doc_id)
 
-    @property
-    def passages(self) -> list[Passage]:
-        """Every registered passage, paged from the store (diagnostics only: this is a copy of the corpus)."""
-        return list(self.store.iter_passages(self.versions))
-
 
 class Retriever:
     """Dense search through the store, fused with BM25 from the on-disk lexical index when ``lexical_weight`` > 0."""
@@ -96,8 +91,6 @@ class Retriever:
                     self._view = View(revision, self.store)
                 view = self._view
         return view
-
-    lexical = view  # the former name, kept for callers (the evaluator)
 
     def _lexical_index(self):
         return self.store.open_lexical() if self.settings.lexical_weight > 0 else None
