@@ -87,6 +87,7 @@ class EvaluatedAssistant(Protocol):
 
     def warm_up(self) -> None: ...
 
+
 # Aggregate metrics, in the order reports show them, with their labels and whether higher is better.
 METRICS: dict[str, tuple[str, bool]] = {
     "hit_at_k": ("hit@k", True),
