@@ -10,7 +10,6 @@ import importlib
 import logging
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import cast
 
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
@@ -21,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from api import errors
 from api.batching import BatchingEmbedder
 from assistant import documents
-from assistant.embed import Embedder, make_embedder
+from assistant.embed import make_embedder
 from assistant.pipeline import Assistant
 from assistant.settings import Settings, apply_offline_environment, get_settings
 
@@ -48,9 +47,7 @@ The API is up: see <a href="/docs">/docs</a>, or <code>POST /chat</code>.</p></b
 
 def warm_up(assistant: Assistant) -> None:
     """Load the model, open the index and build the lexical index, so requests find everything ready."""
-    assistant.store
-    assistant.embedder.embed_queries(["warm up"])
-    assistant.retriever.view()
+    assistant.warm_up()
     if not assistant.store.count():
         log.warning("the index at %s is empty: run `assistant index`, or POST /documents/sync",
                     assistant.settings.chroma_url or assistant.settings.index_dir)
@@ -74,7 +71,7 @@ def create_app(settings: Settings | None = None, assistant: Assistant | None = N
     async def lifespan(app: FastAPI):
         if getattr(app.state, "assistant", None) is None:
             # concurrent questions share a forward pass
-            built = Assistant(settings, embedder=cast(Embedder, BatchingEmbedder(make_embedder(settings))))
+            built = Assistant(settings, embedder=BatchingEmbedder(make_embedder(settings)))
             try:
                 await run_in_threadpool(warm_up, built)
             except Exception as exc:

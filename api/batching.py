@@ -6,8 +6,8 @@ cannot use the whole machine. Here a caller that finds a forward running queues 
 ends, one of the queued callers embeds *all* queued queries in a single batch (4 queries cost about twice one, not
 four times) and hands each caller its vectors. A lone caller never waits: there is no timer, nothing is delayed.
 
-``BatchingEmbedder`` wraps an Embedder and forwards everything else to it, so the store, the retriever and the
-pipeline use it unchanged. Vectors are identical to unbatched ones up to float rounding.
+``BatchingEmbedder`` wraps an embedder and is a ``TextEmbedder`` itself (everything but ``embed_queries`` is the
+wrapped one's), so the store, the retriever and the pipeline take it in the model's place. Vectors are identical to unbatched ones up to float rounding.
 
 A failing batch never fails the callers that did nothing wrong: it is re-run one caller at a time, so only the
 caller whose input breaks the model gets the error (a bad input costs one extra forward per batch-mate).
@@ -16,9 +16,13 @@ caller whose input breaks the model gets the error (a bad input costs one extra 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from assistant.embed import TextEmbedder
+from assistant.schema import Passage
 
 MAX_BATCH = 32  # queries per forward pass
 
@@ -40,15 +44,40 @@ class _Stats:
 
 
 class BatchingEmbedder:
-    def __init__(self, embedder):
+    def __init__(self, embedder: TextEmbedder):
         self.inner = embedder
         self._cond = threading.Condition()
         self._queue: list[_Request] = []
         self._busy = False
         self.stats = _Stats()
 
-    def __getattr__(self, name):  # everything but embed_queries: the wrapped Embedder's
-        return getattr(self.inner, name)
+    # --- the rest of TextEmbedder: the wrapped embedder's ---
+    @property
+    def model_id(self) -> str:
+        return self.inner.model_id
+
+    @property
+    def batch_size(self) -> int:
+        return self.inner.batch_size
+
+    @property
+    def loaded(self) -> bool:
+        return self.inner.loaded
+
+    def passage_input(self, passage: Passage) -> str:
+        return self.inner.passage_input(passage)
+
+    def document_input(self, title: str, text: str, context: str = "") -> str:
+        return self.inner.document_input(title, text, context)
+
+    def embed_passages(self, passages: list[Passage], progress: Callable[[int], None] | None = None) -> np.ndarray:
+        return self.inner.embed_passages(passages, progress)
+
+    def embed_document_inputs(self, inputs: list[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
+        return self.inner.embed_document_inputs(inputs, progress)
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self.inner.embed_documents(texts)
 
     def embed_queries(self, queries: list[str]) -> np.ndarray:
         if not queries:

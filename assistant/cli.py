@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from assistant.evaluate.command import eval_app
 from assistant.settings import apply_offline_environment, get_settings
+
+if TYPE_CHECKING:
+    from assistant.pipeline import Assistant
 
 EXIT_CODES = ("Exit codes: 0 done; 1 the command failed (the message says why and what to do); 2 wrong command-line "
               "usage; 3 an invalid ASSISTANT_* setting (the message names it and its bounds).")
@@ -52,7 +55,7 @@ def _fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
-def _assistant(rebuild: bool = False):
+def _assistant(rebuild: bool = False) -> Assistant:
     from assistant.model_fetch import ModelError
     from assistant.pipeline import Assistant
     from assistant.store import IndexModelMismatch

@@ -4,6 +4,8 @@ The model runs in this process (``ASSISTANT_DEVICE`` cpu / cuda / mps), or on an
 server serving the same model (``ASSISTANT_EMBEDDING_URL``: vLLM, text-embeddings-inference), so ingest and query
 embedding scale out across GPU boxes. Either way the client applies the model's prompts and the index records the
 same model id, so vectors of one index always come from one model. ``make_embedder`` picks the right one.
+``TextEmbedder`` is what the rest of the pipeline asks of an embedder, so a wrapper (api/batching.py) or a stand-in
+(bench/standin.py) takes the model's place without being one.
 
 The embedder is also a LangChain ``Embeddings``, so it plugs into any LangChain vector store or retriever.
 """
@@ -16,6 +18,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 from langchain_core.embeddings import Embeddings
@@ -34,6 +37,39 @@ def _model_fingerprint(source: Path | str) -> str:
                 digest.update((source / name).read_bytes())
         return digest.hexdigest()[:10]
     return "hub"
+
+
+class TextEmbedder(Protocol):
+    """What the store, sync, the retriever, the sentence index and the claim grader use of an embedder."""
+
+    @property
+    def model_id(self) -> str:
+        """The model's name and weights fingerprint: the index records it, so one index holds one model's vectors."""
+        ...
+
+    @property
+    def batch_size(self) -> int: ...
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the model is ready to encode, without loading it."""
+        ...
+
+    def passage_input(self, passage: Passage) -> str: ...
+
+    def document_input(self, title: str, text: str, context: str = "") -> str: ...
+
+    def embed_passages(self, passages: list[Passage],
+                       progress: Callable[[int], None] | None = None) -> np.ndarray: ...
+
+    def embed_document_inputs(self, inputs: list[str],
+                              progress: Callable[[int], None] | None = None) -> np.ndarray: ...
+
+    def embed_queries(self, queries: list[str]) -> np.ndarray: ...
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]: ...
+
+    def embed_query(self, text: str) -> list[float]: ...
 
 
 class Embedder(Embeddings):

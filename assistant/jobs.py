@@ -16,10 +16,14 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from assistant.errors import AssistantError, InvalidInput, NotFound, TooLarge, TooManyRequests, public, public_text
 from assistant.fileio import write_atomic
 from assistant.settings import Settings
+
+if TYPE_CHECKING:
+    from assistant.evaluate.core import EvaluatedAssistant
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +111,7 @@ def read_status(folder: Path) -> dict:
     return json.loads((folder / "status.json").read_text())
 
 
-def start(assistant, upload: EvalUpload, k: int | None = None, limit: int | None = None) -> dict:
+def start(assistant: EvaluatedAssistant, upload: EvalUpload, k: int | None = None, limit: int | None = None) -> dict:
     """Validate the received file and start its run; returns the first status. A refused file is deleted."""
     from assistant.evaluate.loader import EvalInputError, load_items
 
@@ -140,7 +144,7 @@ def start(assistant, upload: EvalUpload, k: int | None = None, limit: int | None
     return status
 
 
-def _run(assistant, upload: EvalUpload, items, malformed, base: dict, k: int | None, stop: threading.Event) -> None:
+def _run(assistant: EvaluatedAssistant, upload: EvalUpload, items, malformed, base: dict, k: int | None, stop: threading.Event) -> None:
     from assistant.evaluate.core import run_evaluation
     from assistant.evaluate.output import ResultWriter, write_report
 

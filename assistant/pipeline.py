@@ -18,7 +18,7 @@ from assistant import answer as compose
 from assistant.cite import verified
 from assistant.clean import detect_language
 from assistant.conversation import ConversationStore, needs_history, standalone_query
-from assistant.embed import Embedder, make_embedder
+from assistant.embed import TextEmbedder, make_embedder
 from assistant.errors import InvalidInput
 from assistant.glossary import from_metadata as glossary_pairs
 from assistant.retrieve import Retriever
@@ -47,7 +47,7 @@ class Assistant:
     """Builds what it is not given: ``Assistant(settings, embedder=..., store=..., retriever=..., answerer=...,
     chat_model=...)``."""
 
-    def __init__(self, settings: Settings | None = None, rebuild: bool = False, *, embedder: Embedder | None = None,
+    def __init__(self, settings: Settings | None = None, rebuild: bool = False, *, embedder: TextEmbedder | None = None,
                  store: IndexStore | None = None, retriever: Retriever | None = None,
                  answerer: compose.Answerer | None = None, chat_model: BaseChatModel | None = None):
         self.settings = settings or get_settings()
@@ -62,7 +62,7 @@ class Assistant:
                 self.__dict__[name] = part
 
     @cached_property
-    def embedder(self) -> Embedder:
+    def embedder(self) -> TextEmbedder:
         return make_embedder(self.settings)  # the model in this process, or an embeddings server (embedding_url)
 
     @cached_property
@@ -134,8 +134,11 @@ class Assistant:
             cached = self._documents[doc_id] = (version, self.store.document(doc_id))
         return cached[1]
 
-    def ask(self, question: str, **kwargs) -> Answer:
-        for event in self.ask_stream(question, **kwargs):
+    def ask(self, question: str, history: list[ChatTurn] | None = None, conversation_id: str | None = None,
+            k: int | None = None, documents: list[str] | None = None, language: str | None = None) -> Answer:
+        """``ask_stream``'s final Answer."""
+        for event in self.ask_stream(question, history=history, conversation_id=conversation_id, k=k,
+                                     documents=documents, language=language):
             if isinstance(event, Answer):
                 return event
         raise RuntimeError("ask_stream ended without an answer")  # pragma: no cover
@@ -240,6 +243,13 @@ class Assistant:
 
             return rewrite_query(self.chat_model, history, question)
         return standalone_query(question, history)
+
+    def warm_up(self) -> None:
+        """Open the index, load the model and bring this node's lexical index up to date, so the first question's
+        latency is not their load time. The index first: one built with another model fails before the model loads."""
+        self.store
+        self.embedder.embed_queries(["warm up"])
+        self.retriever.view()
 
     def is_loaded(self, part: str) -> bool:
         """Whether ``part`` ("embedder", "store", "retriever", "answerer"...) is built or given, without building it."""

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from assistant.embed import Embedder
+from assistant.embed import TextEmbedder
 from assistant.lexical import tokenize  # one tokenizer for BM25, word statistics and the answer model
 from assistant.schema import Passage, SearchHit
 from assistant.settings import Settings
@@ -60,16 +60,11 @@ class View:
     def version_of(self, doc_id: str) -> str | None:
         return self.store.versions_of([doc_id], self.revision).get(doc_id)
 
-    @property
-    def passages(self) -> list[Passage]:
-        """Every registered passage, paged from the store (diagnostics only: this is a copy of the corpus)."""
-        return list(self.store.iter_passages(self.versions))
-
 
 class Retriever:
     """Dense search through the store, fused with BM25 from the on-disk lexical index when ``lexical_weight`` > 0."""
 
-    def __init__(self, settings: Settings, embedder: Embedder, store: IndexStore):
+    def __init__(self, settings: Settings, embedder: TextEmbedder, store: IndexStore):
         self.settings = settings
         self.embedder = embedder
         self.store = store
@@ -96,8 +91,6 @@ class Retriever:
                     self._view = View(revision, self.store)
                 view = self._view
         return view
-
-    lexical = view  # the former name, kept for callers (the evaluator)
 
     def _lexical_index(self):
         return self.store.open_lexical() if self.settings.lexical_weight > 0 else None

@@ -27,7 +27,7 @@ import numpy as np
 from tqdm import tqdm
 
 from assistant.clean import clean
-from assistant.embed import Embedder
+from assistant.embed import TextEmbedder
 from assistant.glossary import mine_pairs
 from assistant.glossary import to_metadata as glossary_metadata
 from assistant.load import LoadError, content_hash, is_supported, load_file
@@ -57,7 +57,7 @@ class _Pending:
     terms: Counter
 
 
-def input_hash(embedder: Embedder, passage: Passage) -> str:
+def input_hash(embedder: TextEmbedder, passage: Passage) -> str:
     return hashlib.sha256(embedder.passage_input(passage).encode()).hexdigest()[:32]
 
 
@@ -148,7 +148,7 @@ def _commit(store: IndexStore, writer: _Writer, batch: _Batch, report: SyncRepor
     batch.items, batch.passages = [], 0
 
 
-def _embed(embedder: Embedder, store: IndexStore, item: _Pending, batch: _Batch, writer: _Writer, resume: bool,
+def _embed(embedder: TextEmbedder, store: IndexStore, item: _Pending, batch: _Batch, writer: _Writer, resume: bool,
            report: SyncReport, bar) -> None:
     """Vectors of one document's passages and of their sentences (stored ones reused), queued for writing."""
     doc_id = item.document.doc_id
@@ -228,7 +228,7 @@ def _prepared(changes: list[tuple[str, Path, bool]], settings: Settings, ahead: 
                 pass
 
 
-def _ingest(settings: Settings, embedder: Embedder, store: IndexStore, changes: list[tuple[str, Path, bool]],
+def _ingest(settings: Settings, embedder: TextEmbedder, store: IndexStore, changes: list[tuple[str, Path, bool]],
             report: SyncReport, show_progress: bool, resume: bool) -> None:
     batch, writer = _Batch(), _Writer()
     bar = tqdm(total=0, desc="embedding", unit="passage", disable=not show_progress or not changes)
@@ -275,7 +275,7 @@ def _plan(settings: Settings, store: IndexStore, registry: dict, files: dict[str
     return changes
 
 
-def sync(settings: Settings, embedder: Embedder, store: IndexStore, wait: float = 0.0, show_progress: bool = True,
+def sync(settings: Settings, embedder: TextEmbedder, store: IndexStore, wait: float = 0.0, show_progress: bool = True,
          on_failure: Callable[[LoadFailure], None] | None = None,
          files: dict[str, Path] | None = None) -> SyncReport:
     """Make the index match the corpus folder (or ``files``: doc id → path, instead of listing the folder)."""

@@ -25,7 +25,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -39,6 +38,8 @@ import httpx
 import psutil
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from tests.helpers import free_port  # noqa: E402 - the one free-port helper, shared with the tests
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -74,12 +75,6 @@ def load_questions(path: Path) -> list[str]:
     if not questions:
         raise SystemExit(f"no questions in {path}")
     return questions
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_ready(url: str, seconds: float, process: subprocess.Popen | None = None) -> dict:
@@ -149,7 +144,6 @@ def busy_seconds() -> float:
 
 def start_server(args: argparse.Namespace, workdir: Path) -> tuple[list[subprocess.Popen], str, Path]:
     """Start ``assistant serve`` (and ``chroma run`` for several workers); the first process is the server."""
-    sys.path.insert(0, str(REPO))
     from assistant.settings import Settings
 
     index_dir = args.index_dir or Settings().index_dir
@@ -227,7 +221,6 @@ def run_clients(url: str, questions: list[str], clients: int, per_client: int, t
 
 def percentile(values: list[float], q: float) -> float:
     """The project's percentile rule (assistant/stats.py); NaN when there is nothing to measure."""
-    sys.path.insert(0, str(REPO))
     from assistant.stats import percentile as shared
 
     return shared(values, q, empty=float("nan"))

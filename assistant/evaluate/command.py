@@ -16,7 +16,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from assistant.evaluate.core import METRICS, compare
+from assistant.evaluate.core import METRICS, EvaluatedAssistant, compare
 from assistant.evaluate.targets import TARGETS, describe, failed_targets
 
 EXIT_INTERRUPTED = 130
@@ -72,7 +72,7 @@ def console_table(summary) -> str:
     return "\n".join(lines)
 
 
-def eval_app(open_assistant: Callable[[], object]) -> typer.Typer:
+def eval_app(open_assistant: Callable[[], EvaluatedAssistant]) -> typer.Typer:
     """The ``eval`` command, as a Typer app to merge into the CLI; ``open_assistant()`` returns the Assistant
     (and exits with a clear message when the model or the index cannot be opened)."""
     app = typer.Typer(add_completion=False)
@@ -190,7 +190,8 @@ def _load(file: Path, split, limit) -> tuple[list, list]:
     return items, malformed
 
 
-def _run(open_assistant, file: Path, items, malformed, out_dir: Path, k, judge, progress: bool, done, label="eval"):
+def _run(open_assistant: Callable[[], EvaluatedAssistant], file: Path, items, malformed, out_dir: Path, k, judge,
+         progress: bool, done, label="eval"):
     """Evaluate ``items`` into ``out_dir`` (results.jsonl appended row by row), with a progress bar."""
     from tqdm import tqdm
 

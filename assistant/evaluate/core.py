@@ -2,6 +2,7 @@
 each answer claim by claim against the corpus, score it, aggregate, compare runs.
 
 Nothing here prints or touches the terminal, so the CLI, the tests and an API worker thread all use it alike.
+What it needs of an assistant is ``EvaluatedAssistant``: the pipeline's Assistant is one, and so are the tests' fakes.
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 from urllib.parse import urlsplit, urlunsplit
 
 from assistant.cite import is_verified
@@ -32,8 +34,59 @@ from assistant.evaluate.models import (
     Summary,
 )
 from assistant.evaluate.targets import check_targets
+from assistant.schema import Answer, ChatTurn, Document, Passage
+from assistant.settings import Settings
+
+if TYPE_CHECKING:
+    from assistant.embed import TextEmbedder
+    from assistant.evaluate.grade import ClaimGrader
+    from assistant.sentences import SentenceIndex
+    from assistant.store import DocumentRecord
 
 log = logging.getLogger(__name__)
+
+
+class EvaluatedStore(Protocol):
+    """What the evaluator reads of an assistant's index."""
+
+    def revision(self) -> str: ...
+
+    def documents(self) -> Mapping[str, DocumentRecord]: ...
+
+    def passages_of(self, doc_id: str, version: str | None = None) -> list[Passage]:
+        """The passages of a document's registered version (default), in document order."""
+        ...
+
+
+@runtime_checkable  # so a test can check that its fake is one
+class EvaluatedAssistant(Protocol):
+    """What the evaluator needs of an assistant (``assistant.pipeline.Assistant`` is one).
+
+    ``sentences`` None: no sentence index, so answers are not graded claim by claim. ``chat_model`` None: no LLM to
+    judge faithfulness with. ``warm_up`` loads what the first question would otherwise wait for.
+    """
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def embedder(self) -> TextEmbedder: ...
+
+    @property
+    def store(self) -> EvaluatedStore: ...
+
+    @property
+    def sentences(self) -> SentenceIndex | None: ...
+
+    @property
+    def chat_model(self) -> Any: ...
+
+    def ask(self, question: str, *, history: list[ChatTurn] | None = None, k: int | None = None) -> Answer: ...
+
+    def document(self, doc_id: str) -> Document | None: ...
+
+    def warm_up(self) -> None: ...
+
 
 # Aggregate metrics, in the order reports show them, with their labels and whether higher is better.
 METRICS: dict[str, tuple[str, bool]] = {
@@ -58,7 +111,7 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def public_settings(settings) -> dict:
+def public_settings(settings: Settings | None) -> dict:
     """``settings.model_dump()`` fit to publish: secrets (API keys, passwords) dropped, URL credentials stripped."""
     if settings is None:
         return {}
@@ -81,7 +134,7 @@ def public_settings(settings) -> dict:
 # ------------------------------------------------------------------------------------------------------ one item
 
 
-def evaluate_item(assistant, item: EvalItem, k: int, judge: Callable | None = None) -> ItemResult:
+def evaluate_item(assistant: EvaluatedAssistant, item: EvalItem, k: int, judge: Callable | None = None) -> ItemResult:
     """Ask one question (statelessly, with the item's history) and score the answer. Errors become results.
     A row that brings its own answer is scored as given (see ``given_result``); claims are graded by the run."""
     if item.given_answer is not None:
@@ -204,7 +257,7 @@ def attach_grade(result: ItemResult, graded) -> None:
             result.failures.append(f"citation {where}does not support the claim it is cited for")
 
 
-def _document(assistant, doc_id: str):
+def _document(assistant: EvaluatedAssistant, doc_id: str) -> Document | None:
     try:
         return assistant.document(doc_id)
     except Exception:  # noqa: BLE001 - an unknown document means the citation cannot be verified
@@ -246,14 +299,20 @@ def _failures(result: ItemResult, k: int) -> list[str]:
     return failures
 
 
-def _diagnose_miss(assistant, item: EvalItem) -> list[str]:
+def _diagnose_miss(assistant: EvaluatedAssistant, item: EvalItem) -> list[str]:
     """Why a reference context was not retrieved: not in the indexed text at all, split across passages, or ranked
     too low. Best effort: diagnostics never fail an evaluation."""
     if not item.reference_contexts or not item.reference_sources:
         return []
     notes = []
+    passages: dict[str, list[Passage]] = {}
+
+    def passages_of(source: str) -> list[Passage]:  # read once for all the item's contexts
+        if source not in passages:
+            passages[source] = assistant.store.passages_of(source)
+        return passages[source]
+
     try:
-        by_document = _passages_by_document(assistant)
         for context in item.reference_contexts:
             where = []
             for source in item.reference_sources:
@@ -262,8 +321,7 @@ def _diagnose_miss(assistant, item: EvalItem) -> list[str]:
                     where.append(f"{source}: not in the index")
                 elif not m.contains(document.text, context):
                     where.append(f"{source}: not in its cleaned text")
-                elif by_document is not None and not any(m.contains(p.text, context)
-                                                         for p in by_document.get(source, ())):
+                elif not any(m.contains(p.text, context) for p in passages_of(source)):
                     where.append(f"{source}: split across two passages")
                 else:
                     where.append(f"{source}: in a passage ranked below the top k")
@@ -273,36 +331,19 @@ def _diagnose_miss(assistant, item: EvalItem) -> list[str]:
     return notes
 
 
-def _passages_by_document(assistant) -> dict[str, list] | None:
-    retriever = getattr(assistant, "retriever", None)
-    if retriever is None or not hasattr(retriever, "lexical"):
-        return None
-    lexical = retriever.lexical()
-    cache = getattr(assistant, "__dict__", {}).get("_eval_passages")
-    if cache is None or cache[0] != lexical.revision:
-        grouped: dict[str, list] = {}
-        for passage in lexical.passages:
-            grouped.setdefault(passage.document, []).append(passage)
-        cache = (lexical.revision, grouped)
-        if hasattr(assistant, "__dict__"):
-            assistant.__dict__["_eval_passages"] = cache
-    return cache[1]
-
-
 # ------------------------------------------------------------------------------------------------------ the run
 
 
-def _judge_for(assistant, judge: bool | None) -> Callable | None:
-    settings = getattr(assistant, "settings", None)
+def _judge_for(assistant: EvaluatedAssistant, judge: bool | None) -> Callable | None:
     if judge is None:
-        judge = getattr(settings, "llm_provider", "none") != "none"
+        judge = assistant.settings.llm_provider != "none"
     if not judge:
         return None
     try:
         from assistant.llm import judge_faithfulness
 
         model = assistant.chat_model
-    except Exception as exc:  # noqa: BLE001 - the judged score is optional
+    except Exception as exc:  # noqa: BLE001 - the judged score is optional (e.g. the LLM is misconfigured)
         log.warning("faithfulness not judged: %s", exc)
         return None
     if model is None:
@@ -310,32 +351,14 @@ def _judge_for(assistant, judge: bool | None) -> Callable | None:
     return lambda answer, passages: judge_faithfulness(model, answer, passages)
 
 
-def _warm_up(assistant) -> None:
-    """Load the model and the lexical index first, so the first question's latency is not the model's load time."""
-    embedder = getattr(assistant, "embedder", None)
-    if embedder is not None and hasattr(embedder, "embed_queries"):
-        embedder.embed_queries(["warm-up"])
-    retriever = getattr(assistant, "retriever", None)
-    if retriever is not None and hasattr(retriever, "lexical"):
-        retriever.lexical()
+def _describe_assistant(assistant: EvaluatedAssistant) -> dict:
+    return {"settings": public_settings(assistant.settings), "model_id": assistant.embedder.model_id,
+            "corpus_revision": assistant.store.revision()}
 
 
-def _describe_assistant(assistant) -> dict:
-    info: dict = {"settings": public_settings(getattr(assistant, "settings", None))}
-    try:
-        info["model_id"] = assistant.embedder.model_id
-    except Exception:  # noqa: BLE001
-        info["model_id"] = getattr(getattr(assistant, "settings", None), "embedding_model", None)
-    try:
-        info["corpus_revision"] = assistant.store.revision()
-    except Exception:  # noqa: BLE001
-        info["corpus_revision"] = None
-    return info
-
-
-def claim_grader(assistant):
-    """The claim grader over the assistant's sentence index; None when the assistant has none (e.g. a fake)."""
-    if getattr(assistant, "sentences", None) is None:
+def claim_grader(assistant: EvaluatedAssistant) -> ClaimGrader | None:
+    """The claim grader over the assistant's sentence index; None when the assistant has none."""
+    if assistant.sentences is None:
         return None
     from assistant.evaluate.grade import ClaimGrader
 
@@ -369,11 +392,12 @@ def _blocks(items: Sequence[EvalItem], size: int):
         yield block
 
 
-def run_evaluation(assistant, items: Sequence[EvalItem], k: int | None = None,
+def run_evaluation(assistant: EvaluatedAssistant, items: Sequence[EvalItem], k: int | None = None,
                    on_result: Callable[[ItemResult], None] | None = None, *, judge: bool | None = None,
                    stop: threading.Event | None = None, malformed: Sequence[MalformedRow] = (),
                    source: str | None = None, warm_up: bool = True,
-                   on_start: Callable[[], None] | None = None, grader="auto", done: Sequence[ItemResult] = (),
+                   on_start: Callable[[], None] | None = None, grader: ClaimGrader | Literal["auto"] | None = "auto",
+                   done: Sequence[ItemResult] = (),
                    batch: int = 64) -> EvaluationRun:
     """Evaluate ``items`` in order and return the run with its summary.
 
@@ -385,8 +409,7 @@ def run_evaluation(assistant, items: Sequence[EvalItem], k: int | None = None,
     asking, grading or in ``on_result`` — ends it too (``interrupted``). Either way the results so far are kept
     and summarised. ``judge``: ask the configured LLM to score faithfulness (default: when an LLM is configured).
     """
-    settings = getattr(assistant, "settings", None)
-    k = k if k else int(getattr(settings, "top_k", 5))
+    k = k if k else assistant.settings.top_k
     started_at, started = now_iso(), time.perf_counter()
     finished = {r.id for r in done}
     todo = [item for item in items if item.id not in finished]
@@ -396,7 +419,7 @@ def run_evaluation(assistant, items: Sequence[EvalItem], k: int | None = None,
         if grader == "auto":
             grader = claim_grader(assistant)
         if warm_up and any(item.given_answer is None for item in todo):
-            _warm_up(assistant)
+            assistant.warm_up()
         judge_fn = _judge_for(assistant, judge) if any(item.given_answer is None for item in todo) else None
         if on_start is not None:
             on_start()

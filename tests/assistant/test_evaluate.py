@@ -31,8 +31,9 @@ from assistant.evaluate import (
     write_report,
 )
 from assistant.evaluate import metrics as m
+from assistant.evaluate.core import EvaluatedAssistant
 from assistant.evaluate.output import ResultWriter, read_results
-from assistant.schema import Answer, ChatTurn, Document, SearchHit
+from assistant.schema import Answer, ChatTurn, Document, Passage, SearchHit
 from assistant.settings import Settings
 from tests.conftest import CEA_MD, FACT_SHEET_MD, VENV_BIN, copy_into, test_env
 
@@ -65,26 +66,55 @@ def abstention(hits: list[SearchHit]) -> Answer:
                   passages=hits)
 
 
+class FakeStore:
+    """The index of one document (seed.txt), one passage per paragraph."""
+
+    def revision(self) -> str:
+        return "rev-1"
+
+    def documents(self) -> dict:
+        return {"seed.txt": object()}
+
+    def passages_of(self, doc_id: str, version: str | None = None) -> list[Passage]:
+        if doc_id != "seed.txt":
+            return []
+        return [Passage(chunk_id=f"seed.txt:{start}", document="seed.txt", title="Seed", start=start, end=end,
+                        text=DOC_TEXT[start:end]) for start, end in SENTENCES]
+
+
 class FakeAssistant:
-    """Answers from a table (question → Answer or exception); documents from a dict."""
+    """An EvaluatedAssistant that answers from a table (question → Answer or exception), over FakeStore. It has no
+    sentence index (so no claim grading) and no chat model unless a test sets one."""
+
+    sentences = None
+    chat_model = None
 
     def __init__(self, answers: dict, settings: Settings | None = None):
         self.answers = answers
         self.settings = settings or Settings(api_key="sk-service-secret", llm_api_key="sk-llm-secret",
                                              llm_provider="none", chroma_url="http://user:pw@127.0.0.1:8001")
-        self.store = SimpleNamespace(documents=lambda: {"seed.txt": object()}, revision=lambda: "rev-1")
-        self.embedder = SimpleNamespace(model_id="fake-model@1", embed_queries=lambda queries: [[0.0]])
+        self.store = FakeStore()
+        self.embedder = SimpleNamespace(model_id="fake-model@1")  # the evaluator reads only its model id
         self.calls: list[tuple] = []
+        self.warmed_up = 0
 
-    def ask(self, question, history=None, k=None, **_):
+    def ask(self, question, *, history=None, k=None) -> Answer:
         self.calls.append((question, history, k))
         value = self.answers[question]
         if isinstance(value, BaseException):
             raise value
         return value() if callable(value) else value
 
-    def document(self, doc_id):
+    def document(self, doc_id) -> Document | None:
         return DOC if doc_id == "seed.txt" else None
+
+    def warm_up(self) -> None:
+        self.warmed_up += 1
+
+
+def test_the_fake_is_what_the_evaluator_needs():
+    assert isinstance(FakeAssistant({}), EvaluatedAssistant)
+    assert not isinstance(SimpleNamespace(ask=FakeAssistant.ask, settings=Settings()), EvaluatedAssistant)
 
 
 def item(**values) -> EvalItem:
@@ -304,9 +334,19 @@ def test_evaluate_item_scores_each_outcome():
     assert [t.role for t in fake.calls[3][1]] == ["user", "assistant"]
 
 
+def test_a_missed_context_is_diagnosed_from_the_documents_passages():
+    fake = FakeAssistant({"Rules?": abstention([hit(*SENTENCES[2], 0.7)])})
+    missed = item(id="rules", question="Rules?", reference_sources=["seed.txt", "gone.md"],
+                  reference_contexts=["rules in 1950. It allowed pensions", "New York changed"])
+    straddling, below = evaluate_item(fake, missed, k=5).notes
+    assert "seed.txt: split across two passages" in straddling and "gone.md: not in the index" in straddling
+    assert "seed.txt: in a passage ranked below the top k" in below
+
+
 def test_summary_aggregates_overall_per_category_and_split():
     items, fake = scenario()
     run = run_evaluation(fake, items, k=5)
+    assert fake.warmed_up == 1  # before the first question, so its latency is not the model's load time
     s = run.summary
     o = s.overall
     assert o.items == 7 and o.answerable == 5 and o.unanswerable == 2 and o.errors == 1

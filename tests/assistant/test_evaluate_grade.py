@@ -22,13 +22,18 @@ NINETY = "More than 90 million Americans participate in employer-sponsored defin
 
 
 @pytest.fixture(scope="module")
-def grader(small_index, shared_embedder):
+def assistant(small_index, shared_embedder):
+    from assistant.pipeline import Assistant
     from assistant.store import IndexStore
 
     store = IndexStore(small_index, shared_embedder.model_id)
-    yield ClaimGrader(shared_embedder, store.sentences, store.document,
-                      lambda: {d: r.version for d, r in store.documents().items()}, PARAMS)
+    yield Assistant(small_index, embedder=shared_embedder, store=store)
     close_store(store)
+
+
+@pytest.fixture(scope="module")
+def grader(assistant):
+    return ClaimGrader.for_assistant(assistant, PARAMS)
 
 
 # --------------------------------------------------------------------------------------------------- decide
@@ -103,7 +108,7 @@ def test_a_citation_that_does_not_support_its_claim_is_flagged(grader):
     assert checks[0].status == "verbatim" and checks[0].supports_claim is False and not checks[0].valid
 
 
-def test_given_answers_through_the_evaluator(grader, tmp_path):
+def test_given_answers_through_the_evaluator(assistant, grader, tmp_path):
     rows = [
         {"id": "llm-1", "user_input": "How many Americans are in DC plans?", "response": NINETY,
          "reference": "More than 90 million.", "category": "llm"},
@@ -114,7 +119,7 @@ def test_given_answers_through_the_evaluator(grader, tmp_path):
     path = tmp_path / "answers.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     items, _ = load_items(path)
-    run = run_evaluation(object(), items, grader=grader)
+    run = run_evaluation(assistant, items, grader=grader)
     first, second = run.results
     assert first.faithfulness == 1.0 and first.metrics.correct is True and not first.failed
     assert second.claims[0].verdict == "conflicting" and second.metrics.conflicting == 1

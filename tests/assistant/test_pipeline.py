@@ -36,8 +36,8 @@ def assistant(tmp_path_factory, minilm_path, corpus_mirror, shared_embedder):
                         embedding_model=minilm_path, embedding_dtype="float32", corpus_manifest=MANIFEST,
                         llm_provider="none", lexical_weight=0.0, abstain_threshold=MINILM_ABSTAIN_THRESHOLD)
     copy_into(settings.corpus_dir, DOCS, corpus_mirror)
-    built = Assistant(settings)
-    built.embedder = shared_embedder  # the session's MiniLM (same model and settings): loading it again costs seconds
+    # the session's MiniLM (same model and settings): loading it again costs seconds
+    built = Assistant(settings, embedder=shared_embedder)
     report = built.sync(show_progress=False)
     assert not report.failed and sorted(report.added) == sorted(DOCS)
     yield built
@@ -225,6 +225,13 @@ def test_stateless_history_creates_no_conversation(assistant):
     # without history or id, a new conversation starts
     started = assistant.ask(PARTICIPANTS)
     assert started.conversation_id and conversation_count(assistant) == before + 1
+
+
+def test_warm_up_builds_what_the_first_question_needs(assistant):
+    fresh = Assistant(assistant.settings, embedder=assistant.embedder, store=assistant.store)
+    assert not fresh.is_loaded("retriever")
+    fresh.warm_up()
+    assert fresh.is_loaded("retriever")
 
 
 # --- the default model --------------------------------------------------------------------------------------------

@@ -195,8 +195,8 @@ def test_retrievers_see_a_changed_document_after_sync(make_settings, corpus_mirr
     query = "zebra clause quokka bonds"
     for retriever in (this_worker, other_worker):  # warm both caches on the old revision
         assert not any("quokka" in h.text for h in retriever.search(query, k=5))
-    old_revision = this_worker.lexical().revision
-    assert other_worker.lexical().revision == old_revision
+    old_revision = this_worker.view().revision
+    assert other_worker.view().revision == old_revision
 
     md = settings.corpus_dir / CEA_MD
     text = md.read_text(encoding="utf-8")
@@ -208,9 +208,9 @@ def test_retrievers_see_a_changed_document_after_sync(make_settings, corpus_mirr
 
     new_text = store.document(CEA_MD).text
     for retriever in (this_worker, other_worker):
-        lexical = retriever.lexical()
-        assert lexical.revision == report.revision != old_revision
-        assert any("quokka" in p.text for p in lexical.passages)
+        view = retriever.view()
+        assert view.revision == report.revision != old_revision
+        assert any("quokka" in p.text for p in retriever.store.passages_of(CEA_MD, view.versions[CEA_MD]))
         hits = retriever.search(query, k=3)
         assert hits[0].document == CEA_MD and "quokka" in hits[0].text
         assert hits[0].lexical_score == pytest.approx(1.0)
