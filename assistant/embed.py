@@ -107,6 +107,8 @@ class Embedder(Embeddings):
         import torch
         from sentence_transformers import SentenceTransformer
 
+        if self.settings.torch_threads:
+            torch.set_num_threads(self.settings.torch_threads)
         dtype = getattr(torch, self.settings.embedding_dtype)
         model = SentenceTransformer(str(self.source), device=self.settings.device,
                                     model_kwargs={"torch_dtype": dtype},

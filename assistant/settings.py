@@ -55,6 +55,9 @@ class Settings(BaseSettings):
         "bfloat16", description="weights dtype of the local model")
     embed_batch_size: int | None = Field(None, ge=1, le=4096, description="texts per model call; default per device: "
                                          "cpu 16, mps 64, cuda 256 (a GPU only saturates with large batches)")
+    torch_threads: int | None = Field(None, ge=1, le=512, description=(
+        "CPU threads the local model may use in this process (default: torch's choice, every core). Several "
+        "processes each using every core spin against each other: `serve --workers N` sets cores ÷ N"))
     allow_hub_download: bool = Field(False, description="let `models fetch` download from the Hugging Face hub")
     # An OpenAI-compatible /v1/embeddings server (vLLM, text-embeddings-inference) serving the same model, instead
     # of loading it here: ingest and query embedding then scale out across GPU boxes.

@@ -185,3 +185,24 @@ def test_an_index_written_remotely_is_used_locally_without_re_embedding(server, 
     local = make_embedder(local_settings)
     again = sync(local_settings, local, open_store(local_settings, local.model_id), show_progress=False)
     assert again.embedded == 0 and local.calls == 0 and len(again.unchanged) == 2
+
+
+def test_torch_threads_caps_the_models_cpu_threads(make_settings):
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        embedder = make_embedder(make_settings(torch_threads=1))
+        embedder.embed_queries(["warm-up"])  # loading the model applies the setting
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_serve_shares_the_cores_among_its_workers():
+    from assistant.cli import threads_per_worker
+
+    assert threads_per_worker(1, 8, None) is None  # one process: torch's own choice
+    assert threads_per_worker(4, 8, None) == 2
+    assert threads_per_worker(4, 2, None) == 1  # never below one thread
+    assert threads_per_worker(4, 8, 3) == 3  # ASSISTANT_TORCH_THREADS wins
