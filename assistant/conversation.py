@@ -94,4 +94,9 @@ def standalone_query(question: str, history: list[ChatTurn]) -> str:
     previous = [turn.content for turn in history if turn.role == "user"]
     if not previous or not needs_history(question):
         return question
-    return f"{question} ({previous[-1]})"
+    # A follow-up of a follow-up ("那总资产呢" after "活跃参与者呢?") needs the question that both lean on: carry
+    # the previous questions back to the last one that stands on its own.
+    carried = [previous.pop()]
+    while previous and needs_history(carried[-1]):
+        carried.append(previous.pop())
+    return f"{question} ({' '.join(reversed(carried))})"
