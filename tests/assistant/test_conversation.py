@@ -127,10 +127,10 @@ def test_self_contained_questions_are_left_alone(question):
 
 
 def test_a_follow_up_of_a_follow_up_carries_the_questions_back_to_the_last_self_contained_one():
-    history = history_of("What is a 401(k) plan?", "How many private pension plans were there in 2023?",
+    history = history_of("What is a 401(k) plan?", "How many private pension plans did the DOL count in 2023?",
                          "活跃参与者呢?")
     query = standalone_query("那总资产呢", history)
-    assert query == "那总资产呢 (How many private pension plans were there in 2023? 活跃参与者呢?)"
+    assert query == "那总资产呢 (How many private pension plans did the DOL count in 2023? 活跃参与者呢?)"
     assert "What is a 401(k) plan?" not in query  # the chain stops at the question that stands on its own
 
 
