@@ -65,6 +65,7 @@ QUESTION_FEATURES = (
     "keyword_coverage",  # idf-weighted share of the question's words in the chosen sentences (with headings)
     "passage_keyword_coverage",  # the same over all retrieved passages
     "max_missing_idf",  # idf of the rarest question word that no retrieved passage holds (0: none missing)
+    "passage_score_drop",  # best retrieved passage's score minus the last one's: one passage stands out, or none
     "cross_language",  # the best sentence is in another language than the question
     "chinese_question",  # the question is in Chinese
 )
@@ -188,6 +189,8 @@ def question_features(analysis: QuestionAnalysis, question: str, ranked: Sequenc
     missing = query_tokens - set(tokenize(retrieved))
     probabilities = [c.probability for c in ranked[:2]] + [0.0, 0.0]
     reader = detect_language(question)
+    passage_scores = dict(sorted({c.passage_rank: c.passage_score for c in ranked if c.passage_rank is not None}.items()))
+    scores = list(passage_scores.values())
     return {
         "best_probability": probabilities[0],
         "probability_gap": probabilities[0] - probabilities[1],
@@ -200,6 +203,7 @@ def question_features(analysis: QuestionAnalysis, question: str, ranked: Sequenc
         "keyword_coverage": idf_overlap(query_tokens, sentences, idf),
         "passage_keyword_coverage": idf_overlap(query_tokens, retrieved, idf),
         "max_missing_idf": max((idf.get(t, rarest) for t in missing), default=0.0),
+        "passage_score_drop": scores[0] - scores[-1] if len(scores) > 1 else 0.0,
         "cross_language": float(bool(chosen) and chosen[0].language != reader),
         "chinese_question": float(reader == "zh"),
     }

@@ -197,6 +197,22 @@ def test_keyword_coverage_and_the_rarest_missing_word():
     assert unknown["max_missing_idf"] == pytest.approx(2.0)  # an unknown word counts as the rarest known
 
 
+def test_passage_score_drop_says_whether_one_retrieved_passage_stands_out():
+    question = "When did New York adopt the rule?"
+    candidates = [candidate(text, passage_rank=rank) for rank, text in enumerate(
+        ["New York adopted the rule in 1950.", EN_1940, "Other states followed.", "A later sentence of passage 1."])]
+    for c, score in zip(candidates, (0.8, 0.5, 0.45, 0.8)):
+        c.passage_score = score
+    candidates[3].passage_rank = 0  # a second sentence of the best passage
+    featurize(analyse(question), question, candidates, 0.8, {})
+    f = question_features(analyse(question), question, candidates, [c.text for c in candidates], {})
+    assert f["passage_score_drop"] == pytest.approx(0.8 - 0.45)  # best passage minus the last retrieved one
+    alone = evidence_of(question, "New York adopted the rule in 1950.")
+    assert alone["passage_score_drop"] == 0.0  # one passage: nothing to stand out from
+    from_index = evidence_of(question, EN_1940, passage_rank=None)
+    assert from_index["passage_score_drop"] == 0.0  # sentences found only in the sentence index carry no passage score
+
+
 def test_language_flags():
     f = evidence_of("When did New York adopt the rule?", ZH_1950, language="zh")
     assert f["cross_language"] == 1.0 and f["chinese_question"] == 0.0
