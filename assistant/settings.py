@@ -82,9 +82,6 @@ class Settings(BaseSettings):
     collection: str = Field("passages", min_length=1, max_length=63, description="Chroma collection name prefix")
     sync_commit_passages: int = Field(5000, ge=1, le=1_000_000, description=(
         "Documents are committed to the registry in batches of about this many passages (one write per batch)"))
-    sync_prepare_processes: int = Field(1, ge=0, le=64, description=(
-        "Processes that load, clean and split files ahead of the model in a sync of many documents: Chroma's writes "
-        "hold the GIL, so a thread cannot prepare while they run (0: a thread of the sync's process)"))
 
     # --- retrieval and answering ---
     top_k: int = Field(5, ge=1, le=100, description="passages retrieved per question")

@@ -5,27 +5,20 @@ passage whose embedded input is unchanged (content hashes, as simonw/llm does), 
 one passage. One sync runs at a time (a lock file); a sync killed at any point is finished by the next one, which
 also reuses the passages the killed one had stored, so a large document is not embedded from zero again.
 
-Documents stream through: a thread loads, cleans and splits ahead while the model embeds (in a sync of many files it
-hands them to ``sync_prepare_processes`` forked processes: Chroma's writes hold the GIL for their whole duration, so
-no thread of this process runs while they do), and another thread writes to Chroma (max-batch-size writes) in
-submission order. Documents are committed in batches of about ``sync_commit_passages`` passages: one registry write
-per batch.
+Documents stream through: a thread loads, cleans and splits ahead while the model embeds, and another writes to
+Chroma (max-batch-size writes) while the model embeds the next batch. Documents are committed in batches of about
+``sync_commit_passages`` passages: one registry write per batch.
 """
 
 from __future__ import annotations
 
-import ctypes
 import hashlib
 import logging
-import multiprocessing
-import os
-import signal
-import sys
 import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from queue import Empty, Queue
@@ -197,72 +190,26 @@ def _embed(embedder: Embedder, store: IndexStore, item: _Pending, batch: _Batch,
     report.passages += len(item.passages)
 
 
-def _prepare_one(job: tuple[str, Path, bool], settings: Settings) -> _Pending | LoadFailure:
-    """load → clean → split one file and count its words; a file that fails becomes a LoadFailure."""
-    doc_id, path, is_new = job
-    try:
-        document, passages = prepare(path, doc_id, settings)
-        return _Pending(document, passages, str(path), is_new, passage_terms(passages))
-    except LoadError as exc:
-        return LoadFailure(document=doc_id, reason=str(exc))
-    except Exception as exc:  # noqa: BLE001 - one bad file must not stop the corpus
-        return LoadFailure(document=doc_id, reason=f"{type(exc).__name__}: {exc}")
-
-
-# Below this many files a thread is cheaper than starting processes and pickling their results back.
-PROCESS_MIN_DOCUMENTS = 32
-
-
-def _die_with_parent(parent: int) -> None:
-    """In a prepare process: end when the sync's process ends, even by SIGKILL (a killed sync leaves no process)."""
-    ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    if os.getppid() != parent:  # the parent died before prctl
-        os._exit(1)
-
-
-def _prepare_pool(settings: Settings, documents: int) -> ProcessPoolExecutor | None:
-    """Processes for preparing files, or None (a thread does it). Forked, so a child starts in milliseconds with the
-    parent's modules (and jieba's dictionary) loaded; it runs only load/clean/split and never touches Chroma."""
-    if (settings.sync_prepare_processes < 1 or documents < PROCESS_MIN_DOCUMENTS or sys.platform != "linux"
-            or "fork" not in multiprocessing.get_all_start_methods()):
-        return None
-    pool = ProcessPoolExecutor(max_workers=settings.sync_prepare_processes, initializer=_die_with_parent,
-                               initargs=(os.getpid(),), mp_context=multiprocessing.get_context("fork"))
-    # The processes are forked at the first submit: here, by the sync's own thread, which outlives the pool (a
-    # child's death signal follows the thread that forked it, and the producer thread ends before the pool).
-    pool.submit(os.getpid).result()
-    return pool
-
-
 def _prepared(changes: list[tuple[str, Path, bool]], settings: Settings, ahead: int = 8):
-    """load → clean → split (and count words) ahead of the embedder: on a background thread, which hands the files to
-    worker processes in a sync of many documents, at most ``ahead`` documents (per process) ahead.
+    """load → clean → split (and count words) on a background thread, ``ahead`` documents ahead of the embedder.
 
-    Yields _Pending or LoadFailure in corpus order. Closing the generator stops the thread and the processes.
+    Yields _Pending or LoadFailure in corpus order. Closing the generator stops the thread.
     """
     out: Queue = Queue(maxsize=ahead)
     stop = threading.Event()
-    pool = _prepare_pool(settings, len(changes))
 
     def produce() -> None:
         try:
-            if pool is None:
-                for job in changes:
-                    if stop.is_set():
-                        return
-                    out.put(_prepare_one(job, settings))
-                return
-            window: deque[Future] = deque()
-            for job in changes:
+            for doc_id, path, is_new in changes:
                 if stop.is_set():
                     return
-                window.append(pool.submit(_prepare_one, job, settings))
-                if len(window) >= ahead * settings.sync_prepare_processes:
-                    out.put(window.popleft().result())
-            while window and not stop.is_set():
-                out.put(window.popleft().result())
-        except Exception as exc:  # noqa: BLE001 - a broken worker process: the sync fails with its reason
-            out.put(exc)
+                try:
+                    document, passages = prepare(path, doc_id, settings)
+                    out.put(_Pending(document, passages, str(path), is_new, passage_terms(passages)))
+                except LoadError as exc:
+                    out.put(LoadFailure(document=doc_id, reason=str(exc)))
+                except Exception as exc:  # noqa: BLE001 - one bad file must not stop the corpus
+                    out.put(LoadFailure(document=doc_id, reason=f"{type(exc).__name__}: {exc}"))
         finally:
             out.put(None)
 
@@ -270,8 +217,6 @@ def _prepared(changes: list[tuple[str, Path, bool]], settings: Settings, ahead: 
     thread.start()
     try:
         while (item := out.get()) is not None:
-            if isinstance(item, Exception):
-                raise item
             yield item
     finally:
         stop.set()
@@ -280,8 +225,6 @@ def _prepared(changes: list[tuple[str, Path, bool]], settings: Settings, ahead: 
                 out.get(timeout=0.1)
             except Empty:
                 pass
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _ingest(settings: Settings, embedder: Embedder, store: IndexStore, changes: list[tuple[str, Path, bool]],

@@ -539,37 +539,3 @@ def test_an_explicit_file_list_replaces_the_corpus_listing(make_settings, shared
     record = store.record("upload.txt")
     assert record.source == str(staged) and store.document_versions() == {"upload.txt": record.version}
     assert store.document("upload.txt").text.startswith("A staged upload")
-
-
-def test_a_sync_of_many_files_prepares_them_in_a_process_with_the_same_result(make_settings, open_store, tmp_path,
-                                                                               monkeypatch):
-    """From PROCESS_MIN_DOCUMENTS files on, load → clean → split run in a forked process (Chroma's writes hold the GIL,
-    so a thread cannot prepare while they run): the index is the one a thread makes, a bad file is still reported by
-    name, and no process is left behind."""
-    import multiprocessing
-
-    import assistant.sync as sync_module
-    from bench.standin import InstantEmbedder
-
-    pools = []
-    original = sync_module._prepare_pool
-    monkeypatch.setattr(sync_module, "_prepare_pool", lambda *a: pools.append(original(*a)) or pools[-1])
-    embedder = InstantEmbedder()
-    indexes = {}
-    for processes in (1, 0):
-        settings = make_settings(tmp_path / f"p{processes}", sync_prepare_processes=processes)
-        settings.corpus_dir.mkdir(parents=True)
-        for i in range(sync_module.PROCESS_MIN_DOCUMENTS + 3):
-            (settings.corpus_dir / f"note{i:02d}.txt").write_text(
-                "\n\n".join(f"Note {i}, paragraph {j}: plan loans, vesting and hardship withdrawals. Sec. {j} applies."
-                            for j in range(12)), encoding="utf-8")
-        (settings.corpus_dir / "empty.txt").write_bytes(b"")
-        store = open_store(settings, embedder.model_id)
-        report = sync(settings, embedder, store, show_progress=False)
-        assert [(f.document, "empty" in f.reason) for f in report.failed] == [("empty.txt", True)]
-        assert len(report.added) == sync_module.PROCESS_MIN_DOCUMENTS + 3
-        versions = assert_whole_versions(store)
-        indexes[processes] = {p.chunk_id: (p.text, p.start, p.end, p.title) for p in store.iter_passages(versions)}
-    assert [pool is not None for pool in pools] == [True, False]  # a process prepared the first, a thread the second
-    assert indexes[1] == indexes[0]
-    assert not multiprocessing.active_children()
