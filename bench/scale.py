@@ -9,7 +9,9 @@ prints:
   figure is the pipeline's own cost, and the ratio says how far ahead of the model it is);
 * no-op sync seconds (nothing changed);
 * in a fresh worker process (as an API worker would be): cold start to the first answer, warm search and ask
-  p50/p95, the time from an upload's sync returning to its text being found, and the worker's RSS;
+  p50/p95, the time from an upload's sync returning to its passage being found (by a search with that passage's own
+  vector; where the upload ranks for its own sentence and for a question in words is reported beside it), and the
+  worker's RSS;
 * the index's size on disk.
 
 Only public functions of the assistant are used (``sync``, ``Assistant``, ``IndexStore``, settings).
