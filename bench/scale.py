@@ -9,7 +9,9 @@ prints:
   figure is the pipeline's own cost, and the ratio says how far ahead of the model it is);
 * no-op sync seconds (nothing changed);
 * in a fresh worker process (as an API worker would be): cold start to the first answer, warm search and ask
-  p50/p95, the time from an upload's sync returning to its text being found, and the worker's RSS;
+  p50/p95, the time from an upload's sync returning to its passage being found (by a search with that passage's own
+  vector; where the upload ranks for its own sentence and for a question in words is reported beside it), and the
+  worker's RSS;
 * the index's size on disk.
 
 Only public functions of the assistant are used (``sync``, ``Assistant``, ``IndexStore``, settings).
@@ -39,8 +41,6 @@ import time
 import zlib
 from pathlib import Path
 
-import numpy as np
-
 REPO = Path(__file__).resolve().parent.parent
 sys.path.append(str(REPO))  # after PYTHONPATH, so another checkout's assistant can be measured with this script
 
@@ -52,53 +52,17 @@ QUERIES = ["What does Executive Order 14330 direct the Secretary of Labor to do?
            "行政命令对另类资产有什么规定？", "matching contributions under section 401(m)",
            "private equity and real estate in defined contribution plans"]
 UPLOAD_MARKER = "Quillfeather retirement covenant"  # a phrase no sampled sentence contains
+UPLOAD_SENTENCE = f"The {UPLOAD_MARKER} was signed in 2031."
+UPLOAD = "uploads/upload.md"
+RANK_DEPTH = 30  # hits read to report where the upload ranks
 
 
-class InstantEmbedder:
-    """Stand-in for the model at no cost: feature-hashed bags of words (English words, Chinese character bigrams).
+def instant_embedder():
+    """The instant stand-in for the model (bench/standin.py), at EmbeddingGemma's 768 dimensions: Chroma's cost per
+    row grows with the vector's size, so the pipeline is measured with vectors of the real size."""
+    from bench.standin import InstantEmbedder
 
-    Vectors still carry meaning (texts sharing words are close), so retrieval works and an uploaded text is
-    findable, but embedding costs microseconds: what the benchmark measures is the pipeline around the model.
-    """
-
-    model_id = "instant-hash@1"
-    dimension = 768
-    _WORD = re.compile(r"[a-z0-9]+|[\u3400-\u9fff]+")
-
-    def __init__(self):
-        self.calls = 0
-        self.batch_size = 256
-
-    def _vector(self, text: str) -> np.ndarray:
-        vector = np.zeros(self.dimension, np.float32)
-        for word in self._WORD.findall(text.lower()):
-            grams = [word] if word.isascii() else [word[i:i + 2] for i in range(max(1, len(word) - 1))]
-            for gram in grams:
-                vector[zlib.crc32(gram.encode()) % self.dimension] += 1.0
-        norm = np.linalg.norm(vector)
-        return vector / norm if norm else vector
-
-    def _encode(self, texts: list[str]) -> np.ndarray:
-        self.calls += len(texts)
-        return np.stack([self._vector(t) for t in texts]) if texts else np.zeros((0, self.dimension), np.float32)
-
-    def passage_input(self, passage) -> str:
-        return f"{passage.context}\n{passage.text}" if passage.context else passage.text
-
-    def embed_passages(self, passages, progress=None) -> np.ndarray:
-        vectors = self._encode([self.passage_input(p) for p in passages])
-        if progress:
-            progress(len(passages))
-        return vectors
-
-    def embed_queries(self, queries: list[str]) -> np.ndarray:
-        return self._encode(queries)
-
-    def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        return self._encode(texts).tolist()
-
-    def embed_query(self, text: str) -> list[float]:
-        return self._encode([text])[0].tolist()
+    return InstantEmbedder(dimension=768)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -123,6 +87,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--resume", action="store_true",
                         help="with --workdir: reuse a size's corpus and index left by a stopped run (the sync "
                              "finishes it); ingest figures then cover only the rest")
+    parser.add_argument("--ingest-only", action="store_true",
+                        help="measure ingest and the no-op sync only (no serving worker, no lexical index)")
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
     parser.add_argument("--out", type=Path, help="also write the JSON results to this file")
@@ -186,7 +152,7 @@ def make_settings(base: Path):
 
 def make_embedder(settings, model: str):
     if model == "instant":
-        return InstantEmbedder()
+        return instant_embedder()
     from assistant import embed
 
     factory = getattr(embed, "make_embedder", embed.Embedder)
@@ -203,7 +169,7 @@ def chars_per_document(work: Path, rng: random.Random, english, chinese, model: 
     for i in range(40):
         write_document(base / "corpus" / f"c{i}.md", rng, english, chinese, chars)
     settings = make_settings(base)
-    embedder = InstantEmbedder()
+    embedder = instant_embedder()
     report = sync(settings, embedder, IndexStore(settings, embedder.model_id), show_progress=False)
     shutil.rmtree(base, ignore_errors=True)
     return int(chars * PASSAGES_PER_DOCUMENT / (report.passages / 40))
@@ -284,7 +250,7 @@ def worker(config: dict) -> dict:
 
     base, model = Path(config["base"]), config["model"]
     settings = make_settings(base)
-    assistant = Assistant(settings, embedder=InstantEmbedder() if model == "instant" else None)
+    assistant = Assistant(settings, embedder=instant_embedder() if model == "instant" else None)
     assistant.ask(QUERIES[0])
     cold = time.time() - config["started"]
     _partial(cold_start_to_first_answer_s=round(cold, 3), worker_rss_gb=round(_rss_bytes() / 2 ** 30, 3))
@@ -303,24 +269,38 @@ def worker(config: dict) -> dict:
     # an upload: the file lands in the corpus and its sync returns; how long until a question finds it?
     rng = random.Random(config["seed"])
     english, chinese = sample_sentences(Path(config["mirror"]))
-    path = settings.corpus_dir / "uploads" / "upload.md"
-    write_document(path, rng, english, chinese, 3000, extra=f"The {UPLOAD_MARKER} was signed in 2031.")
+    path = settings.corpus_dir / UPLOAD
+    write_document(path, rng, english, chinese, 3000, extra=UPLOAD_SENTENCE)
     started = time.perf_counter()
     report = assistant.sync(show_progress=False)
     upload_sync = time.perf_counter() - started
     _partial(upload_sync_s=round(upload_sync, 3))
+    # Answerable: a search with the vector of the upload's passage that holds the marker finds that passage. That is
+    # what an update must achieve (stored, in the vector index, registered), whatever the model. A question in words
+    # is no sound check with the stand-in model: at 100k passages its hashed bag of words ranks many passages that share
+    # "what", "is", "the" or a colliding hash slot above the upload, and the vector index's approximate search misses
+    # even the exact sentence's best match among such near-orthogonal vectors (upload_rank reports both).
     started = time.perf_counter()
-    deadline = started + 600
-    while time.perf_counter() < deadline:
-        hits = assistant.search(f"What is the {UPLOAD_MARKER}?")
-        if any(h.document == "uploads/upload.md" for h in hits):
-            break
+    deadline = started + 120
+    found, stored = False, []
+    while not found and time.perf_counter() < deadline:
+        stored = assistant.store.passages_of(UPLOAD)
+        marker = next((p for p in stored if UPLOAD_MARKER in p.text), None)
+        if marker is not None:
+            own = assistant.embedder.embed_passages([marker])[0]
+            found = any(h.chunk_id == marker.chunk_id for h in assistant.retriever.search("", query_vector=own))
     answerable = time.perf_counter() - started
+    ranks = {}
+    for name, question in (("sentence", UPLOAD_SENTENCE), ("question", f"What is the {UPLOAD_MARKER}?")):
+        hits = assistant.search(question, k=RANK_DEPTH)
+        ranks[name] = next((i for i, h in enumerate(hits) if h.document == UPLOAD), None)
     return {"cold_start_to_first_answer_s": round(cold, 3), "search_s": percentiles(searches),
             "ask_s": percentiles(asks), "upload_sync_s": round(upload_sync, 3),
             "upload_sync_passages": report.passages,
             "upload_to_answerable_s": round(answerable, 4),
-            "upload_found": time.perf_counter() < deadline,
+            "upload_found": found,
+            "upload_passages_stored": len(stored),
+            "upload_rank": ranks,  # 0-based rank of the upload among the hits (None: not in the first RANK_DEPTH)
             "worker_rss_gb": round(_rss_bytes() / 2 ** 30, 3),
             "worker_peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20, 3)}
 
@@ -369,8 +349,9 @@ def run_size(size: int, args, work: Path, english, chinese, chars, raw_rate: flo
     rate = first.passages / first.seconds if first.seconds else None
     calls = embedder.calls
     noop = sync(settings, embedder, IndexStore(settings, embedder.model_id), show_progress=False)
-    served = run_worker(base, args.model, args.queries, args.seed, args.mirror)
-    lexical = lexical_figures(size, work, english, chinese, rng, args.queries) if args.lexical else {}
+    served = {} if args.ingest_only else run_worker(base, args.model, args.queries, args.seed, args.mirror)
+    lexical = lexical_figures(size, work, english, chinese, rng, args.queries) if args.lexical and not args.ingest_only \
+        else {}
     result = {
         "size": size, "model": args.model, "documents": n_documents, "passages": first.passages,
         "resumed": resumed,  # ingest figures then cover only what the earlier, stopped run left to do
@@ -381,7 +362,8 @@ def run_size(size: int, args, work: Path, english, chinese, chars, raw_rate: flo
         "noop_sync_s": noop.seconds, "noop_sync_embedded": embedder.calls - calls,
         **served,
         "index_bytes": disk_bytes(settings.index_dir),
-        "search_after_update_over_warm_p50": round(served["upload_to_answerable_s"] / served["search_s"]["p50"], 2),
+        **({"search_after_update_over_warm_p50": round(served["upload_to_answerable_s"] / served["search_s"]["p50"], 2)}
+           if served else {}),
         **lexical,
     }
     if not args.keep:
@@ -391,13 +373,18 @@ def run_size(size: int, args, work: Path, english, chinese, chars, raw_rate: flo
 
 def summary_line(r: dict) -> str:
     ratio = f" ({r['ingest_to_raw_model_ratio']}× the model's raw rate)" if r["ingest_to_raw_model_ratio"] else ""
-    return (f"{r['passages']:>8} passages | ingest {r['ingest_passages_per_s']}/s{ratio} | no-op sync "
-            f"{r['noop_sync_s']} s | cold start→answer {r['cold_start_to_first_answer_s']} s | search p50/p95 "
-            f"{r['search_s']['p50']}/{r['search_s']['p95']} s | ask p50/p95 {r['ask_s']['p50']}/{r['ask_s']['p95']} s"
-            f" | upload→answerable {r['upload_to_answerable_s']} s | worker RSS {r['worker_rss_gb']} GB | index "
-            f"{r['index_bytes'] / 2 ** 20:.0f} MiB"
-            + (f" | lexical add {r['lexical_add_passages_per_s']}/s, search p50/p95 {r['lexical_search_s']['p50']}/"
-               f"{r['lexical_search_s']['p95']} s, {r['lexical_bytes'] / 2 ** 20:.0f} MiB" if "lexical_bytes" in r else ""))
+    line = (f"{r['passages']:>8} passages | ingest {r['ingest_passages_per_s']}/s{ratio} | no-op sync "
+            f"{r['noop_sync_s']} s")
+    if "search_s" in r:
+        line += (f" | cold start→answer {r['cold_start_to_first_answer_s']} s | search p50/p95 {r['search_s']['p50']}/"
+                 f"{r['search_s']['p95']} s | ask p50/p95 {r['ask_s']['p50']}/{r['ask_s']['p95']} s | upload→answerable "
+                 f"{r['upload_to_answerable_s']} s (found: {r['upload_found']}, rank {r['upload_rank']}) | worker RSS "
+                 f"{r['worker_rss_gb']} GB")
+    line += f" | index {r['index_bytes'] / 2 ** 20:.0f} MiB"
+    if "lexical_bytes" in r:
+        line += (f" | lexical add {r['lexical_add_passages_per_s']}/s, search p50/p95 {r['lexical_search_s']['p50']}/"
+                 f"{r['lexical_search_s']['p95']} s, {r['lexical_bytes'] / 2 ** 20:.0f} MiB")
+    return line
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,8 +1,9 @@
 """An instant, deterministic stand-in for the embedding model, to measure (and test) the pipeline around the model.
 
-A hashed bag of words, normalised: passages that share words get similar vectors, so search still finds the text a
-query names, and each text costs microseconds. It replaces only the model: load, clean, split, Chroma, the registry
-and the retriever are the real ones. Its model id is its own, so an index built with it is never read with a model.
+A hashed bag of words (English words, Chinese character bigrams), normalised: texts that share words get similar
+vectors, so search still finds the text a query names, and each text costs microseconds. It replaces only the model:
+load, clean, split, Chroma, the registry and the retriever are the real ones. Its model id is its own, so an index
+built with it is never read with a model.
 """
 
 from __future__ import annotations
@@ -15,7 +16,14 @@ import numpy as np
 
 from assistant.schema import Passage
 
-_WORD = re.compile(r"\w+", re.U)
+_WORD = re.compile(r"[^\W_]+", re.U)
+_HAN = re.compile(r"[\u3400-\u9fff]")
+
+
+def _grams(word: str) -> list[str]:
+    if not _HAN.search(word):
+        return [word]
+    return [word] if len(word) < 2 else [word[i:i + 2] for i in range(len(word) - 1)]
 
 
 class InstantEmbedder:
@@ -25,7 +33,7 @@ class InstantEmbedder:
     def __init__(self, dimension: int = 64, batch_size: int = 256):
         self.dimension = dimension
         self.batch_size = batch_size
-        self.model_id = f"instant-standin-{dimension}@1"
+        self.model_id = f"instant-standin-{dimension}@2"
         self.calls = 0
 
     def passage_input(self, passage: Passage) -> str:
@@ -38,11 +46,14 @@ class InstantEmbedder:
         return self._encode(list(inputs))
 
     def _encode(self, texts: list[str]) -> np.ndarray:
-        vectors = np.zeros((len(texts), self.dimension), np.float32)
+        rows, cols = [], []
         for row, text in enumerate(texts):
-            for word in _WORD.findall(text.lower()):
-                vectors[row, zlib.crc32(word.encode()) % self.dimension] += 1.0
-            vectors[row, 0] += 1e-3  # never the zero vector
+            slots = [zlib.crc32(g.encode()) % self.dimension for w in _WORD.findall(text.lower()) for g in _grams(w)]
+            rows += [row] * len(slots)
+            cols += slots
+        vectors = np.zeros((len(texts), self.dimension), np.float32)
+        np.add.at(vectors, (np.asarray(rows, dtype=np.intp), np.asarray(cols, dtype=np.intp)), 1.0)
+        vectors[:, 0] += 1e-3  # never the zero vector
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
         self.calls += len(texts)
         return vectors
@@ -55,3 +66,9 @@ class InstantEmbedder:
 
     def embed_queries(self, queries: list[str]) -> np.ndarray:
         return self._encode(list(queries))
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self._encode(list(texts)).tolist()
+
+    def embed_query(self, text: str) -> list[float]:
+        return self._encode([text])[0].tolist()
