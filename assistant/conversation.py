@@ -73,16 +73,26 @@ class ConversationStore:
             db.execute("DELETE FROM turns WHERE conversation_id = ?", (conversation_id,))
 
 
-# Words that make a question lean on what came before it.
+# Words that make a question lean on what came before it; an opener ("And…", "那…呢") leans on it wholly.
+_OPENER = re.compile(r"^(and|but|also|so|what about|how about|then)\b|^(那|那么|还|另外|而|并且|它|他们|其)", re.I)
 _ANAPHORA = re.compile(
-    r"^(and|but|also|so|what about|how about|then)\b|\b(it|its|they|them|their|this|that|these|those|he|she|his|her|"
-    r"the same|there|then)\b|^(那|那么|还|另外|而|并且|它|他们|其)|(它|他们|该|此|这|那|其|上述|同时)",
+    r"\b(it|its|they|them|their|this|that|these|those|he|she|his|her|the same|there|then)\b|"
+    r"(它|他们|该|此|这|那|其|上述|同时)",
     re.I,
 )
+_SHORT = 12  # characters: shorter than this, a question names too little to be retrieved on its own
 
 
 def needs_history(question: str) -> bool:
-    return bool(_ANAPHORA.search(question.strip())) or len(question.strip()) < 12
+    question = question.strip()
+    return bool(_OPENER.search(question) or _ANAPHORA.search(question)) or len(question) < _SHORT
+
+
+def is_elliptical(question: str) -> bool:
+    """A question that is only a continuation ("And the total assets?", "那总资产呢", "Why?"), as opposed to one
+    that merely points back with a word such as "this" ("这项行政命令是哪天签署的?" names what it asks about)."""
+    question = question.strip()
+    return bool(_OPENER.search(question)) or len(question) < _SHORT
 
 
 def standalone_query(question: str, history: list[ChatTurn]) -> str:
@@ -94,9 +104,10 @@ def standalone_query(question: str, history: list[ChatTurn]) -> str:
     previous = [turn.content for turn in history if turn.role == "user"]
     if not previous or not needs_history(question):
         return question
-    # A follow-up of a follow-up ("那总资产呢" after "活跃参与者呢?") needs the question that both lean on: carry
-    # the previous questions back to the last one that stands on its own.
+    # A continuation of a continuation ("那总资产呢" after "活跃参与者呢?") needs the question both lean on: carry
+    # the previous questions back to the last one that stands on its own. A question that only points back with a
+    # word like "this" gets just the previous question, so a new topic is not buried under the old one's chain.
     carried = [previous.pop()]
-    while previous and needs_history(carried[-1]):
+    while previous and is_elliptical(question) and needs_history(carried[-1]):
         carried.append(previous.pop())
     return f"{question} ({' '.join(reversed(carried))})"

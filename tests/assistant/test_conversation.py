@@ -134,6 +134,11 @@ def test_a_follow_up_of_a_follow_up_carries_the_questions_back_to_the_last_self_
     assert "What is a 401(k) plan?" not in query  # the chain stops at the question that stands on its own
 
 
+def test_a_question_that_only_points_back_gets_just_the_previous_question_not_the_chain():
+    history = history_of("纽约州哪一年开始允许养老金投资股票?", "那比例上限是多少?")
+    assert standalone_query("这项行政命令是哪天签署的?", history) == "这项行政命令是哪天签署的? (那比例上限是多少?)"
+
+
 def test_without_a_previous_user_question_nothing_is_added():
     follow_up = "And what share of equities did it allow?"
     assert standalone_query(follow_up, []) == follow_up
