@@ -73,6 +73,9 @@ class AnswerRequest:
     history: list[ChatTurn] = field(default_factory=list)
     documents: list[str] | None = None
     language: str | None = None
+    # The scored evidence, once an answerer has built it: deciding whether a follow-up needs its history already
+    # scores both requests, and the chosen one is not scored again when it is answered.
+    evidence: Evidence | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -235,6 +238,11 @@ class ExtractiveAnswerer:
     def candidates(self, request: AnswerRequest) -> Evidence:
         """Scored candidate sentences (best first): sentences of the retrieved passages and of the sentence index,
         with the question model's features and probability of the whole evidence."""
+        if request.evidence is None:
+            request.evidence = self._score(request)
+        return request.evidence
+
+    def _score(self, request: AnswerRequest) -> Evidence:
         hits = request.hits
         if not hits or request.query_vector is None:
             return Evidence()
@@ -269,14 +277,12 @@ class ExtractiveAnswerer:
                                      [f"{h.title}\n{h.context}\n{h.text}" for h in hits], idf)
         return Evidence(ranked, features, self.question_model.probability(features) if ranked else 0.0)
 
-    def confidence(self, candidates: list[Candidate]) -> float:
+    def confidence(self, evidence: Evidence) -> float:
         """The question model's probability that the evidence answers the question (0 without evidence)."""
-        if not candidates:
-            return 0.0
-        return getattr(candidates, "confidence", candidates[0].probability)
+        return evidence.confidence if evidence else 0.0
 
-    def answers(self, candidates: list[Candidate]) -> bool:
-        return bool(candidates) and self.confidence(candidates) >= self.answer_threshold
+    def answers(self, evidence: Evidence) -> bool:
+        return bool(evidence) and self.confidence(evidence) >= self.answer_threshold
 
     @property
     def answer_threshold(self) -> float:
@@ -317,7 +323,7 @@ class ExtractiveAnswerer:
         return chosen
 
     def stream(self, request: AnswerRequest) -> Iterator[str | Draft]:
-        candidates = self.candidates(request) if self.supported(request) else []
+        candidates = self.candidates(request) if self.supported(request) else Evidence()
         confidence = self.confidence(candidates)
         if not self.answers(candidates):
             text = abstain_text(request.question)
@@ -352,7 +358,7 @@ class LLMAnswerer:
     def stream(self, request: AnswerRequest) -> Iterator[str | Draft]:
         from assistant.llm import drop_unknown_markers, is_not_in_sources, parse_markers, stream_answer
 
-        candidates = self.extractive.candidates(request) if self.extractive.supported(request) else []
+        candidates = self.extractive.candidates(request) if self.extractive.supported(request) else Evidence()
         confidence = self.extractive.confidence(candidates)
         if not self.extractive.answers(candidates):
             text = abstain_text(request.question)

@@ -41,17 +41,21 @@ def _splitter(max_tokens: int, overlap_tokens: int) -> RecursiveCharacterTextSpl
     )
 
 
+def _table_head(text: str, start: int) -> str:
+    """A table's title line and its column-head lines (up to the first data row), as one context line."""
+    lines = []
+    for line in text[start:].split("\n")[:12]:
+        if _DATA_ROW.match(line):
+            break
+        if line.strip():
+            lines.append(" ".join(line.split()))
+    return " | ".join(lines)[:_CONTEXT_CHARS]
+
+
 def _headings(text: str) -> list[tuple[int, str]]:
     """(offset, heading text) for every heading; a table heading carries its title and column-head lines."""
     found = [(m.start(), m.group(0).lstrip("#").strip()) for m in _MD_HEADING.finditer(text)]
-    for match in _TABLE_TITLE.finditer(text):
-        lines = []
-        for line in text[match.start():].split("\n")[:12]:
-            if _DATA_ROW.match(line):
-                break
-            if line.strip():
-                lines.append(" ".join(line.split()))
-        found.append((match.start(), " | ".join(lines)[:_CONTEXT_CHARS]))
+    found += [(m.start(), _table_head(text, m.start())) for m in _TABLE_TITLE.finditer(text)]
     return sorted(found)
 
 
@@ -76,18 +80,22 @@ def heading_path_at(text: str, offset: int) -> list[str]:
     """The chain of Markdown headings that the text at ``offset`` sits under, outermost first (a table's head as
     the innermost), so that a quote of "(B) with the care…" is located as "§ 1104. Fiduciary duties › (a) Prudent man
     standard of care" rather than by its innermost heading alone; [] when the text has no heading above it."""
-    open_levels: list[tuple[int, str]] = []  # (level, heading) of the headings still open at the offset
+    open_levels: list[tuple[int, int, str]] = []  # (level, offset, heading) of the headings still open at the offset
     for match in _MD_HEADING.finditer(text):
         if match.start() > offset:
             break
         marks = len(match.group(0)) - len(match.group(0).lstrip("#"))
         while open_levels and open_levels[-1][0] >= marks:
             open_levels.pop()
-        open_levels.append((marks, match.group(0).lstrip("#").strip()))
-    path = [heading for _, heading in open_levels]
-    innermost = heading_at(text, offset)
-    if innermost and innermost not in path:  # a table's title and column heads, under the Markdown headings
-        path.append(innermost)
+        open_levels.append((marks, match.start(), match.group(0).lstrip("#").strip()))
+    path = [heading for _, _, heading in open_levels]
+    table = None
+    for match in _TABLE_TITLE.finditer(text):
+        if match.start() > offset:
+            break
+        table = match.start()
+    if table is not None and (not open_levels or table > open_levels[-1][1]):
+        path.append(_table_head(text, table))  # a table's title and column heads, under the Markdown headings
     return path
 
 

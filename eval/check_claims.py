@@ -21,7 +21,6 @@ reference}): each row's "expected" labels every sentence of the answer, and ever
 the status "expected" gives it (verbatim in the named document, wrong_document, near_verbatim or absent).
 """
 import argparse
-import hashlib
 import json
 import os
 import re
@@ -29,7 +28,7 @@ import sys
 from collections import Counter
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from check_questions import load_doc, squash  # noqa: E402  (same corpus reading rules as the questions)
+from check_questions import hash_split, load_doc, read_jsonl, squash  # noqa: E402  (the questions' rules)
 
 FIELDS = ["id", "claim", "lang", "split", "label", "kind", "evidence", "note"]
 LABELS = ("supported", "conflicting", "not_found")
@@ -46,11 +45,6 @@ CITATION_STATUSES = ("verbatim", "wrong_document", "near_verbatim", "absent")
 MARKER = re.compile(r"\s?\[\d+\]")
 CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]")
 MARKUP = re.compile(r"<[^>]+>|\\\(|\\\)|\*\*|VerDate|Federal Register /")
-
-
-def split_of(item_id):
-    """The split rule shared with eval/questions.jsonl (see notes/INTERFACES.md)."""
-    return "dev" if int(hashlib.sha256(item_id.encode()).hexdigest(), 16) % 2 == 0 else "test"
 
 
 def main():
@@ -79,20 +73,7 @@ def main():
                 docs[name] = squash(text)
         return docs[name]
 
-    rows = []
-    with open(args.claims, encoding="utf-8") as f:
-        for ln, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                failures.append(f"line {ln}: invalid JSON: {e}")
-                continue
-            if not isinstance(row, dict):
-                failures.append(f"line {ln}: not a JSON object")
-                continue
-            rows.append((ln, row))
+    rows = read_jsonl(args.claims, failures)
 
     seen_ids, seen_claims = set(), {}
     counts = {k: Counter() for k in ("label", "lang", "kind", "split")}
@@ -130,8 +111,8 @@ def main():
             fail("lang zh but the claim has no Chinese characters")
         elif r["lang"] == "en" and len(CJK.findall(claim)) > 4:
             fail("lang en but the claim is mostly Chinese")
-        if r["split"] != split_of(rid):
-            fail(f"split must be {split_of(rid)!r} by the hash rule")
+        if r["split"] != hash_split(rid):
+            fail(f"split must be {hash_split(rid)!r} by the hash rule")
         label, kind = r["label"], r["kind"]
         if label not in LABELS:
             fail(f"bad label {label!r}")

@@ -80,6 +80,25 @@ def load_doc(path):
     return text
 
 
+def read_jsonl(path, failures):
+    """(line number, object) of every JSON-object line of ``path``; a bad line is reported in ``failures``."""
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for ln, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                failures.append(f"line {ln}: invalid JSON: {e}")
+                continue
+            if not isinstance(row, dict):
+                failures.append(f"line {ln}: not a JSON object")
+                continue
+            rows.append((ln, row))
+    return rows
+
+
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -104,15 +123,7 @@ def main():
                 docs_sq[name] = squash(text)
         return docs_sq[name]
 
-    items = []
-    with open(args.questions, encoding="utf-8") as f:
-        for ln, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                items.append((ln, json.loads(line)))
-            except json.JSONDecodeError as e:
-                failures.append(f"line {ln}: invalid JSON: {e}")
+    items = read_jsonl(args.questions, failures)
 
     seen = set()
     counts = Counter()

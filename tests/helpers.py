@@ -64,3 +64,36 @@ def uvicorn_in_thread(app, seconds: float = 20, **config) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+def wait_for_evaluation(client, job_id: str, seconds: float = 120) -> dict:
+    """Poll ``GET /evaluations/{job_id}`` through a test ``client`` until the job is no longer running."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        status = client.get(f"/evaluations/{job_id}").json()
+        if status["status"] != "running":
+            return status
+        time.sleep(0.2)
+    raise AssertionError(f"evaluation {job_id} still running after {seconds} s")
+
+
+@contextmanager
+def corpus_held(settings, seconds: float = 10) -> Iterator[None]:
+    """Another writer holding the corpus lock (in a thread) for the duration of the block."""
+    from assistant.documents import corpus_change
+
+    held, release = threading.Event(), threading.Event()
+
+    def hold():
+        with corpus_change(settings, wait=5):
+            held.set()
+            release.wait(seconds)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    try:
+        held.wait(5)
+        yield
+    finally:
+        release.set()
+        thread.join(10)

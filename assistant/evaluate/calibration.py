@@ -27,7 +27,7 @@ def _correct(result) -> bool:
 
 def points(results: Sequence) -> list[tuple[float, bool]]:
     """(confidence, correct) of every result that carries a confidence."""
-    return [(float(r.confidence), _correct(r)) for r in results if getattr(r, "confidence", None) is not None]
+    return [(float(r.confidence), _correct(r)) for r in results if r.confidence is not None]
 
 
 def reliability(pairs: Sequence[tuple[float, bool]], bins: int = 10) -> tuple[list[dict], float]:

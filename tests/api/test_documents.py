@@ -11,6 +11,7 @@ import pytest
 from assistant.documents import safe_name
 from assistant.split import passage_id
 from tests.conftest import FACT_SHEET_MD, SEED
+from tests.helpers import corpus_held
 
 NOTE = ("Quokka pension note\n\nThe Quokka Retirement Fund of Rottnest Island invests forty percent of its assets in "
         "eucalyptus futures. Its trustees meet every full moon to review the quokka portfolio.\n")
@@ -234,28 +235,11 @@ def test_names_that_clean_alike_are_409_not_a_silent_replacement(docs, fresh_ass
 
 
 def test_a_waiting_writer_gets_503_with_retry_after_and_no_paths(make_client, fresh_assistant):
-    import threading
-
-    from assistant.documents import corpus_change
-
     quick = make_client(fresh_assistant, write_wait=0.2)
-    held, release = threading.Event(), threading.Event()
-
-    def hold():
-        with corpus_change(fresh_assistant.settings, wait=5):
-            held.set()
-            release.wait(10)
-
-    thread = threading.Thread(target=hold)
-    thread.start()
-    try:
-        held.wait(5)
+    with corpus_held(fresh_assistant.settings):
         for response in (_upload(quick, "late.txt", b"Late memo about pensions."), quick.post("/documents/sync"),
                          quick.delete("/documents/" + FACT_SHEET_MD)):
             assert response.status_code == 503 and response.headers["Retry-After"] == "5"
             assert response.json()["error"]["type"] == "busy"
             assert str(fresh_assistant.settings.index_dir) not in response.text and "pid" not in response.text
-    finally:
-        release.set()
-        thread.join()
     assert quick.post("/documents/sync").status_code == 200

@@ -3,24 +3,15 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
+
+from tests.helpers import wait_for_evaluation
 
 QUESTIONS = [
     {"id": "fs-1", "question": "How many Americans participate in employer-sponsored defined-contribution plans?",
      "must_include": ["90 million"], "reference_sources": ["whitehouse_fact-sheet_2025-08-07_democratizes-access-to-alternative-assets-for-401k-investors.md"]},
     {"id": "off-1", "question": "What is the boiling point of mercury in kelvin?", "answerable": False},
 ]
-
-
-def _wait(client, job_id: str, seconds: float = 120) -> dict:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        status = client.get(f"/evaluations/{job_id}").json()
-        if status["status"] != "running":
-            return status
-        time.sleep(0.2)
-    raise AssertionError(f"evaluation {job_id} still running after {seconds} s")
 
 
 def test_an_uploaded_question_file_is_scored_with_a_report(client):
@@ -31,7 +22,7 @@ def test_an_uploaded_question_file_is_scored_with_a_report(client):
     assert started["status"] == "running" and started["total"] == 2
     assert started["malformed"] and started["malformed"][0]["line"] == 3
 
-    status = _wait(client, started["id"])
+    status = wait_for_evaluation(client, started["id"])
     assert status["status"] == "done" and status["done"] == 2
     assert [r["id"] for r in status["results"]] == ["fs-1", "off-1"]
     overall = status["summary"]["overall"]
@@ -49,7 +40,7 @@ def test_csv_files_are_accepted_and_limit_applies(client):
     csv = "question,answerable\nWhat does the CEA summary estimate?,true\nWho is the mayor of Paris?,false\n"
     response = client.post("/evaluations", files={"file": ("set.csv", csv.encode(), "text/csv")}, data={"limit": "1"})
     assert response.status_code == 202, response.text
-    status = _wait(client, response.json()["id"])
+    status = wait_for_evaluation(client, response.json()["id"])
     assert status["status"] == "done" and status["total"] == 1 and len(status["results"]) == 1
 
 
@@ -88,7 +79,7 @@ def test_starting_an_evaluation_needs_the_key_when_one_is_set(make_client):
     started = _post(keyed, body, headers={"X-API-Key": "s3cret"})
     assert started.status_code == 202
     assert keyed.get(f"/evaluations/{started.json()['id']}").status_code == 200  # reading needs no key
-    _wait(keyed, started.json()["id"])
+    wait_for_evaluation(keyed, started.json()["id"])
 
 
 def test_a_file_of_invalid_lines_gets_a_small_422_and_is_deleted(client):
@@ -137,7 +128,7 @@ def test_finished_jobs_are_capped_and_no_server_path_is_shown(make_client, api_a
         response = _post(capped, body)
         assert response.status_code == 202, response.text
         ids.append(response.json()["id"])
-        _wait(capped, ids[-1])
+        wait_for_evaluation(capped, ids[-1])
     assert capped.get(f"/evaluations/{ids[0]}").status_code == 404  # the oldest went
     status = capped.get(f"/evaluations/{ids[-1]}")
     assert status.json()["status"] == "done"

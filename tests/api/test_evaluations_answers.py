@@ -4,25 +4,11 @@ graded claim by claim through the same loader and evaluator as `assistant eval`.
 from __future__ import annotations
 
 import json
-import time
-
-import pytest
 
 from tests.conftest import FACT_SHEET_MD
-
-pytest.importorskip("assistant.sentences", reason="needs the sentence index (branch sentence-index)")
+from tests.helpers import wait_for_evaluation
 
 NINETY = "More than 90 million Americans participate in employer-sponsored defined-contribution plans."
-
-
-def _wait(client, job_id: str, seconds: float = 120) -> dict:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        status = client.get(f"/evaluations/{job_id}").json()
-        if status["status"] != "running":
-            return status
-        time.sleep(0.2)
-    raise AssertionError(f"evaluation {job_id} still running after {seconds} s")
 
 
 def test_answer_rows_are_graded_claim_by_claim(client):
@@ -36,7 +22,7 @@ def test_answer_rows_are_graded_claim_by_claim(client):
     body = "\n".join(json.dumps(r) for r in rows) + "\n"
     response = client.post("/evaluations", files={"file": ("answers.jsonl", body.encode(), "application/jsonl")})
     assert response.status_code == 202, response.text
-    status = _wait(client, response.json()["id"])
+    status = wait_for_evaluation(client, response.json()["id"])
     assert status["status"] == "done", status
     results = {r["id"]: r for r in status["results"]}
     native, ragas, asked = results["native"], results["ragas"], results["asked"]
@@ -52,7 +38,7 @@ def test_answer_rows_in_csv(client):
     csv = f'id,question,answer,citations\nc1,How many?,"{NINETY}","[{{""quote"": ""not a real quote at all""}}]"\n'
     response = client.post("/evaluations", files={"file": ("answers.csv", csv.encode(), "text/csv")})
     assert response.status_code == 202, response.text
-    status = _wait(client, response.json()["id"])
+    status = wait_for_evaluation(client, response.json()["id"])
     result = status["results"][0]
     assert result["claims"][0]["verdict"] == "supported" and result["cited"][0]["status"] == "absent"
     assert any("not in the corpus" in f for f in result["failures"])

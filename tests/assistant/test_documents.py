@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import threading
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,7 @@ from assistant.documents import CorpusBusy, DuplicateContent, NameTaken, Unreada
 from assistant.pipeline import Assistant
 from assistant.sources import corpus_files
 from tests.conftest import FACT_SHEET_MD, close_store, copy_into, test_env
+from tests.helpers import corpus_held
 
 NOTE = "Quokka pension note.\n\nThe Quokka Retirement Fund invests forty percent of its assets in eucalyptus futures.\n"
 NOTE_V2 = "Quokka pension note.\n\nThe Quokka Retirement Fund now holds only wattle seed bonds and cash.\n"
@@ -87,24 +87,10 @@ def test_names_that_clean_to_the_same_string_never_replace_each_other(small_corp
 
 
 def test_a_busy_corpus_is_refused_after_the_wait(small_corpus):
-    held, release = threading.Event(), threading.Event()
-
-    def hold():
-        with documents.corpus_change(small_corpus.settings, wait=5):
-            held.set()
-            release.wait(10)
-
-    thread = threading.Thread(target=hold)
-    thread.start()
-    try:
-        held.wait(5)
-        with pytest.raises(CorpusBusy) as info:
-            documents.add(small_corpus, "late.txt", NOTE.encode(), wait=0.3)
-        assert info.value.status == 503 and int(info.value.headers["Retry-After"]) > 0
-        assert str(small_corpus.settings.index_dir) not in str(info.value) and "pid" not in str(info.value)
-    finally:
-        release.set()
-        thread.join()
+    with corpus_held(small_corpus.settings), pytest.raises(CorpusBusy) as info:
+        documents.add(small_corpus, "late.txt", NOTE.encode(), wait=0.3)
+    assert info.value.status == 503 and int(info.value.headers["Retry-After"]) > 0
+    assert str(small_corpus.settings.index_dir) not in str(info.value) and "pid" not in str(info.value)
     assert not (small_corpus.settings.corpus_dir / "late.txt").exists()
 
 

@@ -11,9 +11,6 @@ import pytest
 from assistant.evaluate import load_items, run_evaluation
 from assistant.evaluate.grade import Candidate, ClaimGrader, GradeParams, Scored, decide, score_candidates
 from assistant.evaluate.models import GivenCitation
-
-pytest.importorskip("assistant.sentences", reason="needs the sentence index (branch sentence-index)")
-
 from tests.conftest import CEA_MD, EO14330_PDF, FACT_SHEET_MD, VENV_BIN, close_store, copy_into, test_env
 
 # Thresholds for MiniLM in these tests (the shipped ones are fitted for EmbeddingGemma by bench/grade.py fit).
