@@ -291,9 +291,11 @@ class ExtractiveAnswerer:
         return self.question_model.threshold if override is None else override
 
     @property
-    def sentence_threshold(self) -> float:
-        """How good a further sentence must be to join the best one (ASSISTANT_EXTRA_SENTENCE_THRESHOLD overrides)."""
-        override = self.settings.extra_sentence_threshold
+    def near_tie_ratio(self) -> float:
+        """How close to the best sentence's probability a further one must come to be quoted beside it: the fitted
+        near-tie ratio, unless ASSISTANT_EXTRA_SENTENCE_RATIO sets another (0: up to ``max_answer_sentences``
+        always; 1: the best sentence alone)."""
+        override = self.settings.extra_sentence_ratio
         return self.model.threshold if override is None else override
 
     def supported(self, request: AnswerRequest) -> bool:
@@ -302,11 +304,14 @@ class ExtractiveAnswerer:
         return bool(hits) and (hits[0].dense_score or hits[0].score) >= self.settings.abstain_threshold
 
     def choose(self, request: AnswerRequest, candidates: list[Candidate]) -> list[Candidate]:
-        """The best sentence; for each part of a compound question not yet covered, its best sentence; then other
-        sentences the model rates above the threshold, up to ``max_answer_sentences``."""
+        """The best sentence; for each part of a compound question not yet covered, its best sentence; then the
+        sentences the model cannot tell from the best (a near tie), up to ``max_answer_sentences``.
+
+        When the model is sure, the answer is one sentence; when two or three are about as likely, showing them
+        all is what keeps the fact in the answer (the fit measures that trade on dev, see ``fit_near_tie_ratio``)."""
         if not candidates:
             return []
-        threshold = self.sentence_threshold
+        threshold = self.near_tie_ratio * candidates[0].probability
         limit = self.settings.max_answer_sentences
         chosen = [candidates[0]]
         for part_types in analyse(request.question).part_types:

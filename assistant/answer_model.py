@@ -31,7 +31,7 @@ from assistant.clean import detect_language
 from assistant.retrieve import tokenize
 
 MODEL_PATH = Path(__file__).with_name("answer_model.json")
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: the sentence model's threshold is the near-tie ratio
 
 FEATURES = (
     "cosine",  # query–sentence cosine, from the stored sentence vector
@@ -46,6 +46,7 @@ FEATURES = (
     "type_match",  # share of the question's parts whose kind of fact the sentence holds
     "type_miss",  # a kind of fact is asked and the sentence holds none of it
     "numbers_missing",  # share of the question's numbers (years, section numbers...) absent from the evidence
+    "years_missing",  # share of the question's years absent from the sentence itself (a table row of another year)
     "names_missing",  # share of the question's names (capitalised words, acronyms, Chinese proper nouns) absent
     "position_inv",  # 1 / (1 + position of the sentence in its passage)
     "heading_like",  # short and without end punctuation: names a topic rather than stating a fact
@@ -73,6 +74,8 @@ EVIDENCE_SENTENCES = 3  # the best candidates taken as "the chosen evidence" by 
 
 _END = tuple(".。!?！？;；:：")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+# four digits not inside a longer number (a thousands group has three digits, so "E1,2023" still names 2023)
+_YEAR = re.compile(r"(?<![\d.])(?:1[6-9]\d\d|20\d\d)(?!\d|,\d{3}(?!\d))")
 _LATIN_NAME = re.compile(r"(?<!^)(?<![.?!]\s)\b(?:[A-Z][a-zA-Z]+|[A-Z]{2,}[a-z]?)\b|\b\w*\d\w*\([a-z]\)")
 _ZH_NAME_FLAGS = {"nr", "nrfg", "nrt", "ns", "nt", "nz"}
 
@@ -113,6 +116,11 @@ def question_numbers(question: str) -> set[str]:
     return set(_NUMBER.findall(question))
 
 
+def question_years(question: str) -> set[str]:
+    """The years a question pins down ("in 1984", "1990 年"); not amounts such as "1,984"."""
+    return set(_YEAR.findall(question))
+
+
 def question_names(question: str) -> set[str]:
     """Names the question pins down: capitalised words not opening it, acronyms, "401(k)"-like codes; Chinese
     proper nouns (jieba's person, place, organisation and other proper-noun tags)."""
@@ -135,7 +143,7 @@ def featurize(analysis: QuestionAnalysis, question: str, candidates: list[Candid
     if not candidates:
         return
     query_tokens = set(tokenize(question))
-    numbers, names = question_numbers(question), question_names(question)
+    numbers, names, years = question_numbers(question), question_names(question), question_years(question)
     reader = detect_language(question)
     best = max(c.cosine for c in candidates)
     by_cosine = {id(c): rank for rank, c in enumerate(sorted(candidates, key=lambda c: -c.cosine))}
@@ -157,6 +165,7 @@ def featurize(analysis: QuestionAnalysis, question: str, candidates: list[Candid
             "type_match": match,
             "type_miss": float(asked and match == 0.0),
             "numbers_missing": missing_share(numbers, evidence),
+            "years_missing": missing_share(years, c.text),
             "names_missing": missing_share(names, evidence),
             "position_inv": 1.0 / (1 + c.position),
             "heading_like": float(len(c.text) < 60 and not c.text.rstrip().endswith(_END)),
@@ -321,8 +330,7 @@ def _matrix(features: Sequence[dict[str, float]], names: Sequence[str]) -> np.nd
     return np.array([[f[name] for name in names] for f in features], dtype=np.float64).reshape(len(features), len(names))
 
 
-def fit(rows: list[tuple[list[dict[str, float]], list[bool], bool]], max_false_abstention: float = 0.03,
-        c: float = 1.0) -> AnswerModel:
+def fit(rows: list[tuple[list[dict[str, float]], list[bool], bool]], c: float = 1.0) -> AnswerModel:
     """Fit the sentence model on ``rows`` = (candidate features, labels, answerable) per question."""
     from sklearn.metrics import log_loss, roc_auc_score
 
@@ -332,31 +340,55 @@ def fit(rows: list[tuple[list[dict[str, float]], list[bool], bool]], max_false_a
         raise ValueError("the fit needs both answering and non-answering candidate sentences")
     model = _fit_lr(X, y, FEATURES, c)
     p = np.array([model.probability(f) for feats, _, _ in rows for f in feats])
-    best = [max((model.probability(f) for f in feats), default=0.0) for feats, _, _ in rows]
-    best_answerable = [b for b, (_, _, answerable) in zip(best, rows) if answerable]
-    best_unanswerable = [b for b, (_, _, answerable) in zip(best, rows) if not answerable]
-    # The sentence threshold admits further sentences beside the best one (the question model decides whether to
-    # answer at all).
-    model.threshold = threshold_for(best_answerable, max_false_abstention)
+    answerable = sum(1 for _, _, a in rows if a)
+    # the best sentence alone: fit_both replaces this with the near-tie ratio fitted on out-of-fold scores
+    model.threshold = 1.0
     top_correct = [labels[int(np.argmax([model.probability(f) for f in feats]))] if feats else False
                    for feats, labels, answerable in rows if answerable]
     model.metrics = {
         "split": "dev",
         "questions": len(rows),
-        "answerable": len(best_answerable),
-        "unanswerable": len(best_unanswerable),
+        "answerable": answerable,
+        "unanswerable": len(rows) - answerable,
         "candidates": int(len(y)),
         "positives": int(y.sum()),
         "sentence_auc": round(float(roc_auc_score(y, p)), 4),
         "sentence_log_loss": round(float(log_loss(y, p)), 4),
         "top_sentence_answers": round(sum(top_correct) / max(len(top_correct), 1), 4),
-        "false_abstention_target": max_false_abstention,
-        "false_abstention": round(sum(b < model.threshold for b in best_answerable) / max(len(best_answerable), 1), 4),
-        "correct_abstention": round(sum(b < model.threshold for b in best_unanswerable) / max(len(best_unanswerable), 1),
-                                    4),
         "C": c,
     }
     return model
+
+
+RATIO_GRID = tuple(round(1.0 - 0.05 * i, 2) for i in range(21))  # 1.00, 0.95, ... 0.00
+
+
+def near_tie_set(probabilities: Sequence[float], ratio: float, limit: int) -> int:
+    """How many of the best-first ``probabilities`` are shown: the best, and each further one the model rates at
+    least ``ratio`` times as likely to answer (one it cannot tell from the best), up to ``limit``."""
+    if not probabilities:
+        return 0
+    bar = ratio * probabilities[0]
+    return max(1, min(limit, sum(1 for p in probabilities if p >= bar)))
+
+
+def fit_near_tie_ratio(ranked: Sequence[tuple[Sequence[float], Sequence[bool]]], limit: int) -> tuple[float, dict]:
+    """The near-tie ratio: the largest one (fewest sentences) whose answers hold the labelled answer for as many
+    answerable questions as the best ratio, less one question (the resolution of the data). ``ranked`` is, per
+    answerable question, its candidates' out-of-fold probabilities best first and their labels."""
+    if not ranked:
+        return 1.0, {}
+    curve = []
+    for ratio in RATIO_GRID:
+        shown = [near_tie_set(p, ratio, limit) for p, _ in ranked]
+        found = [any(labels[:k]) for k, (_, labels) in zip(shown, ranked)]
+        curve.append((ratio, sum(found) / len(ranked), sum(shown) / len(ranked)))
+    best = max(recall for _, recall, _ in curve)
+    ratio, recall, sentences = next(point for point in curve if point[1] >= best - 1.0 / len(ranked))
+    alone = curve[0]
+    return ratio, {"near_tie_ratio": ratio, "answer_holds_label": round(recall, 4),
+                   "mean_sentences": round(sentences, 3), "best_alone_holds_label": round(alone[1], 4),
+                   "sentence_limit": limit}
 
 
 @dataclass
@@ -396,22 +428,25 @@ LABELS = {
 
 
 def fit_both(records: list[QuestionRecord], max_false_abstention: float = 0.03, c: float = 1.0,
-             folds: int = 5, label: str = "evidence") -> AnswerModels:
+             folds: int = 5, label: str = "evidence", sentence_limit: int = 3) -> AnswerModels:
     """Fit the sentence model on all dev records, and the question model on out-of-fold sentence scores.
 
     The question model's label is by default "answerable and the chosen evidence holds the labelled answer", so
     its probability says how likely the answer shown is right (``label="answerable"``: whether the corpus answers
     it at all). Its threshold keeps false abstention on the answerable
     dev questions within ``max_false_abstention``, judged on out-of-fold question probabilities (scores the final
-    model would give questions it was not fit on)."""
+    model would give questions it was not fit on). The sentence model's threshold is the near-tie ratio
+    (``fit_near_tie_ratio``) on out-of-fold sentence probabilities, for answers of at most ``sentence_limit``
+    sentences."""
     from sklearn.metrics import brier_score_loss, roc_auc_score
 
     rows = [([c_.features for c_ in r.candidates], r.labels, r.answerable) for r in records]
-    sentence = fit(rows, max_false_abstention, c)
+    sentence = fit(rows, c)
     # out-of-fold: each question's candidates scored by a sentence model fit without its fold
     fold_of = [i % folds for i in range(len(records))]
     features: list[dict[str, float]] = [{}] * len(records)
     labels = [False] * len(records)
+    ranked: list[tuple[list[float], list[bool]]] = []
     for k in range(folds):
         train = [row for row, f in zip(rows, fold_of) if f != k]
         X = _matrix([f for feats, _, _ in train for f in feats], FEATURES)
@@ -421,6 +456,12 @@ def fit_both(records: list[QuestionRecord], max_false_abstention: float = 0.03, 
             if fold_of[i] == k:
                 features[i], found = rank_and_describe(record, model_k)
                 labels[i] = record.answerable and (found or label == "answerable")
+                if record.answerable:
+                    order = sorted(range(len(record.candidates)), key=lambda j: -record.candidates[j].probability)
+                    ranked.append(([record.candidates[j].probability for j in order],
+                                   [record.labels[j] for j in order]))
+    sentence.threshold, near_tie = fit_near_tie_ratio(ranked, sentence_limit)
+    sentence.metrics.update(near_tie)
     Xq = _matrix(features, QUESTION_FEATURES)
     yq = np.array(labels, dtype=int)
     if len(set(yq.tolist())) < 2:
@@ -486,6 +527,9 @@ def main(argv: list[str] | None = None) -> int:
     fit_parser.add_argument("--c", type=float, default=1.0, help="inverse regularisation strength (default 1.0)")
     fit_parser.add_argument("--label", choices=sorted(LABELS), default="evidence",
                             help="what the question model predicts: " + "; ".join(f"{k}: {v}" for k, v in LABELS.items()))
+    fit_parser.add_argument("--sentences", type=int, default=None,
+                            help="most sentences in an answer, for the near-tie ratio (default: the assistant's "
+                                 "max_answer_sentences)")
     fit_parser.add_argument("--folds", type=int, default=5, help="folds of the out-of-fold scores (default 5)")
     fit_parser.add_argument("--cache", type=Path, default=None,
                             help="reuse (or write) the collected dev candidates here, to refit without re-running "
@@ -511,7 +555,8 @@ def main(argv: list[str] | None = None) -> int:
     for record in records:  # features may have changed since the cache was written
         featurize(analyse_question(record.question), record.question, record.candidates,
                   max((c.features.get("top_passage_score", 0.0) for c in record.candidates), default=0.0), record.idf)
-    models = fit_both(records, args.max_false_abstention, args.c, args.folds, args.label)
+    models = fit_both(records, args.max_false_abstention, args.c, args.folds, args.label,
+                      args.sentences or assistant.settings.max_answer_sentences)
     for model in (models.sentence, models.question):
         model.metrics["embedding_model"] = assistant.embedder.model_id
         model.metrics["questions_file"] = str(args.questions)

@@ -102,10 +102,11 @@ class Settings(BaseSettings):
         default=None, ge=0.0, le=1.0,
         description="Answer only above this confidence instead of the fitted model's threshold: lower answers more "
                     "questions at more risk (the eval report's risk–coverage curve shows the trade)")
-    extra_sentence_threshold: float | None = Field(
+    extra_sentence_ratio: float | None = Field(
         default=None, ge=0.0, le=1.0,
-        description="How likely a further sentence must be to answer, to be quoted beside the best one, instead of "
-                    "the fitted sentence model's threshold")
+        description="A further sentence is quoted beside the best one when its probability of answering is at least "
+                    "this share of the best's (0: up to max_answer_sentences always, 1: the best alone), instead of "
+                    "the near-tie ratio fitted on dev")
 
     # --- optional LLM ---
     llm_provider: Literal["none", "openai", "ollama"] = Field(

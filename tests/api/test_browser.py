@@ -85,7 +85,7 @@ def _serve(tmp_path_factory, name: str, shared_embedder, minilm_path: str, files
         corpus_mirror=None, chroma_url=None, llm_provider="none", api_key=api_key,
         # the page's handling of answers and citations is tested, not when the answer model (fit for EmbeddingGemma)
         # abstains, which with MiniLM is on most questions: quote at every confidence
-        answer_threshold=0.0, extra_sentence_threshold=0.0,
+        answer_threshold=0.0, extra_sentence_ratio=0.0,
     )
     for file_name, folder in files.items():
         copy_into(settings.corpus_dir, [file_name], folder)

@@ -23,7 +23,7 @@ def view_assistant(tmp_path_factory, minilm_path, corpus_mirror, shared_embedder
     # Quotes at every confidence: these tests check how cited spans are shown, not when the answer model (fit for
     # EmbeddingGemma) abstains, which with MiniLM is on most questions.
     settings = api_settings(tmp_path_factory.mktemp("api-view"), minilm_path, answer_threshold=0.0,
-                            extra_sentence_threshold=0.0)
+                            extra_sentence_ratio=0.0)
     return indexed_assistant(settings, shared_embedder, [EO14330_PDF, USC_MD, SEED], corpus_mirror)
 
 

@@ -184,9 +184,9 @@ def test_threshold_settings_move_the_risk_coverage_point(make_settings):
     models = AnswerModels.load(None)
     fitted = answerer()
     assert fitted.answer_threshold == models.question.threshold
-    assert fitted.sentence_threshold == models.sentence.threshold
-    moved = answerer(answer_threshold=0.2, extra_sentence_threshold=0.1)
-    assert (moved.answer_threshold, moved.sentence_threshold) == (0.2, 0.1)
+    assert fitted.near_tie_ratio == models.sentence.threshold
+    moved = answerer(answer_threshold=0.2, extra_sentence_ratio=0.1)
+    assert (moved.answer_threshold, moved.near_tie_ratio) == (0.2, 0.1)
     with pytest.raises(ValueError):
         make_settings(answer_threshold=1.5)
 
