@@ -103,6 +103,12 @@ class Span:
     score: float = 0.0
 
 
+def best_dense_score(hits: list[SearchHit]) -> float:
+    """The highest query–passage cosine among the hits: how on-topic the corpus is at all (hits are ranked by a fused
+    score, so the first hit need not hold it)."""
+    return max(float(h.dense_score if h.dense_score is not None else h.score) for h in hits)
+
+
 def sentence_spans(hit: SearchHit) -> list[tuple[int, int]]:
     """(start, end) of each sentence of a passage, as offsets into its document."""
     return [(hit.start + s, hit.start + e) for s, e in text_sentence_spans(hit.text)]
@@ -268,7 +274,7 @@ class ExtractiveAnswerer:
                 end=row.end, text=row.text, language=row.language, position=row.position, context=row.context,
                 title=row.title, cosine=row.score)
         candidates = list(found.values())
-        top = hits[0].dense_score if hits[0].dense_score is not None else hits[0].score
+        top = best_dense_score(hits)
         analysis, idf = analyse(request.question), self._idf(tokenize(request.question))
         featurize(analysis, request.question, candidates, float(top), idf)
         self.model.score(candidates)
@@ -301,7 +307,7 @@ class ExtractiveAnswerer:
     def supported(self, request: AnswerRequest) -> bool:
         """Whether anything retrieved is on topic at all (the floor below which no sentence is considered)."""
         hits = request.hits
-        return bool(hits) and (hits[0].dense_score or hits[0].score) >= self.settings.abstain_threshold
+        return bool(hits) and best_dense_score(hits) >= self.settings.abstain_threshold
 
     def choose(self, request: AnswerRequest, candidates: list[Candidate]) -> list[Candidate]:
         """The best sentence; for each part of a compound question not yet covered, its best sentence; then the

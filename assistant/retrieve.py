@@ -1,4 +1,11 @@
-"""Step 6, retrieve: dense search in Chroma fused with BM25 over jieba tokens, near-duplicates folded together.
+"""Step 6, retrieve: dense search in Chroma fused with the passages' nearest sentences (and, optionally, BM25 over
+jieba tokens), near-duplicates folded together.
+
+A passage is scored ``dense cosine + sentence_weight × the cosine of its best sentence among the query's nearest
+sentences`` (0 when none of its sentences is among them): a short passage that holds one exactly matching sentence (a
+Federal Register head, a table row) rises, and the sentence index brings in passages the passage search missed. The
+weight is fit on the eval set's dev split (``python -m assistant.retrieve fit``; saved with its metrics in
+assistant/retrieval_fit.json).
 
 Dense retrieval (EmbeddingGemma) carries cross-language questions; BM25 only helps where query and passage share
 words (same language, or numbers and names). Equal-weight rank fusion lets BM25's misses outvote dense hits, so we
@@ -10,11 +17,13 @@ of its candidates' documents (once per revision).
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -25,6 +34,13 @@ from assistant.settings import Settings
 from assistant.store import IndexStore, hit_from
 
 _NORMALISE = re.compile(r"[\W_]+", re.U)
+FIT_PATH = Path(__file__).with_name("retrieval_fit.json")
+WEIGHT_GRID = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5)
+
+
+def fitted_sentence_weight(path: Path = FIT_PATH) -> float:
+    """The sentence weight fit on dev (0, dense passages alone, before the first fit)."""
+    return float(json.loads(path.read_text(encoding="utf-8"))["sentence_weight"]) if path.is_file() else 0.0
 
 
 def passage_terms(passages: Iterable[Passage]) -> Counter:
@@ -70,6 +86,8 @@ class Retriever:
         self.store = store
         self._view: View | None = None
         self._lock = threading.Lock()
+        configured = settings.sentence_weight
+        self.sentence_weight = fitted_sentence_weight() if configured is None else configured
 
     def view(self, refresh: bool = True) -> View:
         """The current revision; nothing else is read until asked (see View).
@@ -99,14 +117,28 @@ class Retriever:
         """Registered versions of these documents at the revision the last search saw (only their rows are read)."""
         return self.store.versions_of(list(doc_ids), self.view(refresh=False).revision)
 
+    def nearest_sentences(self, vector: np.ndarray, n: int, where: dict | None) -> dict[str, float]:
+        """Each passage's best sentence cosine among the ``n`` sentences nearest to the query."""
+        best: dict[str, float] = {}
+        for row in self.store.sentences.query(vector, n, where):
+            best[row.chunk_id] = max(best.get(row.chunk_id, -1.0), row.score)
+        return best
+
     def search(self, query: str, k: int | None = None, documents: list[str] | None = None,
-               language: str | None = None, query_vector: np.ndarray | None = None) -> list[SearchHit]:
+               language: str | None = None, query_vector: np.ndarray | None = None,
+               sentence_weight: float | None = None) -> list[SearchHit]:
         k = k or self.settings.top_k
+        weight = self.sentence_weight if sentence_weight is None else sentence_weight
         view = self.view()
         vector = query_vector if query_vector is not None else self.embedder.embed_queries([query])[0]
         where = filter_where(documents, language)
         n = max(self.settings.candidates, k * 4)
         found = self.store.query(vector, n, where)
+        sentence_scores = self.nearest_sentences(vector, n, where) if weight > 0 else {}
+        if sentence_scores:
+            dense_ids = {p.chunk_id for p, _ in found}
+            found += [(p, float(np.dot(v, vector)))
+                      for p, v in self.store.passages_by_id([c for c in sentence_scores if c not in dense_ids])]
         lexical_scores: dict[str, float] = {}
         lexical = self._lexical_index()
         if lexical is not None:
@@ -114,16 +146,18 @@ class Retriever:
             if ranked and ranked[0][1] > 0:
                 top = ranked[0][1]
                 lexical_scores = {chunk_id: score / top for chunk_id, score in ranked}
-                dense_ids = {p.chunk_id for p, _ in found}
+                known = {p.chunk_id for p, _ in found}
                 found += [(p, float(np.dot(v, vector)))
-                          for p, v in self.store.passages_by_id([c for c, _ in ranked if c not in dense_ids])]
+                          for p, v in self.store.passages_by_id([c for c, _ in ranked if c not in known])]
         versions = self.store.versions_of({p.document for p, _ in found}, view.revision)
         # Trust only the registered version of each document (an update in flight stores passages early).
         candidates = {p.chunk_id: (p, score) for p, score in found if versions.get(p.document) == p.version}
         ranked_hits = sorted(
             (
-                hit_from(p, dense + self.settings.lexical_weight * lexical_scores.get(cid, 0.0),
-                         dense_score=round(dense, 4), lexical_score=round(lexical_scores.get(cid, 0.0), 4))
+                hit_from(p, dense + self.settings.lexical_weight * lexical_scores.get(cid, 0.0)
+                         + weight * sentence_scores.get(cid, 0.0),
+                         dense_score=round(dense, 4), lexical_score=round(lexical_scores.get(cid, 0.0), 4),
+                         sentence_score=round(sentence_scores[cid], 4) if cid in sentence_scores else None)
                 for cid, (p, dense) in candidates.items()
             ),
             key=lambda h: h.score, reverse=True,
@@ -166,3 +200,66 @@ def filter_where(documents: list[str] | None, language: str | None) -> dict | No
     if not clauses:
         return None
     return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+
+# --- fitting the sentence weight ----------------------------------------------------------------------------------------
+
+
+def fit_sentence_weight(assistant, items, k: int, grid=WEIGHT_GRID) -> tuple[float, dict]:
+    """The weight with the best hit@k on the answerable ``items`` (MRR breaks ties, then the smaller weight), and the
+    figures of every weight tried. Each item is searched with the query the assistant builds for it (a follow-up's
+    chain of questions included)."""
+    from tqdm import tqdm
+
+    from assistant.evaluate.metrics import passage_matches
+
+    relevance: dict[float, list[list[bool]]] = {w: [] for w in grid}
+    for item in tqdm(items, desc="retrieval", unit="question"):
+        request = assistant.evidence(item.question, history=list(item.history))
+        for w in grid:
+            hits = assistant.retriever.search(request.query, k=k, query_vector=request.query_vector, sentence_weight=w)
+            relevance[w].append([passage_matches(h.text, h.document, h.alternatives, item.reference_contexts,
+                                                 item.reference_sources) for h in hits])
+    curve = []
+    for w in grid:
+        rows = relevance[w]
+        hit = sum(any(r) for r in rows) / max(len(rows), 1)
+        mrr = sum(1.0 / (r.index(True) + 1) if True in r else 0.0 for r in rows) / max(len(rows), 1)
+        curve.append({"weight": w, "hit_at_k": round(hit, 4), "mrr": round(mrr, 4)})
+    best = max(curve, key=lambda p: (p["hit_at_k"], p["mrr"], -p["weight"]))
+    return best["weight"], {"split": "dev", "questions": len(items), "k": k, "curve": curve,
+                            "hit_at_k": best["hit_at_k"], "mrr": best["mrr"]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m assistant.retrieve",
+                                     description="Fit retrieval's sentence weight on the DEV split of an eval set.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    fit_parser = sub.add_parser("fit", help="try each weight on the dev questions; write the best with its metrics")
+    fit_parser.add_argument("--questions", type=Path, default=Path("eval/questions.jsonl"), help="eval set (JSONL)")
+    fit_parser.add_argument("--out", type=Path, default=FIT_PATH, help=f"fit file (default {FIT_PATH})")
+    fit_parser.add_argument("--k", type=int, default=None, help="hits per question (default: top_k)")
+    args = parser.parse_args(argv)
+
+    from assistant.evaluate.loader import load_items
+    from assistant.pipeline import Assistant
+
+    items, malformed = load_items(args.questions)
+    if malformed:
+        parser.error(f"{args.questions}: {len(malformed)} malformed rows (first: line {malformed[0].line})")
+    dev = [item for item in items if item.split == "dev" and item.answerable]
+    if not dev:
+        parser.error(f"{args.questions} has no answerable dev questions")
+    assistant = Assistant()
+    weight, metrics = fit_sentence_weight(assistant, dev, args.k or assistant.settings.top_k)
+    metrics.update(embedding_model=assistant.embedder.model_id, questions_file=str(args.questions))
+    args.out.write_text(json.dumps({"sentence_weight": weight, "metrics": metrics}, indent=1) + "\n",
+                        encoding="utf-8")
+    print(json.dumps({"sentence_weight": weight, "metrics": metrics}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

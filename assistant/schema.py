@@ -83,6 +83,8 @@ class SearchHit(BaseModel):
     context: str = Field(default="", description="Heading or table head the passage sits under")
     dense_score: float | None = None
     lexical_score: float | None = None
+    sentence_score: float | None = Field(default=None, description="Cosine of its best sentence among the query's "
+                                                                     "nearest sentences (None: none among them)")
     alternatives: list[str] = Field(default_factory=list, description="Other documents holding the same text")
 
 

@@ -91,6 +91,10 @@ class Settings(BaseSettings):
     candidates: int = Field(30, ge=1, le=1000, description="passages scored before the top_k are kept")
     # Measured on eval/questions.jsonl (README, 'Retrieval'): every weight > 0 lowered hit@5 and MRR overall.
     lexical_weight: float = Field(0.0, ge=0, le=1, description="share of BM25 in the fused ranking")
+    sentence_weight: float | None = Field(
+        default=None, ge=0, le=1,
+        description="weight of a passage's best sentence cosine (among the query's nearest sentences) in its score; "
+                    "default: the weight fit on dev (assistant/retrieval_fit.json)")
     abstain_threshold: float = Field(0.36, ge=-1, le=1, description=(
         "top passage cosine below this: abstain (calibrated on the eval dev split)"))
     max_answer_sentences: int = Field(3, ge=1, le=50, description="most sentences in an answer")

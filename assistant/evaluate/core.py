@@ -163,7 +163,7 @@ def evaluate_item(assistant: EvaluatedAssistant, item: EvalItem, k: int, judge: 
         result.retrieved.append(RetrievedPassage(
             rank=rank, document=hit.document, alternatives=list(hit.alternatives), chunk_id=hit.chunk_id,
             page=hit.page, score=round(hit.score, 4), dense_score=hit.dense_score, lexical_score=hit.lexical_score,
-            text=hit.text, relevant=relevant))
+            sentence_score=hit.sentence_score, text=hit.text, relevant=relevant))
 
     for citation in answer.citations:
         document = _document(assistant, citation.document)

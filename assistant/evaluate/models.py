@@ -57,6 +57,7 @@ class RetrievedPassage(BaseModel):
     score: float
     dense_score: float | None = None
     lexical_score: float | None = None
+    sentence_score: float | None = None
     text: str
     relevant: bool | None = Field(default=None, description="Matches a reference context (or source); None: no reference")
 

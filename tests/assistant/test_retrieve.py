@@ -7,11 +7,12 @@ PDF: only that page is embedded. Tests that change an index build their own.
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import pytest
 
-from assistant.retrieve import Retriever, near_duplicate, tokenize
+from assistant.retrieve import FIT_PATH, Retriever, fitted_sentence_weight, near_duplicate, tokenize
 from assistant.settings import Settings
 from assistant.store import IndexStore
 from assistant.sync import prepare, sync
@@ -162,6 +163,7 @@ def test_language_filter_restricts_results(retriever):
 def test_lexical_weight_changes_scores_only_by_the_lexical_term(eo_index, shared_embedder):
     settings, store = eo_index
     query = "Within 180 days the Secretary of Labor shall reexamine guidance on alternative assets"
+    settings = settings.model_copy(update={"sentence_weight": 0.0})
     dense = Retriever(settings, shared_embedder, store).search(query, k=6)
     weighted_settings = settings.model_copy(update={"lexical_weight": 0.5})
     fused = Retriever(weighted_settings, shared_embedder, store).search(query, k=6)
@@ -175,6 +177,29 @@ def test_lexical_weight_changes_scores_only_by_the_lexical_term(eo_index, shared
     assert shared
     for hit in shared:  # the dense part is the same cosine in both
         assert hit.dense_score == pytest.approx(dense_by_id[hit.chunk_id], abs=2e-3)
+
+
+def test_a_passage_gains_the_weighted_cosine_of_its_best_near_sentence(eo_index, shared_embedder):
+    """Sentence fusion: score = dense cosine + weight x its best sentence's cosine among the query's nearest
+    sentences; a passage none of whose sentences is near gains nothing. The default weight is the one fit on dev."""
+    settings, store = eo_index
+    query = "Within 180 days the Secretary of Labor shall reexamine guidance on alternative assets"
+    plain = Retriever(settings.model_copy(update={"sentence_weight": 0.0}), shared_embedder, store).search(query, k=6)
+    fused = Retriever(settings.model_copy(update={"sentence_weight": 0.3}), shared_embedder, store).search(query, k=6)
+    assert all(h.sentence_score is None for h in plain)
+    assert any(h.sentence_score is not None for h in fused)
+    for hit in fused:
+        assert hit.score == pytest.approx(hit.dense_score + 0.3 * (hit.sentence_score or 0.0), abs=1e-3)
+    assert "180 days" in fused[0].text and fused[0].sentence_score > 0.5
+    assert Retriever(settings, shared_embedder, store).sentence_weight == fitted_sentence_weight()
+
+
+def test_the_sentence_weight_fit_file_is_fit_on_dev():
+    data = json.loads(FIT_PATH.read_text(encoding="utf-8"))
+    metrics = data["metrics"]
+    assert metrics["split"] == "dev" and data["sentence_weight"] in {p["weight"] for p in metrics["curve"]}
+    chosen = next(p for p in metrics["curve"] if p["weight"] == data["sentence_weight"])
+    assert chosen["hit_at_k"] == max(p["hit_at_k"] for p in metrics["curve"])
 
 
 # --- freshness after a sync -----------------------------------------------------------------------------------------
