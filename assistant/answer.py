@@ -41,7 +41,7 @@ from assistant.clean import detect_language
 from assistant.glossary import terms_in
 from assistant.retrieve import filter_where, tokenize
 from assistant.schema import ChatTurn, Citation, Document, SearchHit
-from assistant.sentences import SentenceIndex, ends_sentence
+from assistant.sentences import SentenceHit, SentenceIndex, ends_sentence
 from assistant.sentences import sentence_spans as text_sentence_spans
 from assistant.settings import Settings
 
@@ -73,6 +73,8 @@ class AnswerRequest:
     history: list[ChatTurn] = field(default_factory=list)
     documents: list[str] | None = None
     language: str | None = None
+    # The query's nearest sentences as retrieval found them (best first), reused as direct candidates; None: search
+    nearest_sentences: list[SentenceHit] | None = field(default=None, repr=False)
     # The scored evidence, once an answerer has built it: deciding whether a follow-up needs its history already
     # scores both requests, and the chosen one is not scored again when it is answered.
     evidence: Evidence | None = field(default=None, repr=False)
@@ -263,8 +265,9 @@ class ExtractiveAnswerer:
                 end=row.end, text=row.text, language=row.language, position=row.position, context=row.context,
                 title=row.title, cosine=float(np.dot(vector, sentence_vector)), passage_text=hit.text,
                 passage_score=float(hit.dense_score if hit.dense_score is not None else hit.score), passage_rank=rank)
-        where = filter_where(request.documents, request.language)
-        rows = index.query(vector, self.settings.answer_sentence_candidates, where)
+        n = self.settings.answer_sentence_candidates
+        rows = (request.nearest_sentences[:n] if request.nearest_sentences is not None
+                else index.query(vector, n, filter_where(request.documents, request.language)))
         versions = self._versions({row.document for row in rows})  # only these documents' registry rows are read
         for row in rows:
             if row.sentence_id in found or versions.get(row.document) != row.version:

@@ -164,10 +164,12 @@ class Assistant:
         vectors = self.embedder.embed_queries(queries)
         timings["embed"] = time.perf_counter() - mark
         mark = time.perf_counter()
-        requests = [compose.AnswerRequest(question=question, query=q, hits=self.retriever.search(
-                        q, k=k, documents=documents, language=language, query_vector=v),
-                        query_vector=v, history=list(history or []), documents=documents, language=language)
-                    for q, v in zip(queries, vectors)]
+        found = [self.retriever.retrieve(q, k=k, documents=documents, language=language, query_vector=v)
+                 for q, v in zip(queries, vectors)]
+        requests = [compose.AnswerRequest(question=question, query=q, hits=r.hits, query_vector=v,
+                                          history=list(history or []), documents=documents, language=language,
+                                          nearest_sentences=r.sentences)
+                    for q, v, r in zip(queries, vectors, found)]
         timings["retrieve"] = time.perf_counter() - mark
         if len(requests) == 1:
             return requests[0]

@@ -23,6 +23,7 @@ import threading
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,7 @@ import numpy as np
 from assistant.embed import TextEmbedder
 from assistant.lexical import tokenize  # one tokenizer for BM25, word statistics and the answer model
 from assistant.schema import Passage, SearchHit
+from assistant.sentences import SentenceHit
 from assistant.settings import Settings
 from assistant.store import IndexStore, hit_from
 
@@ -51,14 +53,21 @@ def passage_terms(passages: Iterable[Passage]) -> Counter:
     return counts
 
 
-def _shingles(text: str, n: int = 5) -> set[str]:
+@lru_cache(maxsize=1024)  # the same top passages come back query after query; this was a quarter of a search
+def _shingles(text: str, n: int = 5) -> frozenset[str]:
     flat = _NORMALISE.sub("", text.lower())
-    return {flat[i:i + n] for i in range(max(1, len(flat) - n + 1))}
+    return frozenset(flat[i:i + n] for i in range(max(1, len(flat) - n + 1)))
 
 
 def near_duplicate(a: str, b: str, threshold: float = 0.6) -> bool:
     sa, sb = _shingles(a), _shingles(b)
     return bool(sa and sb) and len(sa & sb) / min(len(sa), len(sb)) >= threshold
+
+
+@dataclass
+class Retrieval:
+    hits: list[SearchHit]
+    sentences: list[SentenceHit] | None  # nearest sentences, best first; None: the sentence index was not searched
 
 
 @dataclass
@@ -117,16 +126,16 @@ class Retriever:
         """Registered versions of these documents at the revision the last search saw (only their rows are read)."""
         return self.store.versions_of(list(doc_ids), self.view(refresh=False).revision)
 
-    def nearest_sentences(self, vector: np.ndarray, n: int, where: dict | None) -> dict[str, float]:
-        """Each passage's best sentence cosine among the ``n`` sentences nearest to the query."""
-        best: dict[str, float] = {}
-        for row in self.store.sentences.query(vector, n, where):
-            best[row.chunk_id] = max(best.get(row.chunk_id, -1.0), row.score)
-        return best
-
     def search(self, query: str, k: int | None = None, documents: list[str] | None = None,
                language: str | None = None, query_vector: np.ndarray | None = None,
                sentence_weight: float | None = None) -> list[SearchHit]:
+        return self.retrieve(query, k, documents, language, query_vector, sentence_weight).hits
+
+    def retrieve(self, query: str, k: int | None = None, documents: list[str] | None = None,
+                 language: str | None = None, query_vector: np.ndarray | None = None,
+                 sentence_weight: float | None = None) -> Retrieval:
+        """The top ``k`` passages, and the query's nearest sentences that scored them (none when the sentence weight
+        is 0): the answerer takes its direct sentence candidates from them instead of searching again."""
         k = k or self.settings.top_k
         weight = self.sentence_weight if sentence_weight is None else sentence_weight
         view = self.view()
@@ -134,7 +143,10 @@ class Retriever:
         where = filter_where(documents, language)
         n = max(self.settings.candidates, k * 4)
         found = self.store.query(vector, n, where)
-        sentence_scores = self.nearest_sentences(vector, n, where) if weight > 0 else {}
+        sentences = self.store.sentences.query(vector, n, where) if weight > 0 else []
+        sentence_scores: dict[str, float] = {}
+        for row in sentences:  # each passage's best sentence among the nearest
+            sentence_scores[row.chunk_id] = max(sentence_scores.get(row.chunk_id, -1.0), row.score)
         if sentence_scores:
             dense_ids = {p.chunk_id for p, _ in found}
             found += [(p, float(np.dot(v, vector)))
@@ -162,15 +174,15 @@ class Retriever:
             ),
             key=lambda h: h.score, reverse=True,
         )
-        return fold_duplicates(ranked_hits, k)
+        return Retrieval(fold_duplicates(ranked_hits, k), sentences if weight > 0 else None)
 
 
 def fold_duplicates(ranked: list[SearchHit], k: int, threshold: float = 0.6) -> list[SearchHit]:
     """Keep the best of near-identical passages; the others' documents are listed as its alternatives."""
     kept: list[SearchHit] = []
-    shingles: dict[str, set[str]] = {}  # each hit's shingles once, not once per comparison
+    shingles: dict[str, frozenset[str]] = {}  # each hit's shingles once, not once per comparison
 
-    def of(hit: SearchHit) -> set[str]:
+    def of(hit: SearchHit) -> frozenset[str]:
         if hit.chunk_id not in shingles:
             shingles[hit.chunk_id] = _shingles(hit.text)
         return shingles[hit.chunk_id]

@@ -306,3 +306,21 @@ def test_no_translation_for_a_quote_in_the_questions_language_or_when_turned_off
     off = _with_chat_model(assistant, "劳工部长必须重新审视相关指引 [1]。", "劳工部长应重新审视指引。", translate_quotes=False)
     answer = off.ask("劳工部长需要重新审视什么指引?", documents=[WH_EO_MD])
     assert answer.citations and all(c.translation is None for c in answer.citations)
+
+
+def test_the_answerer_takes_its_direct_sentences_from_retrieval(assistant):
+    """With sentence fusion on, retrieval's nearest sentences travel with the request (best first), so the answerer
+    does not search the sentence index a second time; with it off, the request carries none and the answerer
+    searches itself. Either way the same sentences are candidates."""
+    fused = Assistant(assistant.settings.model_copy(update={"sentence_weight": 0.25}), embedder=assistant.embedder,
+                      store=assistant.store)
+    plain = Assistant(assistant.settings.model_copy(update={"sentence_weight": 0.0}), embedder=assistant.embedder,
+                      store=assistant.store)
+    with_rows = fused.evidence(PARTICIPANTS)
+    rows = with_rows.nearest_sentences
+    assert rows and [r.score for r in rows] == sorted((r.score for r in rows), reverse=True)
+    assert any("90 million" in r.text for r in rows[:fused.settings.answer_sentence_candidates])
+    without = plain.evidence(PARTICIPANTS)
+    assert without.nearest_sentences is None
+    direct = {c.sentence_id for c in plain.extractive.candidates(without) if c.passage_rank is None}
+    assert direct and direct <= {r.sentence_id for r in rows[:fused.settings.answer_sentence_candidates]}
