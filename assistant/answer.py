@@ -39,7 +39,7 @@ from assistant.answer_types import analyse
 from assistant.cite import make_citation
 from assistant.clean import detect_language
 from assistant.glossary import terms_in
-from assistant.retrieve import filter_where, tokenize
+from assistant.retrieve import filter_where, shingles, tokenize
 from assistant.schema import ChatTurn, Citation, Document, SearchHit
 from assistant.sentences import SentenceHit, SentenceIndex, ends_sentence
 from assistant.sentences import sentence_spans as text_sentence_spans
@@ -103,6 +103,13 @@ class Span:
     text: str
     language: str
     score: float = 0.0
+
+
+def repeats(text: str, other: str, share: float = 0.8) -> bool:
+    """Whether ``text`` says nothing ``other`` does not: the same words with other punctuation or quote marks (an
+    article's summary repeating its body), or a part of it (a heading, a sentence cut at a passage end)."""
+    own = shingles(text)
+    return bool(own) and len(own & shingles(other)) / len(own) >= share
 
 
 def best_dense_score(hits: list[SearchHit]) -> float:
@@ -332,8 +339,13 @@ class ExtractiveAnswerer:
         for c in candidates[1:]:
             if len(chosen) >= limit or c.probability < threshold:
                 break
-            if c not in chosen and all(c.text != o.text for o in chosen):
+            if c in chosen or any(repeats(c.text, o.text) for o in chosen):
+                continue
+            longer = next((i for i, o in enumerate(chosen) if repeats(o.text, c.text)), None)
+            if longer is None:
                 chosen.append(c)
+            else:  # it says all a chosen one says, and more: it takes that one's place
+                chosen[longer] = c
         return chosen
 
     def stream(self, request: AnswerRequest) -> Iterator[str | Draft]:

@@ -54,13 +54,13 @@ def passage_terms(passages: Iterable[Passage]) -> Counter:
 
 
 @lru_cache(maxsize=1024)  # the same top passages come back query after query; this was a quarter of a search
-def _shingles(text: str, n: int = 5) -> frozenset[str]:
+def shingles(text: str, n: int = 5) -> frozenset[str]:
     flat = _NORMALISE.sub("", text.lower())
     return frozenset(flat[i:i + n] for i in range(max(1, len(flat) - n + 1)))
 
 
 def near_duplicate(a: str, b: str, threshold: float = 0.6) -> bool:
-    sa, sb = _shingles(a), _shingles(b)
+    sa, sb = shingles(a), shingles(b)
     return bool(sa and sb) and len(sa & sb) / min(len(sa), len(sb)) >= threshold
 
 
@@ -180,12 +180,12 @@ class Retriever:
 def fold_duplicates(ranked: list[SearchHit], k: int, threshold: float = 0.6) -> list[SearchHit]:
     """Keep the best of near-identical passages; the others' documents are listed as its alternatives."""
     kept: list[SearchHit] = []
-    shingles: dict[str, frozenset[str]] = {}  # each hit's shingles once, not once per comparison
+    of_hit: dict[str, frozenset[str]] = {}  # each hit's shingles once, not once per comparison
 
     def of(hit: SearchHit) -> frozenset[str]:
-        if hit.chunk_id not in shingles:
-            shingles[hit.chunk_id] = _shingles(hit.text)
-        return shingles[hit.chunk_id]
+        if hit.chunk_id not in of_hit:
+            of_hit[hit.chunk_id] = shingles(hit.text)
+        return of_hit[hit.chunk_id]
 
     def twins(a: SearchHit, b: SearchHit) -> bool:
         sa, sb = of(a), of(b)

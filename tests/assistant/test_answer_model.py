@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from assistant.answer import AnswerRequest, ExtractiveAnswerer
+from assistant.answer import AnswerRequest, ExtractiveAnswerer, repeats
 from assistant.answer_model import (
     FEATURES,
     FORMAT_VERSION,
@@ -306,3 +306,25 @@ def test_a_compound_question_gets_evidence_for_each_part():
     # a simple question takes the next best sentences instead
     simple = AnswerRequest(question="When did New York first let pension funds buy stocks?", query="", hits=[])
     assert answerer.choose(simple, [year, other, share]) == [year, other]
+
+
+def test_a_sentence_repeated_with_other_punctuation_is_quoted_once():
+    """An article's summary repeating its body (other quote marks), or a sentence cut at a passage end, takes no
+    second place in the answer: the next sentence does."""
+    answerer = ExtractiveAnswerer.__new__(ExtractiveAnswerer)
+    answerer.settings = _Settings()
+    answerer.model = AnswerModel(weights={}, bias=0.0, mean={}, scale={}, threshold=0.4)  # near-tie ratio
+    answerer.question_model = AnswerModels.unfitted().question
+    body = candidate("养老金买入加密资产相当于“囤币”,等于另外一个“加密资产战略储备”。", probability=0.9)
+    summary = candidate("养老金买入加密资产相当于「囤币」,等于另外一个「加密资产战略储备」。", probability=0.85)
+    reason = candidate("加密资产一旦买入就会被长期锁定。", probability=0.8)
+    request = AnswerRequest(question="作者为什么说养老金买加密资产就等于囤币?", query="", hits=[])
+    assert answerer.choose(request, [body, summary, reason]) == [body, reason]
+    part, whole = "Prior to 2017, this group also included", ("Prior to 2017, this group also included multiple-"
+                                                              "employer collectively bargained plans.")
+    assert repeats(part, whole) and not repeats(whole, part)
+    head = candidate("Presidential Documents", probability=0.9)
+    full = candidate("38921 Federal Register / Vol. 90, No. 153 / Tuesday, August 12, 2025 / Presidential Documents",
+                     probability=0.7)
+    assert answerer.choose(request, [head, full, reason]) == [full, reason]  # the fuller one takes the part's place
+    assert not repeats("New York allowed 35% in stocks in 1950.", "North Carolina allowed 10% in stocks in 1961.")
