@@ -108,6 +108,7 @@ def analyse(question: str) -> QuestionAnalysis:
 
 # --- sentences ---------------------------------------------------------------------------------------------------------
 _YEAR = r"(?<![\d.,])(?:1[6-9]\d\d|20\d\d)(?:s|’s|'s)?(?![\d%])"
+_YEAR_ALONE = r"(?:1[6-9]\d\d|20\d\d)(?:s|’s|'s)?(?!\d|,\d)"  # a year, not the head of "2017,123"
 _MONTH = (r"\b(?:January|February|March|April|May|June|July|August|September|October|November|December|"
           r"Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)\.?\s+\d{1,2}\b")
 SENTENCE_RULES: dict[str, re.Pattern] = {
@@ -117,8 +118,11 @@ SENTENCE_RULES: dict[str, re.Pattern] = {
                         r"\d[\d,.]*\s*(?:万|亿|万亿)?\s*元|人民币|\bdollars?\b", re.I),
     "percent": re.compile(r"\d+(?:\.\d+)?\s*(?:%|percent\b|per cent\b|percentage points?)|百分之|\d+\s*成(?!立|为|本|功)",
                           re.I),
-    "count": re.compile(r"(?<![\d.$])\d[\d,]*(?:\.\d+)?\s*(?:million|billion|thousand|万|亿)?\s*"
-                        r"(?![\d%年月日]|percent|dollars)(?:[A-Za-z\u4e00-\u9fff])|\b(?:one|two|three|four|five|six|"
+    # A number before a noun ("90 million Americans"), but not a year ("in 2017, plans..." holds a date, not a count);
+    # a figure with thousands separators on its own (a table row: "2017 709,527 46,698"); number words.
+    "count": re.compile(r"(?<![\d.$])(?!" + _YEAR_ALONE + r")\d[\d,]*(?:\.\d+)?\s*(?:million|billion|thousand|万|亿)?\s*"
+                        r"(?![\d%年月日]|percent|dollars)(?:[A-Za-z\u4e00-\u9fff])|"
+                        r"(?<![\d.,$])\d{1,3}(?:,\d{3})+(?![\d,]|\s*(?:%|percent))|\b(?:one|two|three|four|five|six|"
                         r"seven|eight|nine|ten|twelve|twenty|hundred|dozens?|thousands|millions)\b|[一二三四五六七八九十百千万两]+"
                         r"(?:个|家|名|人|项|种|位|次|条|部|所)", re.I),
     "duration": re.compile(r"\d[\d,]*\s*(?:-\s*)?(?:days?|weeks?|months?|years?|decades?)\b|\d+\s*(?:天|周|个月|年内|年间|年来)|"

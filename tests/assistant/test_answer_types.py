@@ -113,3 +113,14 @@ def test_type_match_counts_parts_covered():
     assert type_match(analysis, {"date", "percent"}) == 1.0
     assert type_match(analysis, {"date"}) == 0.5
     assert type_match(analyse("Tell me about 401(k) plans"), {"date"}) == 0.0
+
+
+def test_a_year_is_a_date_not_a_count_and_a_table_row_holds_counts():
+    """"Beginning in 2017, multiple-employer plans…" names a year, not how many; the E1 row for 2017 is all counts."""
+    assert "count" not in sentence_types("Beginning in 2017, multiple-employer plans are classified as a group.")
+    assert "count" not in sentence_types("The 1940s saw the rule reinterpreted.")
+    row = sentence_types("2017 709,527 46,698 662,829 702,374 45,079 657,295 2,494 1,399 1,095 4,659 221 4,438")
+    assert {"date", "count"} <= row
+    assert "count" in sentence_types("In 2023, 90 million Americans took part.")
+    assert "money" in sentence_types("$91,754") and "count" not in sentence_types("$91,754")
+    assert sentence_types("up to 35% of assets") == {"percent"}
