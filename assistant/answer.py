@@ -35,9 +35,9 @@ from assistant.answer_model import (
     idf_overlap,
     question_features,
 )
-from assistant.answer_types import analyse
+from assistant.answer_types import MONTH_NAMES, analyse
 from assistant.cite import make_citation
-from assistant.clean import detect_language
+from assistant.clean import CJK, detect_language
 from assistant.glossary import terms_in
 from assistant.retrieve import filter_where, shingles, tokenize
 from assistant.schema import ChatTurn, Citation, Document, SearchHit
@@ -46,10 +46,9 @@ from assistant.sentences import sentence_spans as text_sentence_spans
 from assistant.settings import Settings
 
 _FACT = re.compile(r"\d[\d,.]*(?:\s*%|s\b)?|[A-Za-z][A-Za-z0-9()’'.\-]*(?:\s+[A-Za-z(][A-Za-z0-9()’'.\-]*)*")
-_CJK = re.compile(r"[\u3400-\u9fff]")
-_MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
+_CJK = re.compile(f"[{CJK}]")
 _NEUTRAL_IN_ENGLISH = re.compile(
-    rf"\b(?:{_MONTHS})\s+\d{{1,2}},\s*\d{{4}}"  # a date
+    rf"\b(?:{MONTH_NAMES})\s+\d{{1,2}},\s*\d{{4}}"  # a date
     r"|\$\s?\d[\d,.]*(?:\s*(?:million|billion|trillion))?"  # an amount
     r"|\d[\d,.]*\s*(?:%|percent\b)"  # a share
     r"|\b\d+\s+U\.S\.C\.\s+\d+(?:\([a-z0-9]+\))*"  # a statute citation

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from assistant.answer_types import QuestionAnalysis, pos_tags, sentence_types, type_match
+from assistant.answer_types import YEAR_DIGITS, QuestionAnalysis, pos_tags, sentence_types, type_match
 from assistant.clean import detect_language
 from assistant.retrieve import tokenize
 
@@ -75,7 +75,7 @@ EVIDENCE_SENTENCES = 3  # the best candidates taken as "the chosen evidence" by 
 _END = tuple(".。!?！？;；:：")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 # four digits not inside a longer number (a thousands group has three digits, so "E1,2023" still names 2023)
-_YEAR = re.compile(r"(?<![\d.])(?:1[6-9]\d\d|20\d\d)(?!\d|,\d{3}(?!\d))")
+_YEAR = re.compile(rf"(?<![\d.]){YEAR_DIGITS}(?!\d|,\d{{3}}(?!\d))")
 _LATIN_NAME = re.compile(r"(?<!^)(?<![.?!]\s)\b(?:[A-Z][a-zA-Z]+|[A-Z]{2,}[a-z]?)\b|\b\w*\d\w*\([a-z]\)")
 _ZH_NAME_FLAGS = {"nr", "nrfg", "nrt", "ns", "nt", "nz"}
 
@@ -340,7 +340,7 @@ def fit(rows: list[tuple[list[dict[str, float]], list[bool], bool]], c: float = 
         raise ValueError("the fit needs both answering and non-answering candidate sentences")
     model = _fit_lr(X, y, FEATURES, c)
     p = np.array([model.probability(f) for feats, _, _ in rows for f in feats])
-    answerable = sum(1 for _, _, a in rows if a)
+    answerable_count = sum(1 for _, _, answerable in rows if answerable)
     # the best sentence alone: fit_both replaces this with the near-tie ratio fitted on out-of-fold scores
     model.threshold = 1.0
     top_correct = [labels[int(np.argmax([model.probability(f) for f in feats]))] if feats else False
@@ -348,8 +348,8 @@ def fit(rows: list[tuple[list[dict[str, float]], list[bool], bool]], c: float = 
     model.metrics = {
         "split": "dev",
         "questions": len(rows),
-        "answerable": answerable,
-        "unanswerable": len(rows) - answerable,
+        "answerable": answerable_count,
+        "unanswerable": len(rows) - answerable_count,
         "candidates": int(len(y)),
         "positives": int(y.sum()),
         "sentence_auc": round(float(roc_auc_score(y, p)), 4),
@@ -404,15 +404,14 @@ class QuestionRecord:
     idf: dict[str, float]
 
 
-def rank_and_describe(record: QuestionRecord, sentence_model: AnswerModel) -> tuple[dict[str, float], bool]:
-    """The question features of a record as scored by ``sentence_model``, and whether its chosen evidence holds a
-    labelled answering sentence."""
+def rank_and_describe(record: QuestionRecord, sentence_model: AnswerModel) -> tuple[dict[str, float], list[int]]:
+    """The question features of a record as scored by ``sentence_model``, and its candidates' indices best first."""
     sentence_model.score(record.candidates)
     order = sorted(range(len(record.candidates)), key=lambda i: -record.candidates[i].probability)
     ranked = [record.candidates[i] for i in order]
     features = question_features(analyse_question(record.question), record.question, ranked, record.passages,
                                  record.idf)
-    return features, any(record.labels[i] for i in order[:EVIDENCE_SENTENCES])
+    return features, order
 
 
 def analyse_question(question: str) -> QuestionAnalysis:
@@ -454,10 +453,10 @@ def fit_both(records: list[QuestionRecord], max_false_abstention: float = 0.03, 
         model_k = _fit_lr(X, y, FEATURES, c)
         for i, record in enumerate(records):
             if fold_of[i] == k:
-                features[i], found = rank_and_describe(record, model_k)
+                features[i], order = rank_and_describe(record, model_k)
+                found = any(record.labels[j] for j in order[:EVIDENCE_SENTENCES])
                 labels[i] = record.answerable and (found or label == "answerable")
                 if record.answerable:
-                    order = sorted(range(len(record.candidates)), key=lambda j: -record.candidates[j].probability)
                     ranked.append(([record.candidates[j].probability for j in order],
                                    [record.labels[j] for j in order]))
     sentence.threshold, near_tie = fit_near_tie_ratio(ranked, sentence_limit)
@@ -536,15 +535,13 @@ def main(argv: list[str] | None = None) -> int:
                                  "retrieval (a pickle; delete it after changing features or the index)")
     args = parser.parse_args(argv)
 
-    from assistant.evaluate.loader import load_items
+    from assistant.evaluate.loader import EvalInputError, load_split
     from assistant.pipeline import Assistant
 
-    items, malformed = load_items(args.questions)
-    if malformed:
-        parser.error(f"{args.questions}: {len(malformed)} malformed rows (first: line {malformed[0].line})")
-    dev = [item for item in items if item.split == "dev"]
-    if not dev:
-        parser.error(f"{args.questions} has no dev questions")
+    try:
+        dev = load_split(args.questions)
+    except EvalInputError as error:
+        parser.error(str(error))
     assistant = Assistant()
     if args.cache is not None and args.cache.is_file():
         records = pickle.loads(args.cache.read_bytes())

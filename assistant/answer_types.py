@@ -107,13 +107,14 @@ def analyse(question: str) -> QuestionAnalysis:
 
 
 # --- sentences ---------------------------------------------------------------------------------------------------------
-_YEAR = r"(?<![\d.,])(?:1[6-9]\d\d|20\d\d)(?:s|’s|'s)?(?![\d%])"
-_YEAR_ALONE = r"(?:1[6-9]\d\d|20\d\d)(?:s|’s|'s)?(?!\d|,\d)"  # a year, not the head of "2017,123"
-_MONTH = (r"\b(?:January|February|March|April|May|June|July|August|September|October|November|December|"
-          r"Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)\.?\s+\d{1,2}\b")
+YEAR_DIGITS = r"(?:1[6-9]\d\d|20\d\d)"  # the years a text may name: 1600-2099
+MONTH_NAMES = "January|February|March|April|May|June|July|August|September|October|November|December"
+_YEAR = rf"(?<![\d.,]){YEAR_DIGITS}(?:s|’s|'s)?(?![\d%])"
+_YEAR_ALONE = rf"{YEAR_DIGITS}(?:s|’s|'s)?(?!\d|,\d)"  # a year, not the head of "2017,123"
+_MONTH = rf"\b(?:{MONTH_NAMES}|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)\.?\s+\d{{1,2}}\b"
 SENTENCE_RULES: dict[str, re.Pattern] = {
     "date": re.compile(rf"{_YEAR}|{_MONTH}|\d{{1,4}}\s*年\s*\d{{1,2}}\s*月|\d{{1,2}}\s*月\s*\d{{1,2}}\s*日|"
-                       r"(?:1[6-9]\d\d|20\d\d)\s*年|\b\d{1,2}/\d{1,2}/\d{2,4}\b|\b(?:19|20)\d\d-\d\d-\d\d\b", re.I),
+                       rf"{YEAR_DIGITS}\s*年|\b\d{1,2}/\d{1,2}/\d{2,4}\b|\b(?:19|20)\d\d-\d\d-\d\d\b", re.I),
     "money": re.compile(r"[$€£¥]\s?\d|\d[\d,.]*\s*(?:million|billion|trillion)?\s*(?:dollars|USD|US\$)|美元|"
                         r"\d[\d,.]*\s*(?:万|亿|万亿)?\s*元|人民币|\bdollars?\b", re.I),
     "percent": re.compile(r"\d+(?:\.\d+)?\s*(?:%|percent\b|per cent\b|percentage points?)|百分之|\d+\s*成(?!立|为|本|功)",

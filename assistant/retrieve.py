@@ -143,9 +143,9 @@ class Retriever:
         where = filter_where(documents, language)
         n = max(self.settings.candidates, k * 4)
         found = self.store.query(vector, n, where)
-        sentences = self.store.sentences.query(vector, n, where) if weight > 0 else []
+        sentences = self.store.sentences.query(vector, n, where) if weight > 0 else None
         sentence_scores: dict[str, float] = {}
-        for row in sentences:  # each passage's best sentence among the nearest
+        for row in sentences or []:  # each passage's best sentence among the nearest
             sentence_scores[row.chunk_id] = max(sentence_scores.get(row.chunk_id, -1.0), row.score)
         if sentence_scores:
             dense_ids = {p.chunk_id for p, _ in found}
@@ -174,25 +174,15 @@ class Retriever:
             ),
             key=lambda h: h.score, reverse=True,
         )
-        return Retrieval(fold_duplicates(ranked_hits, k), sentences if weight > 0 else None)
+        return Retrieval(fold_duplicates(ranked_hits, k), sentences)
 
 
 def fold_duplicates(ranked: list[SearchHit], k: int, threshold: float = 0.6) -> list[SearchHit]:
     """Keep the best of near-identical passages; the others' documents are listed as its alternatives."""
     kept: list[SearchHit] = []
-    of_hit: dict[str, frozenset[str]] = {}  # each hit's shingles once, not once per comparison
-
-    def of(hit: SearchHit) -> frozenset[str]:
-        if hit.chunk_id not in of_hit:
-            of_hit[hit.chunk_id] = shingles(hit.text)
-        return of_hit[hit.chunk_id]
-
-    def twins(a: SearchHit, b: SearchHit) -> bool:
-        sa, sb = of(a), of(b)
-        return bool(sa and sb) and len(sa & sb) / min(len(sa), len(sb)) >= threshold
-
-    for hit in ranked:
-        twin = next((k_ for k_ in kept if k_.document != hit.document and twins(k_, hit)), None)
+    for hit in ranked:  # shingles are cached per text, so each passage's are computed once
+        twin = next((k_ for k_ in kept if k_.document != hit.document and near_duplicate(k_.text, hit.text, threshold)),
+                    None)
         if twin is not None:
             if hit.document not in twin.alternatives:
                 twin.alternatives.append(hit.document)
@@ -223,7 +213,7 @@ def fit_sentence_weight(assistant, items, k: int, grid=WEIGHT_GRID) -> tuple[flo
     chain of questions included)."""
     from tqdm import tqdm
 
-    from assistant.evaluate.metrics import passage_matches
+    from assistant.evaluate.metrics import hit_at_k, passage_matches, reciprocal_rank
 
     relevance: dict[float, list[list[bool]]] = {w: [] for w in grid}
     for item in tqdm(items, desc="retrieval", unit="question"):
@@ -235,8 +225,8 @@ def fit_sentence_weight(assistant, items, k: int, grid=WEIGHT_GRID) -> tuple[flo
     curve = []
     for w in grid:
         rows = relevance[w]
-        hit = sum(any(r) for r in rows) / max(len(rows), 1)
-        mrr = sum(1.0 / (r.index(True) + 1) if True in r else 0.0 for r in rows) / max(len(rows), 1)
+        hit = sum(hit_at_k(r) for r in rows) / max(len(rows), 1)
+        mrr = sum(reciprocal_rank(r) for r in rows) / max(len(rows), 1)
         curve.append({"weight": w, "hit_at_k": round(hit, 4), "mrr": round(mrr, 4)})
     best = max(curve, key=lambda p: (p["hit_at_k"], p["mrr"], -p["weight"]))
     return best["weight"], {"split": "dev", "questions": len(items), "k": k, "curve": curve,
@@ -255,15 +245,13 @@ def main(argv: list[str] | None = None) -> int:
     fit_parser.add_argument("--k", type=int, default=None, help="hits per question (default: top_k)")
     args = parser.parse_args(argv)
 
-    from assistant.evaluate.loader import load_items
+    from assistant.evaluate.loader import EvalInputError, load_split
     from assistant.pipeline import Assistant
 
-    items, malformed = load_items(args.questions)
-    if malformed:
-        parser.error(f"{args.questions}: {len(malformed)} malformed rows (first: line {malformed[0].line})")
-    dev = [item for item in items if item.split == "dev" and item.answerable]
-    if not dev:
-        parser.error(f"{args.questions} has no answerable dev questions")
+    try:
+        dev = load_split(args.questions, answerable_only=True)
+    except EvalInputError as error:
+        parser.error(str(error))
     assistant = Assistant()
     weight, metrics = fit_sentence_weight(assistant, dev, args.k or assistant.settings.top_k)
     metrics.update(embedding_model=assistant.embedder.model_id, questions_file=str(args.questions))

@@ -34,6 +34,18 @@ class EvalInputError(InvalidInput, ValueError):
     """The eval file cannot be used at all (missing, unreadable, empty, or without a single valid row)."""
 
 
+def load_split(path: str | Path, split: str = "dev", answerable_only: bool = False) -> list[EvalItem]:
+    """The items of one split of an eval file, for fitting on it; EvalInputError when a row is malformed or the split
+    has none (a fit on part of a broken file would be fit on the wrong questions)."""
+    items, malformed = load_items(path)
+    if malformed:
+        raise EvalInputError(f"{path}: {len(malformed)} malformed rows (first: line {malformed[0].line})")
+    chosen = [item for item in items if item.split == split and (item.answerable or not answerable_only)]
+    if not chosen:
+        raise EvalInputError(f"{path} has no {'answerable ' if answerable_only else ''}{split} questions")
+    return chosen
+
+
 def load_items(path: str | Path) -> tuple[list[EvalItem], list[MalformedRow]]:
     """Items of a JSONL or CSV eval file, and the rows that could not be used (with their line numbers).
 
