@@ -117,6 +117,12 @@ def best_dense_score(hits: list[SearchHit]) -> float:
     return max(float(h.dense_score if h.dense_score is not None else h.score) for h in hits)
 
 
+def best_match_score(hits: list[SearchHit]) -> float:
+    """The highest cosine of a retrieved passage or of its best sentence: a passage that is long and about much else
+    can hold one sentence that matches the question well, and that sentence is what the answer quotes."""
+    return max(best_dense_score(hits), max((h.sentence_score or 0.0 for h in hits), default=0.0))
+
+
 def sentence_spans(hit: SearchHit) -> list[tuple[int, int]]:
     """(start, end) of each sentence of a passage, as offsets into its document."""
     return [(hit.start + s, hit.start + e) for s, e in text_sentence_spans(hit.text)]
@@ -314,9 +320,10 @@ class ExtractiveAnswerer:
         return self.model.threshold if override is None else override
 
     def supported(self, request: AnswerRequest) -> bool:
-        """Whether anything retrieved is on topic at all (the floor below which no sentence is considered)."""
+        """Whether anything retrieved is on topic at all (the floor below which no sentence is considered): a passage
+        or one of its sentences at least ``abstain_threshold`` from the question."""
         hits = request.hits
-        return bool(hits) and best_dense_score(hits) >= self.settings.abstain_threshold
+        return bool(hits) and best_match_score(hits) >= self.settings.abstain_threshold
 
     def choose(self, request: AnswerRequest, candidates: list[Candidate]) -> list[Candidate]:
         """The best sentence; for each part of a compound question not yet covered, its best sentence; then the

@@ -206,3 +206,18 @@ def test_enumeration_labels_are_not_facts():
     facts = language_neutral_facts("(2) In the case of a plan (as defined in section 1107(d)(3) of this title), "
                                    "paragraph (1)(C) and (5) apply.")
     assert facts == ["1107(d)(3)"]
+
+
+def test_a_passage_is_on_topic_through_its_best_sentence(make_settings):
+    """The floor below which nothing is answered reads the best passage cosine or the best sentence cosine: a long
+    passage about much else can hold the one sentence that answers (the question model then decides)."""
+    from assistant.answer import AnswerRequest, ExtractiveAnswerer, best_match_score
+
+    answerer = ExtractiveAnswerer(make_settings(abstain_threshold=0.36), sentences=lambda: None,
+                                  document=lambda _: None, versions=lambda _: {}, idf=lambda _: {})
+    hit, _ = span_of(ZH_1950, "zh")
+    long_passage = hit.model_copy(update={"score": 0.45, "dense_score": 0.34, "sentence_score": 0.46})
+    far = hit.model_copy(update={"score": 0.3, "dense_score": 0.3, "sentence_score": None})
+    assert best_match_score([long_passage, far]) == pytest.approx(0.46)
+    assert answerer.supported(AnswerRequest(question="q", query="q", hits=[far, long_passage]))
+    assert not answerer.supported(AnswerRequest(question="q", query="q", hits=[far]))
