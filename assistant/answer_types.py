@@ -76,9 +76,35 @@ def question_parts(question: str) -> list[str]:
     return parts or [question]
 
 
+# A keyword query ("prudent man rule NY year", "401k crypto order date?") asks with its head noun instead of a question
+# word. English noun compounds end in their head ("order date"), or open with it ("date of the order").
+_QUESTION_WORD = re.compile(r"\b(?:what|when|which|who|whom|whose|where|why|how|is|are|was|were|do|does|did|can|could|"
+                            r"should|will|would|has|have|had|tell|explain|describe|list)\b", re.I)
+KEYWORD_HEADS: dict[str, str] = {
+    "date": r"date|year|day|month",
+    "money": r"amount|cost|price|value",
+    "count": r"number|count",
+    "duration": r"duration|timeframe|time frame|period",
+    "person": r"author|name|signer|signatory",
+    "place": r"location|place|country",
+}
+# "that year", "each month" point back at a time already named; they do not ask for one
+_KEYWORD_HEAD = {name: re.compile(rf"(?:(?<!\bthat )(?<!\bthis )(?<!\beach )(?<!\bevery )(?<!\bper )(?<!\bsame )"
+                                  rf"\b(?:{heads})s?[\s\d?？.!]*$|^\s*(?:the\s+)?(?:{heads})s?\s+(?:of|for)\b)", re.I)
+                 for name, heads in KEYWORD_HEADS.items()}
+
+
+def keyword_query_types(question: str) -> set[str]:
+    """The answer types of an English keyword query, read from its head noun; empty for a worded question (its
+    question word says what it asks, and "the plan year" inside a sentence is no request for a date)."""
+    if _QUESTION_WORD.search(question) or re.search(r"[\u4e00-\u9fff]", question):
+        return set()
+    return {name for name, rule in _KEYWORD_HEAD.items() if rule.search(question)}
+
+
 def expected_types(question: str) -> set[str]:
     """The answer types a question (or one part of it) asks for; empty when it asks for none in particular."""
-    found = {name for name, rule in QUESTION_RULES.items() if rule.search(question)}
+    found = {name for name, rule in QUESTION_RULES.items() if rule.search(question)} or keyword_query_types(question)
     if _HOW_MUCH.search(question) and not found & {"money", "percent", "count", "duration"}:
         found |= {"money", "percent", "count"}
     if found & {"date", "money", "percent", "count", "duration", "person", "organisation", "place"}:

@@ -10,6 +10,7 @@ from assistant.answer_types import (
     english_person,
     english_place,
     expected_types,
+    keyword_query_types,
     question_parts,
     sentence_types,
     type_match,
@@ -50,6 +51,26 @@ def test_how_much_alone_may_be_money_share_or_count():
 
 def test_a_when_clause_inside_a_who_question_does_not_ask_for_a_date():
     assert expected_types("Who was Secretary of Labor when EO 14330 was signed?") == {"person"}
+
+
+@pytest.mark.parametrize("query, expected", [
+    ("prudent man rule NY year", {"date"}),
+    ("401k crypto order date?", {"date"}),
+    ("date of the bitcoin reserve order", {"date"}),
+    ("401k plans number 2023", {"count"}),
+    ("author of the techflow article", {"person"}),
+    ("ERISA fiduciary standard", set()),
+    ("and their total assets that year?", set()),  # "that year" points back; it asks for the assets
+    ("contributions per year", set()),
+    ("what is the plan year", set()),  # a worded question: its question word decides
+])
+def test_a_keyword_query_asks_with_its_head_noun(query, expected):
+    assert keyword_query_types(query) == expected
+
+
+def test_a_keyword_query_gets_its_type_only_where_no_question_rule_fired():
+    assert expected_types("prudent man rule NY year") == {"date"}
+    assert expected_types("new york stock limit percent") == {"percent"}
 
 
 def test_questions_that_ask_for_nothing_in_particular():
