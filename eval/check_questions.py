@@ -30,7 +30,8 @@ import sys
 from collections import Counter
 
 CATEGORIES = {"en_to_zh", "zh_to_en", "en_to_en", "zh_to_zh", "followup", "table", "unanswerable",
-              "compound", "paraphrase", "why_how", "doc_fact", "topic_shift", "off_topic"}
+              "compound", "paraphrase", "why_how", "doc_fact", "topic_shift", "off_topic",
+              "keyword"}
 CAT_LANG = {"en_to_zh": "en", "zh_to_en": "zh", "en_to_en": "en", "zh_to_zh": "zh"}
 CROSS_LANG = {"en_to_zh", "zh_to_en"}
 KINDS = {"en_to_zh", "zh_to_en", "en_to_en", "zh_to_zh", "none"}
