@@ -70,6 +70,8 @@ class AnswerRequest:
     hits: list[SearchHit]
     query_vector: np.ndarray | None = None
     history: list[ChatTurn] = field(default_factory=list)
+    # The question's own vector when the query adds history to it (a follow-up); None when the query is the question
+    question_vector: np.ndarray | None = field(default=None, repr=False)
     documents: list[str] | None = None
     language: str | None = None
     # The query's nearest sentences as retrieval found them (best first), reused as direct candidates; None: search
@@ -289,6 +291,12 @@ class ExtractiveAnswerer:
                 end=row.end, text=row.text, language=row.language, position=row.position, context=row.context,
                 title=row.title, cosine=row.score)
         candidates = list(found.values())
+        if request.question_vector is not None:
+            own = np.asarray(request.question_vector, dtype=np.float32)
+            vectors = index.vectors([c.sentence_id for c in candidates])
+            for c in candidates:
+                if c.sentence_id in vectors:
+                    c.question_cosine = float(np.dot(own, vectors[c.sentence_id]))
         top = best_dense_score(hits)
         analysis, idf = analyse(request.question), self._idf(tokenize(request.question))
         featurize(analysis, request.question, candidates, float(top), idf)

@@ -36,6 +36,9 @@ FORMAT_VERSION = 3  # 3: the sentence model's threshold is the near-tie ratio
 FEATURES = (
     "cosine",  # query–sentence cosine, from the stored sentence vector
     "cosine_gap",  # cosine minus the best candidate's: how far behind the best sentence this one is
+    # the same gap measured from the question alone: a follow-up's query carries the previous question too, and the
+    # sentence that answered that one stays close to the query while the follow-up asks something else
+    "question_cosine_gap",
     "cosine_rank_inv",  # 1 / (1 + rank by cosine)
     "passage_score",  # dense score of the sentence's passage among the retrieved passages (0 when not retrieved)
     "passage_rank_inv",  # 1 / (1 + rank of its passage), 0 when its passage was not retrieved
@@ -98,6 +101,7 @@ class Candidate:
     passage_text: str = ""  # "" when the sentence came from the sentence index and its passage was not retrieved
     passage_score: float = 0.0
     passage_rank: int | None = None
+    question_cosine: float | None = None  # cosine to the question alone when the query added history; None: = cosine
     features: dict[str, float] = field(default_factory=dict)
     types: set[str] = field(default_factory=set)
     probability: float = 0.0
@@ -146,6 +150,8 @@ def featurize(analysis: QuestionAnalysis, question: str, candidates: list[Candid
     numbers, names, years = question_numbers(question), question_names(question), question_years(question)
     reader = detect_language(question)
     best = max(c.cosine for c in candidates)
+    own = {id(c): c.cosine if c.question_cosine is None else c.question_cosine for c in candidates}
+    best_own = max(own.values())
     by_cosine = {id(c): rank for rank, c in enumerate(sorted(candidates, key=lambda c: -c.cosine))}
     asked = bool(analysis.types)
     for c in candidates:
@@ -155,6 +161,7 @@ def featurize(analysis: QuestionAnalysis, question: str, candidates: list[Candid
         c.features = {
             "cosine": c.cosine,
             "cosine_gap": c.cosine - best,
+            "question_cosine_gap": own[id(c)] - best_own,
             "cosine_rank_inv": 1.0 / (1 + by_cosine[id(c)]),
             "passage_score": c.passage_score,
             "passage_rank_inv": 0.0 if c.passage_rank is None else 1.0 / (1 + c.passage_rank),

@@ -168,7 +168,8 @@ class Assistant:
                  for q, v in zip(queries, vectors)]
         requests = [compose.AnswerRequest(question=question, query=q, hits=r.hits, query_vector=v,
                                           history=list(history or []), documents=documents, language=language,
-                                          nearest_sentences=r.sentences)
+                                          nearest_sentences=r.sentences,
+                                          question_vector=None if q == question else vectors[0])
                     for q, v, r in zip(queries, vectors, found)]
         timings["retrieve"] = time.perf_counter() - mark
         if len(requests) == 1:

@@ -180,6 +180,14 @@ class SentenceIndex:
         return [_hit(sid, None, meta, 1.0 - float(dist))
                 for sid, meta, dist in zip(got["ids"][0], got["metadatas"][0], got["distances"][0])]
 
+    def vectors(self, sentence_ids: list[str]) -> dict[str, np.ndarray]:
+        """The stored vectors of these sentences (ids not stored are left out)."""
+        out: dict[str, np.ndarray] = {}
+        for i in range(0, len(sentence_ids), self.max_batch):
+            got = self.collection.get(ids=sentence_ids[i:i + self.max_batch], include=["embeddings"])
+            out.update((sid, np.asarray(v, dtype=np.float32)) for sid, v in zip(got["ids"], got["embeddings"]))
+        return out
+
     def for_passages(self, chunk_ids: list[str]) -> list[tuple[SentenceHit, np.ndarray]]:
         """Every stored sentence of these passages with its vector, in passage order then sentence order."""
         order = {cid: i for i, cid in enumerate(dict.fromkeys(chunk_ids))}

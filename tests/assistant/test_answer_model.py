@@ -100,6 +100,19 @@ def test_cosine_gap_rank_position_heading_language_and_overlap():
     assert idf_overlap({"york", "rule"}, "New York adopted it.", {"york": 3.0, "rule": 1.0}) == pytest.approx(0.75)
 
 
+def test_a_follow_ups_gap_is_measured_from_the_question_alone():
+    """The previous topic's sentence leads on the query's cosine; the follow-up's own cosine can rank it behind."""
+    previous, asked = candidate("New York adopted the rule in 1950.", cosine=0.6, question_cosine=0.3), \
+        candidate("Actuaries and unions opposed it.", cosine=0.5, question_cosine=0.45)
+    featurize(analyse("Who opposed it?"), "Who opposed it?", [previous, asked], 0.7, {})
+    assert previous.features["cosine_gap"] == 0.0 and asked.features["cosine_gap"] == pytest.approx(-0.1)
+    assert asked.features["question_cosine_gap"] == 0.0
+    assert previous.features["question_cosine_gap"] == pytest.approx(-0.15)
+    # without history the question is the query: the two gaps are one
+    (plain,) = features_of("Who opposed it?", "Actuaries and unions opposed it.", cosine=0.4)
+    assert plain["question_cosine_gap"] == plain["cosine_gap"] == 0.0
+
+
 def test_a_sentence_from_the_sentence_index_only_has_no_passage_score():
     (f,) = features_of("When?", "New York adopted the rule in 1950.", passage_rank=None)
     assert f["passage_score"] == 0.0 and f["passage_rank_inv"] == 0.0

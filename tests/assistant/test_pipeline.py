@@ -324,3 +324,28 @@ def test_the_answerer_takes_its_direct_sentences_from_retrieval(assistant):
     assert without.nearest_sentences is None
     direct = {c.sentence_id for c in plain.extractive.candidates(without) if c.passage_rank is None}
     assert direct and direct <= {r.sentence_id for r in rows[:fused.settings.answer_sentence_candidates]}
+
+
+def test_a_follow_up_scores_its_sentences_against_the_question_alone_too(assistant):
+    """A follow-up's query carries the previous question; the sentence that answered that one stays close to the
+    query. So each candidate also gets its cosine to the follow-up alone (from the stored sentence vectors), and a
+    request whose query is the question itself carries no second vector."""
+    from assistant.answer import AnswerRequest
+
+    question = "How many of them are there?"
+    query = f"{question} ({PARTICIPANTS})"
+    own, combined = assistant.embedder.embed_queries([question, query])
+    found = assistant.retriever.retrieve(query, query_vector=combined)
+    request = AnswerRequest(question=question, query=query, hits=found.hits, query_vector=combined,
+                            nearest_sentences=found.sentences, question_vector=own)
+    candidates = list(assistant.extractive.candidates(request))
+    stored = assistant.sentences.vectors([c.sentence_id for c in candidates])
+    assert candidates and set(stored) == {c.sentence_id for c in candidates}
+    for c in candidates:
+        assert c.question_cosine == pytest.approx(float(own @ stored[c.sentence_id]), abs=1e-5)
+        assert c.cosine == pytest.approx(float(combined @ stored[c.sentence_id]), abs=1e-4)
+    assert any(c.features["question_cosine_gap"] != c.features["cosine_gap"] for c in candidates)
+
+    alone = assistant.evidence(PARTICIPANTS)
+    assert alone.question_vector is None
+    assert all(c.question_cosine is None for c in assistant.extractive.candidates(alone))
