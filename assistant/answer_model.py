@@ -26,7 +26,15 @@ from pathlib import Path
 
 import numpy as np
 
-from assistant.answer_types import YEAR_DIGITS, QuestionAnalysis, pos_tags, sentence_types, type_match
+from assistant.answer_types import (
+    YEAR_DIGITS,
+    QuestionAnalysis,
+    asks_for_name,
+    personal_names,
+    pos_tags,
+    sentence_types,
+    type_match,
+)
 from assistant.clean import detect_language
 from assistant.retrieve import tokenize
 
@@ -72,8 +80,12 @@ QUESTION_FEATURES = (
     "passage_score_drop",  # best retrieved passage's score minus the last one's: one passage stands out, or none
     "cross_language",  # the best sentence is in another language than the question
     "chinese_question",  # the question is in Chinese
+    "name_absent",  # the question asks for a name and the chosen sentences give no personal name
 )
 EVIDENCE_SENTENCES = 3  # the best candidates taken as "the chosen evidence" by the question features
+# jieba's dictionary tags some everyday words as person names (养老金); a name is rare: in fewer than one passage in 20,
+# which is BM25's idf above ln(19)
+NAME_MIN_IDF = math.log(19)
 
 _END = tuple(".。!?！？;；:：")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
@@ -132,6 +144,18 @@ def question_names(question: str) -> set[str]:
     if detect_language(question) == "zh":
         names |= {w for w, flag in pos_tags(question) if flag in _ZH_NAME_FLAGS and len(w) >= 2}
     return names
+
+
+def name_words(candidates: Sequence[Candidate]) -> list[str]:
+    """The Chinese person names of the candidates (whose corpus idf tells a name from a mis-tagged common word)."""
+    return sorted({name for c in candidates if c.language == "zh" for name in personal_names(c.text)
+                   if not name.isascii()})
+
+
+def gives_a_name(text: str, idf: dict[str, float]) -> bool:
+    """Whether a sentence gives a personal name: an English one, or a Chinese one that is rare in the corpus (a word
+    ``idf`` does not know counts as rare)."""
+    return any(name.isascii() or idf.get(name, NAME_MIN_IDF) >= NAME_MIN_IDF for name in personal_names(text))
 
 
 def missing_share(items: set[str], evidence: str) -> float:
@@ -222,6 +246,7 @@ def question_features(analysis: QuestionAnalysis, question: str, ranked: Sequenc
         "passage_score_drop": scores[0] - scores[-1] if len(scores) > 1 else 0.0,
         "cross_language": float(bool(chosen) and chosen[0].language != reader),
         "chinese_question": float(reader == "zh"),
+        "name_absent": float(asks_for_name(question) and not any(gives_a_name(c.text, idf) for c in chosen)),
     }
 
 
@@ -513,7 +538,7 @@ def collect(assistant, items) -> list[QuestionRecord]:
         labels = [item.answerable and answers_reference(c.text, item.reference_contexts) for c in candidates]
         passages = [f"{h.title}\n{h.context}\n{h.text}" for h in request.hits]
         records.append(QuestionRecord(item.question, candidates, labels, item.answerable, passages,
-                                      assistant.store.idf(tokenize(item.question))))
+                                      assistant.store.idf(tokenize(item.question) + name_words(candidates))))
     return records
 
 

@@ -189,6 +189,42 @@ def english_person(text: str) -> bool:
     return False
 
 
+# A question that asks for a name ("what is the name of...", "which president...", "叫什么名字", "哪位"), not for whoever
+# holds a role: "who chairs the working group?" is answered by "the Special Advisor for AI and Crypto".
+_NAME_REQUEST = re.compile(r"\bnames?\b|\bnamed\b|\bwhich (?:president|person|people|official|officials|economists?|"
+                           r"authors?|governor|senator)\b|叫什么|名字|姓名|哪位|哪几位", re.I)
+# Words of a capitalised run that make it a title, a body or a document rather than a person ("Special Advisor",
+# "Executive Order", "United States").
+_NOT_A_NAME = re.compile(r"\b(?:Secretary|President|Vice|Governor|Chair|Chairman|Director|Commissioner|Advisor|Adviser|"
+                         r"Special|Attorney|General|Senator|Representative|Mayor|Minister|Executive|Order|Act|Plan|Plans|"
+                         r"Code|Section|Title|Register|Documents|Sheet|Reserve|Stockpile|Group|Market|Markets|States|"
+                         r"United|Federal|National|American|Americans|Strategic|Digital|Asset|Assets|Bitcoin|Crypto|"
+                         r"Retirement|Income|Security|Employee|Benefit|Internal|Revenue)\b")
+_TITLE_BEFORE_NAME = re.compile(r"^(?:(?:President|Secretary|Governor|Senator|Chairman|Commissioner|Director|Mr|Mrs|Ms|"
+                                r"Dr)\.?\s+)+")
+_CAPITALS_NAME = re.compile(r"\b[A-Z]{2,}\s+[A-Z]\.\s+[A-Z]{2,}\b")  # a signature: "DONALD J. TRUMP"
+
+
+def asks_for_name(question: str) -> bool:
+    return bool(_NAME_REQUEST.search(question))
+
+
+def personal_names(text: str) -> set[str]:
+    """Personal names a sentence gives: capitalised runs that are no title, body or document, signatures in capitals,
+    and jieba's person names in Chinese (its dictionary tags some common words as names too: callers weigh a Chinese
+    name by how rare it is in the corpus)."""
+    names = set()
+    for match in _NAME_RUN.finditer(text):
+        run = _TITLE_BEFORE_NAME.sub("", match.group(0))  # "President Donald J. Trump" names Donald J. Trump
+        titled = run != match.group(0)  # after a title one word is a name: "President Trump"
+        if len(run.split()) >= (1 if titled else 2) and not (_ORG_WORD.search(run) or _LEADING_WORDS.match(run) or _NOT_A_NAME.search(run)):
+            names.add(run)
+    names |= {m.group(0) for m in _CAPITALS_NAME.finditer(text)}
+    if re.search(r"[\u4e00-\u9fff]", text):
+        names |= {w for w, flag in pos_tags(text) if flag in ("nr", "nrfg", "nrt") and len(w) >= 2}
+    return names
+
+
 def english_organisation(text: str) -> bool:
     return bool(re.search(r"\b[A-Z][A-Za-z]+(?:\s+(?:of|for|and|the|on)?\s*[A-Z][A-Za-z.]+)*", text)
                 and _ORG_WORD.search(text)) or bool(re.search(r"\b[A-Z]{2,6}\b(?!-)", text))

@@ -6,11 +6,13 @@ import pytest
 
 from assistant.answer_types import (
     analyse,
+    asks_for_name,
     english_organisation,
     english_person,
     english_place,
     expected_types,
     keyword_query_types,
+    personal_names,
     question_parts,
     sentence_types,
     type_match,
@@ -71,6 +73,31 @@ def test_a_keyword_query_asks_with_its_head_noun(query, expected):
 def test_a_keyword_query_gets_its_type_only_where_no_question_rule_fired():
     assert expected_types("prudent man rule NY year") == {"date"}
     assert expected_types("new york stock limit percent") == {"percent"}
+
+
+@pytest.mark.parametrize("question, asks", [
+    ("What is the name of the Secretary of Labor?", True),
+    ("which president signed the Social Security Act", True),
+    ("CEA 那份报告是哪几位经济学家写的?", True),
+    ("那篇文章的作者叫什么名字?", True),
+    ("Who chairs the working group?", False),  # a role may answer it
+    ("When was the order signed?", False),
+])
+def test_a_question_asks_for_a_name(question, asks):
+    assert asks_for_name(question) == asks
+
+
+@pytest.mark.parametrize("sentence, names", [
+    ("Today, President Donald J. Trump signed an Executive Order.", {"Donald J. Trump"}),
+    ("President Trump wants to give workers more options.", {"Trump"}),
+    ("DONALD J. TRUMP", {"DONALD J. TRUMP"}),
+    ("The Working Group shall be chaired by the Special Advisor for AI and Crypto.", set()),
+    ("The Secretary of the Treasury shall establish an office.", set()),
+    ("THE WHITE HOUSE, August 7, 2025.", set()),
+    ("撰文:陈默 cmDeFi", {"陈默"}),
+])
+def test_personal_names_are_not_titles_bodies_or_documents(sentence, names):
+    assert personal_names(sentence) == names
 
 
 def test_questions_that_ask_for_nothing_in_particular():
