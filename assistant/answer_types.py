@@ -195,11 +195,13 @@ _NAME_REQUEST = re.compile(r"\bnames?\b|\bnamed\b|\bwhich (?:president|person|pe
                            r"authors?|governor|senator)\b|叫什么|名字|姓名|哪位|哪几位", re.I)
 # Words of a capitalised run that make it a title, a body or a document rather than a person ("Special Advisor",
 # "Executive Order", "United States").
-_NOT_A_NAME = re.compile(r"\b(?:Secretary|President|Vice|Governor|Chair|Chairman|Director|Commissioner|Advisor|Adviser|"
-                         r"Special|Attorney|General|Senator|Representative|Mayor|Minister|Executive|Order|Act|Plan|Plans|"
-                         r"Code|Section|Title|Register|Documents|Sheet|Reserve|Stockpile|Group|Market|Markets|States|"
-                         r"United|Federal|National|American|Americans|Strategic|Digital|Asset|Assets|Bitcoin|Crypto|"
-                         r"Retirement|Income|Security|Employee|Benefit|Internal|Revenue)\b")
+_NOT_A_NAME = re.compile(r"\b(?:(?:Secretar(?:y|ies)|President|Vice|Governor|Chair|Chairman|Director|Commissioner|"
+                         r"Advis[eo]r|Special|Attorney|General|Senator|Representative|Mayor|Minister|Executive|Order|Act|"
+                         r"Plan|Code|Section|Title|Register|Document|Sheet|Reserve|Stockpile|Group|Market|State|United|"
+                         r"Federal|National|American|Strategic|Digital|Asset|Bitcoin|Crypto|Retirement|Income|Security|"
+                         r"Employee|Benefit|Internal|Revenue|Economic|Economist)s?)\b")
+# "Council of Economic Advisers": a capitalised run after "of" is the tail of a body's name
+_TAIL_OF_A_NAME = re.compile(r"[A-Z][A-Za-z]+\s+(?:of|for|on)\s+(?:the\s+)?$")
 _TITLE_BEFORE_NAME = re.compile(r"^(?:(?:President|Secretary|Governor|Senator|Chairman|Commissioner|Director|Mr|Mrs|Ms|"
                                 r"Dr)\.?\s+)+")
 _CAPITALS_NAME = re.compile(r"\b[A-Z]{2,}\s+[A-Z]\.\s+[A-Z]{2,}\b")  # a signature: "DONALD J. TRUMP"
@@ -217,7 +219,9 @@ def personal_names(text: str) -> set[str]:
     for match in _NAME_RUN.finditer(text):
         run = _TITLE_BEFORE_NAME.sub("", match.group(0))  # "President Donald J. Trump" names Donald J. Trump
         titled = run != match.group(0)  # after a title one word is a name: "President Trump"
-        if len(run.split()) >= (1 if titled else 2) and not (_ORG_WORD.search(run) or _LEADING_WORDS.match(run) or _NOT_A_NAME.search(run)):
+        if len(run.split()) < (1 if titled else 2) or _TAIL_OF_A_NAME.search(text[:match.start()]):
+            continue
+        if not (_ORG_WORD.search(run) or _LEADING_WORDS.match(run) or _NOT_A_NAME.search(run)):
             names.add(run)
     names |= {m.group(0) for m in _CAPITALS_NAME.finditer(text)}
     if re.search(r"[\u4e00-\u9fff]", text):

@@ -94,6 +94,7 @@ def test_a_question_asks_for_a_name(question, asks):
     ("The Working Group shall be chaired by the Special Advisor for AI and Crypto.", set()),
     ("The Secretary of the Treasury shall establish an office.", set()),
     ("THE WHITE HOUSE, August 7, 2025.", set()),
+    ("The Council of Economic Advisers (CEA) finds that:", set()),  # the tail of a body's name, not a person
     ("撰文:陈默 cmDeFi", {"陈默"}),
 ])
 def test_personal_names_are_not_titles_bodies_or_documents(sentence, names):
