@@ -105,6 +105,15 @@ def sentence_input(embedder, sentence: SentenceHit) -> str:
     return embedder.document_input(sentence.title, sentence.text, sentence.context)
 
 
+def vectors_by_id(collection, ids: list[str], batch: int) -> dict[str, np.ndarray]:
+    """The stored vectors of a Chroma collection's rows by id, read ``batch`` ids at a time (missing ids are left out)."""
+    found: dict[str, np.ndarray] = {}
+    for i in range(0, len(ids), batch):
+        got = collection.get(ids=ids[i:i + batch], include=["embeddings"])
+        found.update((row_id, np.asarray(v, dtype=np.float32)) for row_id, v in zip(got["ids"], got["embeddings"]))
+    return found
+
+
 def input_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
@@ -182,11 +191,7 @@ class SentenceIndex:
 
     def vectors(self, sentence_ids: list[str]) -> dict[str, np.ndarray]:
         """The stored vectors of these sentences (ids not stored are left out)."""
-        out: dict[str, np.ndarray] = {}
-        for i in range(0, len(sentence_ids), self.max_batch):
-            got = self.collection.get(ids=sentence_ids[i:i + self.max_batch], include=["embeddings"])
-            out.update((sid, np.asarray(v, dtype=np.float32)) for sid, v in zip(got["ids"], got["embeddings"]))
-        return out
+        return vectors_by_id(self.collection, sentence_ids, self.max_batch)
 
     def for_passages(self, chunk_ids: list[str]) -> list[tuple[SentenceHit, np.ndarray]]:
         """Every stored sentence of these passages with its vector, in passage order then sentence order."""

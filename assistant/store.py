@@ -40,7 +40,7 @@ from assistant.errors import AssistantError
 from assistant.lexical import FILE_NAME as LEXICAL_FILE
 from assistant.lexical import LexicalIndex
 from assistant.schema import Document, PageSpan, Passage, SearchHit
-from assistant.sentences import SentenceIndex
+from assistant.sentences import SentenceIndex, vectors_by_id
 from assistant.settings import Settings
 from assistant.split import passage_id
 
@@ -500,11 +500,7 @@ class IndexStore:
     @_shared
     def vectors(self, ids: list[str]) -> dict[str, np.ndarray]:
         """Stored vectors of these passages by id (missing ids are left out)."""
-        found: dict[str, np.ndarray] = {}
-        for i in range(0, len(ids), self.max_batch):
-            got = self.passages.get(ids=ids[i:i + self.max_batch], include=["embeddings"])
-            found.update((pid, np.asarray(v, dtype=np.float32)) for pid, v in zip(got["ids"], got["embeddings"]))
-        return found
+        return vectors_by_id(self.passages, ids, self.max_batch)
 
     def query(self, vector, n: int, where: dict | None = None) -> list[tuple[Passage, float]]:
         try:
