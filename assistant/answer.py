@@ -271,6 +271,7 @@ class ExtractiveAnswerer:
             return Evidence()
         vector = np.asarray(request.query_vector, dtype=np.float32)
         index = self._sentences()
+        own = None if request.question_vector is None else np.asarray(request.question_vector, dtype=np.float32)
         by_chunk = {h.chunk_id: (rank, h) for rank, h in enumerate(hits)}
         found: dict[str, Candidate] = {}
         for row, sentence_vector in index.for_passages([h.chunk_id for h in hits]):
@@ -279,7 +280,8 @@ class ExtractiveAnswerer:
                 sentence_id=row.sentence_id, document=row.document, chunk_id=row.chunk_id, start=row.start,
                 end=row.end, text=row.text, language=row.language, position=row.position, context=row.context,
                 title=row.title, cosine=float(np.dot(vector, sentence_vector)), passage_text=hit.text,
-                passage_score=float(hit.dense_score if hit.dense_score is not None else hit.score), passage_rank=rank)
+                passage_score=float(hit.dense_score if hit.dense_score is not None else hit.score), passage_rank=rank,
+                question_cosine=None if own is None else float(np.dot(own, sentence_vector)))
         n = self.settings.answer_sentence_candidates
         rows = (request.nearest_sentences[:n] if request.nearest_sentences is not None
                 else index.query(vector, n, filter_where(request.documents, request.language)))
@@ -292,10 +294,10 @@ class ExtractiveAnswerer:
                 end=row.end, text=row.text, language=row.language, position=row.position, context=row.context,
                 title=row.title, cosine=row.score)
         candidates = list(found.values())
-        if request.question_vector is not None:
-            own = np.asarray(request.question_vector, dtype=np.float32)
-            vectors = index.vectors([c.sentence_id for c in candidates])
-            for c in candidates:
+        direct = [c for c in candidates if c.question_cosine is None]
+        if own is not None and direct:  # the passages' sentences came with their vectors; these did not
+            vectors = index.vectors([c.sentence_id for c in direct])
+            for c in direct:
                 if c.sentence_id in vectors:
                     c.question_cosine = float(np.dot(own, vectors[c.sentence_id]))
         top = best_dense_score(hits)

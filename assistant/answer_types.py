@@ -21,6 +21,8 @@ import jieba.posseg as posseg
 
 jieba.setLogLevel(logging.WARNING)
 
+_HAN = re.compile(r"[\u4e00-\u9fff]")  # Chinese characters (not CJK punctuation: "date？" is still a keyword query)
+
 TYPES = ("date", "money", "percent", "count", "duration", "person", "organisation", "place", "definition", "reason")
 
 # --- questions ---------------------------------------------------------------------------------------------------------
@@ -97,7 +99,7 @@ _KEYWORD_HEAD = {name: re.compile(rf"(?:(?<!\bthat )(?<!\bthis )(?<!\beach )(?<!
 def keyword_query_types(question: str) -> set[str]:
     """The answer types of an English keyword query, read from its head noun; empty for a worded question (its
     question word says what it asks, and "the plan year" inside a sentence is no request for a date)."""
-    if _QUESTION_WORD.search(question) or re.search(r"[\u4e00-\u9fff]", question):
+    if _QUESTION_WORD.search(question) or _HAN.search(question):
         return set()
     return {name for name, rule in _KEYWORD_HEAD.items() if rule.search(question)}
 
@@ -224,7 +226,7 @@ def personal_names(text: str) -> set[str]:
         if not (_ORG_WORD.search(run) or _LEADING_WORDS.match(run) or _NOT_A_NAME.search(run)):
             names.add(run)
     names |= {m.group(0) for m in _CAPITALS_NAME.finditer(text)}
-    if re.search(r"[\u4e00-\u9fff]", text):
+    if _HAN.search(text):
         names |= {w for w, flag in pos_tags(text) if flag in ("nr", "nrfg", "nrt") and len(w) >= 2}
     return names
 
@@ -241,7 +243,7 @@ def english_place(text: str) -> bool:
 def sentence_types(text: str) -> set[str]:
     """The answer types a sentence holds (English and Chinese)."""
     found = {name for name, rule in SENTENCE_RULES.items() if rule.search(text)}
-    if re.search(r"[\u4e00-\u9fff]", text):
+    if _HAN.search(text):
         flags = {flag for _, flag in pos_tags(text)}
         if "nr" in flags or "nrfg" in flags or "nrt" in flags:
             found.add("person")
