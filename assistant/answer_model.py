@@ -35,6 +35,7 @@ from assistant.answer_types import (
     sentence_types,
     type_match,
 )
+from assistant.bilingual import matched_words
 from assistant.clean import detect_language
 from assistant.retrieve import tokenize
 
@@ -77,6 +78,9 @@ QUESTION_FEATURES = (
     "keyword_coverage",  # idf-weighted share of the question's words in the chosen sentences (with headings)
     "passage_keyword_coverage",  # the same over all retrieved passages
     "max_missing_idf",  # idf of the rarest question word that no retrieved passage holds (0: none missing)
+    # idf of the rarest question word the best sentence (with its heading) lacks: a near-topic question the corpus
+    # does not answer shares its topic words with the best sentence but not the word that names what it asks
+    "best_missing_idf",
     "passage_score_drop",  # best retrieved passage's score minus the last one's: one passage stands out, or none
     "cross_language",  # the best sentence is in another language than the question
     "chinese_question",  # the question is in Chinese
@@ -125,7 +129,7 @@ def idf_overlap(query_tokens: set[str], text: str, idf: dict[str, float]) -> flo
         return 0.0
     weight = (lambda t: max(idf.get(t, 1.0), 0.1)) if idf else (lambda t: 1.0)
     mass = sum(weight(t) for t in query_tokens) or 1.0
-    return sum(weight(t) for t in query_tokens & set(tokenize(text))) / mass
+    return sum(weight(t) for t in matched_words(query_tokens, text)) / mass
 
 
 def question_numbers(question: str) -> set[str]:
@@ -226,7 +230,9 @@ def question_features(analysis: QuestionAnalysis, question: str, ranked: Sequenc
     evidence = "\n".join(f"{c.title}\n{c.context}\n{c.passage_text or c.text}" for c in chosen)
     retrieved = "\n".join(passages)
     rarest = max(idf.values(), default=1.0)  # a word idf does not know is at least as rare as the rarest it knows
-    missing = query_tokens - set(tokenize(retrieved))
+    missing = query_tokens - matched_words(query_tokens, retrieved)
+    best_missing = query_tokens - (matched_words(query_tokens, f"{chosen[0].title}\n{chosen[0].context}\n{chosen[0].text}")
+                                   if chosen else set())
     probabilities = [c.probability for c in ranked[:2]] + [0.0, 0.0]
     reader = detect_language(question)
     passage_scores = dict(sorted({c.passage_rank: c.passage_score for c in ranked if c.passage_rank is not None}.items()))
@@ -243,6 +249,7 @@ def question_features(analysis: QuestionAnalysis, question: str, ranked: Sequenc
         "keyword_coverage": idf_overlap(query_tokens, sentences, idf),
         "passage_keyword_coverage": idf_overlap(query_tokens, retrieved, idf),
         "max_missing_idf": max((idf.get(t, rarest) for t in missing), default=0.0),
+        "best_missing_idf": max((idf.get(t, rarest) for t in best_missing), default=0.0),
         "passage_score_drop": scores[0] - scores[-1] if len(scores) > 1 else 0.0,
         "cross_language": float(bool(chosen) and chosen[0].language != reader),
         "chinese_question": float(reader == "zh"),

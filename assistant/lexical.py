@@ -36,7 +36,7 @@ jieba.setLogLevel(logging.WARNING)
 FILE_NAME = "lexical.sqlite3"
 
 _TOKEN = re.compile(r"[\w\u3400-\u9fff]+(?:[.,]\d+)*%?", re.U)  # words, and numbers such as 1.2% or 35%
-_STOP = set(
+STOP_WORDS = set(
     "a an and are as at be by for from has have how in is it its of on or that the this to was were what when which "
     "who why with did does do i you he she they we our their his her can could would should will shall may about into "
     "than then there these those such any all also not no 的 了 是 在 和 与 及 或 对 等 为 也 就 都 而 有 被 把 吗 呢 "
@@ -48,7 +48,7 @@ _CJK_RUN = re.compile(r"[\u3400-\u9fff]+")
 
 
 def _words(text: str) -> list[str]:
-    return [w for w in _TOKEN.findall(text) if w not in _STOP]
+    return [w for w in _TOKEN.findall(text) if w not in STOP_WORDS]
 
 
 def tokenize(text: str) -> list[str]:
@@ -62,7 +62,7 @@ def tokenize(text: str) -> list[str]:
     position = 0
     for run in _CJK_RUN.finditer(text):
         tokens += _words(text[position:run.start()])
-        tokens += [w for w in jieba.cut_for_search(run.group()) if w not in _STOP]
+        tokens += [w for w in jieba.cut_for_search(run.group()) if w not in STOP_WORDS]
         position = run.end()
     return tokens + _words(text[position:])
 

