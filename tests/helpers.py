@@ -97,3 +97,18 @@ def corpus_held(settings, seconds: float = 10) -> Iterator[None]:
     finally:
         release.set()
         thread.join(10)
+
+
+def assert_refused_unverified(loader) -> None:
+    """``loader`` (an lru_cached loader of a packaged model or dictionary) raises ModelError "failed verification";
+    its cache is cleared before and after, so the next caller loads the real one."""
+    import pytest
+
+    from assistant.model_fetch import ModelError
+
+    loader.cache_clear()
+    try:
+        with pytest.raises(ModelError, match="failed verification"):
+            loader()
+    finally:
+        loader.cache_clear()

@@ -17,6 +17,7 @@ from assistant.answer_types import (
     sentence_types,
     type_match,
 )
+from tests.helpers import assert_refused_unverified
 
 
 @pytest.mark.parametrize("question, expected", [
@@ -96,9 +97,19 @@ def test_a_question_asks_for_a_name(question, asks):
     ("THE WHITE HOUSE, August 7, 2025.", set()),
     ("The Council of Economic Advisers (CEA) finds that:", set()),  # the tail of a body's name, not a person
     ("撰文:陈默 cmDeFi", {"陈默"}),
+    ("Ted Benna is often called the father of the 401(k).", {"Ted Benna"}),
+    ("Government BTC deposited into the Strategic Bitcoin Reserve shall not be sold.", set()),
+    ("The Congress finds that the growth of employee benefit plans has been rapid.", set()),
 ])
 def test_personal_names_are_not_titles_bodies_or_documents(sentence, names):
     assert personal_names(sentence) == names
+
+
+def test_an_entity_model_that_fails_its_checksum_is_refused(monkeypatch):
+    from assistant import answer_types
+
+    monkeypatch.setitem(answer_types.NER_SHA256, "ner/model", "0" * 64)
+    assert_refused_unverified(answer_types.english_entities)
 
 
 def test_questions_that_ask_for_nothing_in_particular():

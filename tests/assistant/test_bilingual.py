@@ -6,6 +6,7 @@ import pytest
 
 from assistant.bilingual import BilingualDictionary, dictionary, gloss_words, matched_words, singular
 from assistant.lexical import tokenize
+from tests.helpers import assert_refused_unverified
 
 
 @pytest.mark.parametrize("word, expected", [
@@ -52,14 +53,8 @@ def test_the_packaged_dictionary_is_read_once():
 
 def test_a_dictionary_file_that_fails_its_checksum_is_refused(tmp_path, monkeypatch):
     from assistant import bilingual
-    from assistant.model_fetch import ModelError
 
     other = tmp_path / "cedict.txt.gz"
     other.write_bytes(b"another edition")
     monkeypatch.setattr(bilingual, "cedict_path", lambda: other)
-    bilingual.dictionary.cache_clear()
-    try:
-        with pytest.raises(ModelError, match="failed verification"):
-            bilingual.dictionary()
-    finally:
-        bilingual.dictionary.cache_clear()
+    assert_refused_unverified(bilingual.dictionary)
