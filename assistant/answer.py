@@ -165,6 +165,72 @@ def complete_sentences(spans: list[Span], document_text: Callable[[str], str | N
     return widened
 
 
+# A sentence that leads into what follows says nothing alone: "The term “matching contribution” means", "The Council
+# of Economic Advisers (CEA) finds that:", "… shall include the following officials, or their designees:". It ends in a
+# colon, or in a word that cannot end a statement; what it leads into is a run of list items ("(i) …;", "- …", "1. …").
+_LEAD_IN_END = re.compile(r"(?:[:：]|\b(?:means|that|following|include|includes|including|is|are|be|of|to|by|"
+                          r"which|whether|as|than|and|or))\s*$", re.I)
+_ENDS_WITH_WORD = re.compile(r"[A-Za-z]\s*$")
+# A list item's marker, by kind: the items of one list share a kind, "(5) Other" after "(iii) …" starts something else.
+_LIST_MARKERS = (("lower", re.compile(r"^\([a-z]+\)")), ("upper", re.compile(r"^\([A-Z]+\)")),
+                 ("number", re.compile(r"^(?:\(\d+\)|\d+[.)、]\s?)")), ("bullet", re.compile(r"^[-•*]\s")),
+                 ("chinese", re.compile(r"^[一二三四五六七八九十]+、")))
+
+
+def list_marker(sentence: str) -> str | None:
+    """The kind of list marker a sentence opens with ("(iv)": lower, "(B)": upper, "2.": number, "- ": bullet)."""
+    return next((kind for kind, pattern in _LIST_MARKERS if pattern.match(sentence)), None)
+_CONJUNCTION = re.compile(r"^(?:and|or|以及|或者?)$", re.I)
+LEAD_IN_ITEMS = 4  # at most this many items follow a lead-in into a quote
+LEAD_IN_CHARS = 900  # nor more characters than this
+
+
+def leads_in(text: str) -> bool:
+    """Whether a sentence only introduces what follows it (ends in a colon or in a word that cannot end a
+    statement)."""
+    return bool(_LEAD_IN_END.search(text.rstrip()))
+
+
+def continuation(text: str, end: int) -> tuple[int, int] | None:
+    """The span of ``text`` that a lead-in ending at ``end`` leads into: the list items that follow it (up to
+    LEAD_IN_ITEMS and LEAD_IN_CHARS); after a lead-in that stops mid-clause ("… means"), the next sentence even when it
+    is no list item. None when nothing follows that it leads into ("… it is hereby ordered:" before "Section 1.")."""
+    window = text[end:end + 4 * LEAD_IN_CHARS]
+    mid_clause = bool(_ENDS_WITH_WORD.search(text[max(0, end - 40):end]))
+    taken: tuple[int, int] | None = None
+    count = 0
+    kind: str | None = None
+    for start, stop in text_sentence_spans(window):
+        piece = window[start:stop]
+        if _CONJUNCTION.match(piece):  # "…; and" splits off its "and": the list goes on
+            continue
+        marker = list_marker(piece)
+        kind = kind or marker
+        is_item = marker is not None and marker == kind
+        if count >= LEAD_IN_ITEMS or stop > LEAD_IN_CHARS or not (is_item or (count == 0 and mid_clause)):
+            break
+        taken = (taken[0] if taken else end + start, end + stop)
+        count += 1
+        if not is_item:  # the rest of a clause cut mid-way, no list: that one sentence
+            break
+    return taken
+
+
+def with_continuations(spans: list[Span], document_text: Callable[[str], str | None]) -> list[Span]:
+    """Each lead-in among ``spans`` followed by what it leads into (a span of its own, scored just below it)."""
+    extended = list(spans)
+    for span in spans:
+        text = document_text(span.document)
+        if text is None or text[span.start:span.end] != span.text or not leads_in(span.text):
+            continue
+        follow = continuation(text, span.end)
+        if follow is not None and not any(o.document == span.document and o.start <= follow[0] < o.end
+                                          for o in extended):
+            extended.append(Span(span.document, follow[0], follow[1], text[follow[0]:follow[1]], span.language,
+                                 span.score * 0.999))
+    return extended
+
+
 def merge_adjacent(spans: list[Span], document_text: Callable[[str], str | None]) -> list[Span]:
     """Neighbouring sentences of one document become one quote (best score first)."""
     merged: list[Span] = []
@@ -375,7 +441,7 @@ class ExtractiveAnswerer:
             return
         chosen = self.choose(request, candidates)
         spans = [Span(c.document, c.start, c.end, c.text, c.language, c.probability) for c in chosen]
-        spans = merge_adjacent(complete_sentences(spans, self._text), self._text)
+        spans = merge_adjacent(with_continuations(complete_sentences(spans, self._text), self._text), self._text)
         text, numbered = render(request.question, spans, self._glossary)
         citations = []
         for marker, span in numbered:

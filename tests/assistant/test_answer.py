@@ -10,10 +10,14 @@ import pytest
 
 from assistant.answer import (
     Span,
+    continuation,
     expand_to_sentence,
     language_neutral_facts,
+    leads_in,
+    list_marker,
     render,
     sentence_spans,
+    with_continuations,
 )
 from assistant.schema import SearchHit
 
@@ -221,3 +225,66 @@ def test_a_passage_is_on_topic_through_its_best_sentence(make_settings):
     assert best_match_score([long_passage, far]) == pytest.approx(0.46)
     assert answerer.supported(AnswerRequest(question="q", query="q", hits=[far, long_passage]))
     assert not answerer.supported(AnswerRequest(question="q", query="q", hits=[far]))
+
+
+# --- lead-ins: a sentence that only introduces what follows is quoted with it ---------------------------------------
+
+MATCHING = ("(4) Matching contribution\nThe term “matching contribution” means\n(i) any employer contribution made on "
+            "account of an employee contribution;\n(ii) any employer contribution made on account of an elective "
+            "deferral; and\n(iii) any forfeiture allocated on the basis of employee contributions.\n(5) Other rules\n")
+
+
+@pytest.mark.parametrize("sentence, expected", [
+    ("The term “matching contribution” means", True),
+    ("The Council of Economic Advisers (CEA) finds that:", True),
+    ("In addition to the Chair, the Working Group shall include the following officials, or their designees:", True),
+    ("主要内容如下：", True),
+    ("New York adopted the prudent man rule in 1950.", False),
+    ("2010 518,675 60,510 3,142,141", False),
+])
+def test_a_lead_in_ends_in_a_colon_or_a_word_that_cannot_end_a_statement(sentence, expected):
+    assert leads_in(sentence) == expected
+
+
+@pytest.mark.parametrize("sentence, kind", [
+    ("(iv) direct and indirect investments in commodities;", "lower"), ("(B) with the care, skill;", "upper"),
+    ("(2) In the case of a plan", "number"), ("1. 养老金", "number"), ("-   DC plan participants", "bullet"),
+    ("一、历史", "chinese"), ("The Secretary shall", None),
+])
+def test_list_markers_by_kind(sentence, kind):
+    assert list_marker(sentence) == kind
+
+
+def test_a_lead_in_brings_the_items_of_its_list_and_stops_where_another_list_begins():
+    end = MATCHING.index("means") + len("means")
+    start, stop = continuation(MATCHING, end)
+    assert MATCHING[start:stop].startswith("(i) any employer")
+    assert MATCHING[start:stop].endswith("employee contributions.")  # "(ii) …; and" did not end the list
+    assert "(5) Other" not in MATCHING[start:stop]
+
+
+def test_a_lead_in_before_a_new_section_brings_nothing():
+    text = "By the authority vested in me as President, it is hereby ordered:\nSection 1. Purpose. The United States…"
+    assert continuation(text, text.index("ordered:") + len("ordered:")) is None
+
+
+def test_a_clause_cut_mid_way_brings_its_next_sentence_only():
+    text = "The term “eligible employee” means\nan employee who is at least 21 years old.\nOther text follows here."
+    start, stop = continuation(text, text.index("means") + len("means"))
+    assert text[start:stop] == "an employee who is at least 21 years old."
+
+
+def test_a_long_list_is_cut_after_four_items():
+    text = "It includes:\n" + "".join(f"({n}) item number {n};\n" for n in range(1, 9))
+    start, stop = continuation(text, text.index(":") + 1)
+    assert text[start:stop].count("item number") == 4
+
+
+def test_with_continuations_adds_the_items_as_a_span_of_their_own_just_below_the_lead_in():
+    end = MATCHING.index("means") + len("means")
+    start = MATCHING.index("The term")
+    lead = Span("doc", start, end, MATCHING[start:end], "en", 0.8)
+    spans = with_continuations([lead], {"doc": MATCHING}.get)
+    assert len(spans) == 2 and spans[1].text.startswith("(i) any employer") and spans[1].score < 0.8
+    plain = Span("doc", 0, 25, MATCHING[:25], "en", 0.5)  # "(4) Matching contribution" leads into nothing
+    assert with_continuations([plain], {"doc": MATCHING}.get) == [plain]
