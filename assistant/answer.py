@@ -217,13 +217,17 @@ def continuation(text: str, end: int) -> tuple[int, int] | None:
 
 
 def with_continuations(spans: list[Span], document_text: Callable[[str], str | None]) -> list[Span]:
-    """Each lead-in among ``spans`` followed by what it leads into (a span of its own, scored just below it)."""
+    """Each lead-in among ``spans`` followed by what it leads into (a span of its own, scored just below it); when
+    that ends in a lead-in too, one level more."""
     extended = list(spans)
     for span in spans:
         text = document_text(span.document)
         if text is None or text[span.start:span.end] != span.text or not leads_in(span.text):
             continue
         follow = continuation(text, span.end)
+        if follow is not None and leads_in(text[follow[0]:follow[1]]):  # "… and" → "(A) for the purpose of:" → "(i) …"
+            nested = continuation(text, follow[1])
+            follow = (follow[0], nested[1]) if nested is not None else follow
         if follow is not None and not any(o.document == span.document and o.start <= follow[0] < o.end
                                           for o in extended):
             extended.append(Span(span.document, follow[0], follow[1], text[follow[0]:follow[1]], span.language,

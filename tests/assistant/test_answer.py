@@ -288,3 +288,12 @@ def test_with_continuations_adds_the_items_as_a_span_of_their_own_just_below_the
     assert len(spans) == 2 and spans[1].text.startswith("(i) any employer") and spans[1].score < 0.8
     plain = Span("doc", 0, 25, MATCHING[:25], "en", 0.5)  # "(4) Matching contribution" leads into nothing
     assert with_continuations([plain], {"doc": MATCHING}.get) == [plain]
+
+
+def test_a_lead_in_that_leads_into_another_brings_the_inner_list_too():
+    text = ("a fiduciary shall discharge his duties solely in the interest of the participants and\n\n(A) for the "
+            "exclusive purpose of:\n\n(i) providing benefits; and\n\n(ii) defraying reasonable expenses;\n\n(B) with "
+            "the care of a prudent man;")
+    lead = Span("doc", 0, text.index(" and\n") + 4, text[:text.index(" and\n") + 4], "en", 0.9)
+    (_, follow) = with_continuations([lead], {"doc": text}.get)
+    assert follow.text.startswith("(A) for the exclusive purpose of:") and follow.text.endswith("reasonable expenses;")
