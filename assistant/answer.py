@@ -177,12 +177,14 @@ _LIST_MARKERS = (("lower", re.compile(r"^\([a-z]+\)")), ("upper", re.compile(r"^
                  ("chinese", re.compile(r"^[一二三四五六七八九十]+、")))
 
 
-def list_marker(sentence: str) -> str | None:
-    """The kind of list marker a sentence opens with ("(iv)": lower, "(B)": upper, "2.": number, "- ": bullet)."""
-    return next((kind for kind, pattern in _LIST_MARKERS if pattern.match(sentence)), None)
 _CONJUNCTION = re.compile(r"^(?:and|or|以及|或者?)$", re.I)
 LEAD_IN_ITEMS = 4  # at most this many items follow a lead-in into a quote
 LEAD_IN_CHARS = 900  # nor more characters than this
+
+
+def list_marker(sentence: str) -> str | None:
+    """The kind of list marker a sentence opens with ("(iv)": lower, "(B)": upper, "2.": number, "- ": bullet)."""
+    return next((kind for kind, pattern in _LIST_MARKERS if pattern.match(sentence)), None)
 
 
 def leads_in(text: str) -> bool:
@@ -191,10 +193,12 @@ def leads_in(text: str) -> bool:
     return bool(_LEAD_IN_END.search(text.rstrip()))
 
 
-def continuation(text: str, end: int) -> tuple[int, int] | None:
+def continuation(text: str, end: int, nested: int = 1) -> tuple[int, int] | None:
     """The span of ``text`` that a lead-in ending at ``end`` leads into: the list items that follow it (up to
     LEAD_IN_ITEMS and LEAD_IN_CHARS); after a lead-in that stops mid-clause ("… means"), the next sentence even when it
-    is no list item. None when nothing follows that it leads into ("… it is hereby ordered:" before "Section 1.")."""
+    is no list item. When what it leads into ends in a lead-in too ("… and" → "(A) for the exclusive purpose of:" →
+    "(i) …"), ``nested`` more levels follow. None when nothing follows that it leads into ("… it is hereby ordered:"
+    before "Section 1.")."""
     window = text[end:end + 4 * LEAD_IN_CHARS]
     mid_clause = bool(_ENDS_WITH_WORD.search(text[max(0, end - 40):end]))
     taken: tuple[int, int] | None = None
@@ -213,21 +217,20 @@ def continuation(text: str, end: int) -> tuple[int, int] | None:
         count += 1
         if not is_item:  # the rest of a clause cut mid-way, no list: that one sentence
             break
+    if taken is not None and nested > 0 and leads_in(text[taken[0]:taken[1]]):
+        inner = continuation(text, taken[1], nested - 1)
+        taken = taken if inner is None else (taken[0], inner[1])
     return taken
 
 
 def with_continuations(spans: list[Span], document_text: Callable[[str], str | None]) -> list[Span]:
-    """Each lead-in among ``spans`` followed by what it leads into (a span of its own, scored just below it); when
-    that ends in a lead-in too, one level more."""
+    """Each lead-in among ``spans`` followed by what it leads into (a span of its own, scored just below it)."""
     extended = list(spans)
     for span in spans:
         text = document_text(span.document)
         if text is None or text[span.start:span.end] != span.text or not leads_in(span.text):
             continue
         follow = continuation(text, span.end)
-        if follow is not None and leads_in(text[follow[0]:follow[1]]):  # "… and" → "(A) for the purpose of:" → "(i) …"
-            nested = continuation(text, follow[1])
-            follow = (follow[0], nested[1]) if nested is not None else follow
         if follow is not None and not any(o.document == span.document and o.start <= follow[0] < o.end
                                           for o in extended):
             extended.append(Span(span.document, follow[0], follow[1], text[follow[0]:follow[1]], span.language,

@@ -123,8 +123,8 @@ class Candidate:
     probability: float = 0.0
 
 
-def idf_overlap(query_tokens: set[str], text: str, idf: dict[str, float]) -> float:
-    """idf-weighted share of the query's words that occur in ``text``."""
+def idf_overlap(query_tokens: set[str], text: str | Sequence[str], idf: dict[str, float]) -> float:
+    """idf-weighted share of the query's words that occur in ``text`` (one text or several)."""
     if not query_tokens:
         return 0.0
     weight = (lambda t: max(idf.get(t, 1.0), 0.1)) if idf else (lambda t: 1.0)
@@ -226,13 +226,11 @@ def question_features(analysis: QuestionAnalysis, question: str, ranked: Sequenc
     model, best first (the first ``size`` are the chosen evidence); ``passages`` the retrieved passages' texts."""
     chosen = list(ranked[:size])
     query_tokens = set(tokenize(question))
-    sentences = "\n".join(f"{c.title}\n{c.context}\n{c.text}" for c in chosen)
+    sentences = [f"{c.title}\n{c.context}\n{c.text}" for c in chosen]  # with their headings
     evidence = "\n".join(f"{c.title}\n{c.context}\n{c.passage_text or c.text}" for c in chosen)
-    retrieved = "\n".join(passages)
     rarest = max(idf.values(), default=1.0)  # a word idf does not know is at least as rare as the rarest it knows
-    missing = query_tokens - matched_words(query_tokens, retrieved)
-    best_missing = query_tokens - (matched_words(query_tokens, f"{chosen[0].title}\n{chosen[0].context}\n{chosen[0].text}")
-                                   if chosen else set())
+    missing = query_tokens - matched_words(query_tokens, passages)
+    best_missing = query_tokens - (matched_words(query_tokens, sentences[0]) if chosen else set())
     probabilities = [c.probability for c in ranked[:2]] + [0.0, 0.0]
     reader = detect_language(question)
     passage_scores = dict(sorted({c.passage_rank: c.passage_score for c in ranked if c.passage_rank is not None}.items()))
@@ -247,7 +245,7 @@ def question_features(analysis: QuestionAnalysis, question: str, ranked: Sequenc
         "numbers_missing": missing_share(question_numbers(question), evidence) if chosen else 1.0,
         "names_missing": missing_share(question_names(question), evidence) if chosen else 1.0,
         "keyword_coverage": idf_overlap(query_tokens, sentences, idf),
-        "passage_keyword_coverage": idf_overlap(query_tokens, retrieved, idf),
+        "passage_keyword_coverage": idf_overlap(query_tokens, passages, idf),
         "max_missing_idf": max((idf.get(t, rarest) for t in missing), default=0.0),
         "best_missing_idf": max((idf.get(t, rarest) for t in best_missing), default=0.0),
         "passage_score_drop": scores[0] - scores[-1] if len(scores) > 1 else 0.0,

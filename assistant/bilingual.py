@@ -21,15 +21,13 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from assistant.lexical import STOP_WORDS, tokenize
+from assistant.lexical import CJK_RUN, STOP_WORDS, tokenize
 
 _SKIPPED_GLOSS = re.compile(r"^(?:CL:|variant of|old variant|see |surname |abbr\. |used in |also written|"
                             r"also pr\.|Japanese variant|archaic variant|erhua variant)", re.I)
 _BRACKETED = re.compile(r"\([^)]*\)|\[[^\]]*\]")
 MAX_GLOSS_WORDS = 3  # "upper bound", "share certificate"; longer glosses explain rather than translate
-_HAN_WORD = re.compile(r"^[\u3400-\u9fff]{2,}$")
 _ENGLISH_WORD = re.compile(r"[a-z0-9]+")
-_HAN = re.compile(r"[\u3400-\u9fff]")
 
 
 def singular(word: str) -> str:
@@ -50,7 +48,7 @@ def gloss_words(gloss: str) -> list[str]:
     """The English words of one short gloss, singular ("to sign (an agreement)" → ["sign"]); [] when the gloss is a
     cross-reference, a classifier or an explanation."""
     gloss = gloss.strip()
-    if not gloss or _SKIPPED_GLOSS.match(gloss) or _HAN.search(gloss):
+    if not gloss or _SKIPPED_GLOSS.match(gloss) or CJK_RUN.search(gloss):
         return []
     gloss = _BRACKETED.sub(" ", gloss).lower()
     if gloss.startswith("to "):
@@ -72,7 +70,7 @@ class BilingualDictionary:
         english: dict[str, set[str]] = defaultdict(set)
         chinese: dict[str, set[str]] = defaultdict(set)
         for word, glosses in entries:
-            if not _HAN_WORD.match(word):
+            if len(word) < 2 or not CJK_RUN.fullmatch(word):
                 continue
             for gloss in glosses:
                 for english_word in gloss_words(gloss):
@@ -114,13 +112,25 @@ def dictionary() -> BilingualDictionary:
 
 
 @lru_cache(maxsize=4096)
-def text_forms(text: str) -> frozenset[str]:
-    """``forms`` of a text's tokens; cached, as the answer model measures one passage for each of its sentences."""
-    return frozenset(dictionary().forms(tokenize(text)))
+def text_words(text: str) -> frozenset[str]:
+    """A text's words (``lexical.tokenize``), English ones singular; cached, as the answer model reads one passage
+    for each of its sentences."""
+    return frozenset(singular(t) for t in tokenize(text))
 
 
-def matched_words(query_tokens: Iterable[str], text: str) -> set[str]:
-    """The query's tokens that ``text`` holds, as they are, in another number ("stocks" for "stock") or translated
-    (养老金 for "pension", "stock" for 股票)."""
-    forms = text_forms(text)
-    return {t for t in query_tokens if singular(t) in forms}
+@lru_cache(maxsize=8192)
+def word_forms(token: str) -> frozenset[str]:
+    """A query word's ``forms``: itself (singular) and its translations."""
+    return frozenset(dictionary().forms([token]))
+
+
+def matched_words(query_tokens: Iterable[str], texts: str | Iterable[str]) -> set[str]:
+    """The query's tokens that ``texts`` (one text or several) hold, as they are, in another number ("stocks" for
+    "stock") or translated (养老金 for "pension", "stock" for 股票).
+
+    The query's few words are looked up with their translations, not the text's words with theirs: a passage of
+    1,500 characters has about 150 words but 4,000 translations, and the two ways match the same pairs (each
+    dictionary entry is read in both directions)."""
+    parts = [texts] if isinstance(texts, str) else texts
+    words = frozenset().union(*(text_words(part) for part in parts))
+    return {t for t in query_tokens if not word_forms(t).isdisjoint(words)}

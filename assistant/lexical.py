@@ -44,7 +44,7 @@ STOP_WORDS = set(
 )
 
 
-_CJK_RUN = re.compile(r"[\u3400-\u9fff]+")
+CJK_RUN = re.compile(r"[\u3400-\u9fff]+")
 
 
 def _words(text: str) -> list[str]:
@@ -60,7 +60,7 @@ def tokenize(text: str) -> list[str]:
     text = text.lower()
     tokens: list[str] = []
     position = 0
-    for run in _CJK_RUN.finditer(text):
+    for run in CJK_RUN.finditer(text):
         tokens += _words(text[position:run.start()])
         tokens += [w for w in jieba.cut_for_search(run.group()) if w not in STOP_WORDS]
         position = run.end()
