@@ -111,6 +111,12 @@ def dictionary() -> BilingualDictionary:
     return BilingualDictionary.from_entries((e["simplified"], e["definitions"]) for e in CcCedict().get_entries())
 
 
+@lru_cache(maxsize=1)
+def english_words() -> frozenset[str]:
+    """The English words of the dictionary's short glosses, singular: a vocabulary to tell a word from a fragment."""
+    return frozenset(dictionary().chinese)
+
+
 @lru_cache(maxsize=4096)
 def text_words(text: str) -> frozenset[str]:
     """A text's words (``lexical.tokenize``), English ones singular; cached, as the answer model reads one passage

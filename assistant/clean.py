@@ -67,16 +67,27 @@ def _running_key(line: str) -> str:
 
 
 def _dehyphenate(text: str) -> str:
-    """Rejoin words split at a line end, keeping the hyphen where the document elsewhere writes the word hyphenated."""
+    """Rejoin words split at a line end. The hyphen stays where the document elsewhere writes the word hyphenated, or
+    where both halves are English words and the joined form is not one ("self-\ncustody" → "self-custody", as
+    printed; "poten-\ntial" → "potential", "sub-\nsection" → "subsection"): a compound word broken at its own hyphen
+    reads wrongly once joined, and a quote must read as the page does."""
     hyphenated = Counter(m.group(0).lower() for m in re.finditer(r"[A-Za-z]+-[A-Za-z]+", text.replace("-\n", "#")))
 
     def join(match: re.Match) -> str:
         left, right = match.group(1), match.group(2)
-        if f"{left}-{right}".lower() in hyphenated:
+        if f"{left}-{right}".lower() in hyphenated or _is_hyphenated_compound(left, right):
             return f"{left}-{right}"
         return left + right
 
     return _HYPHEN_BREAK.sub(join, text)
+
+
+def _is_hyphenated_compound(left: str, right: str) -> bool:
+    from assistant.bilingual import english_words, singular
+
+    words = english_words()
+    return (singular((left + right).lower()) not in words and singular(left.lower()) in words
+            and singular(right.lower()) in words)
 
 
 def _join_lines(lines: list[str]) -> str:

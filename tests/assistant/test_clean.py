@@ -129,3 +129,16 @@ def test_every_corpus_document_gets_a_title_and_a_language(make_settings, corpus
         document = clean(load_file(corpus_mirror / name))
         assert document.title.strip() and len(document.title) <= 160, name
         assert document.language == ("zh" if name == SEED else "en"), name
+
+
+def test_dehyphenation_keeps_the_hyphen_of_a_compound_broken_at_it():
+    # both halves are words and the joined form is not: the printed hyphen is the word's own
+    [text] = clean_pdf_pages(["the ability to maintain self-\ncustody of digital assets, and its sub-\nsection on "
+                              "the Inter-\nnational Monetary Fund's bene-\nficiaries."])
+    assert "self-custody" in text
+    assert "subsection" in text and "International" in text and "beneficiaries" in text  # joined words, fragments
+
+
+def test_the_digital_fintech_pdf_keeps_self_custody_as_printed(fr_documents):
+    text = fr_documents[EO14178_PDF].text
+    assert "self-custody" in text and "selfcustody" not in text
