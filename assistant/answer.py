@@ -326,6 +326,7 @@ class ExtractiveAnswerer:
         models = models or AnswerModels.load(settings.answer_model_path)
         self.model: AnswerModel = models.sentence  # ranks candidate sentences
         self.question_model: AnswerModel = models.question  # answer or abstain: the confidence
+        self.floor = models.floor  # below it, nothing retrieved is on topic
 
     def _text(self, doc_id: str) -> str | None:
         document = self._document(doc_id)
@@ -407,7 +408,14 @@ class ExtractiveAnswerer:
         """Whether anything retrieved is on topic at all (the floor below which no sentence is considered): a passage
         or one of its sentences at least ``abstain_threshold`` from the question."""
         hits = request.hits
-        return bool(hits) and best_match_score(hits) >= self.settings.abstain_threshold
+        return bool(hits) and best_match_score(hits) >= self.on_topic_floor
+
+    @property
+    def on_topic_floor(self) -> float:
+        """The floor fit with the answer model on dev, unless ASSISTANT_ABSTAIN_THRESHOLD sets another (a cosine:
+        another embedding model needs its own)."""
+        override = self.settings.abstain_threshold
+        return self.floor.value if override is None else override
 
     def choose(self, request: AnswerRequest, candidates: list[Candidate]) -> list[Candidate]:
         """The best sentence; for each part of a compound question not yet covered, its best sentence; then the

@@ -40,7 +40,7 @@ from assistant.clean import detect_language
 from assistant.retrieve import tokenize
 
 MODEL_PATH = Path(__file__).with_name("answer_model.json")
-FORMAT_VERSION = 3  # 3: the sentence model's threshold is the near-tie ratio
+FORMAT_VERSION = 4  # 3: the sentence model's threshold is the near-tie ratio; 4: the on-topic floor is fit with them
 
 FEATURES = (
     "cosine",  # query–sentence cosine, from the stored sentence vector
@@ -291,11 +291,24 @@ class AnswerModel:
 
 
 @dataclass
+class OnTopicFloor:
+    """The retrieval score below which a question is about nothing the corpus covers, so no sentence is considered.
+
+    It reads ``answer.best_match_score`` (a cosine: it belongs to one embedding model), and is fit on dev between the
+    off-topic questions and the answerable ones (``fit_floor``)."""
+
+    value: float
+    metrics: dict = field(default_factory=dict)
+
+
+@dataclass
 class AnswerModels:
-    """The sentence model (chooses sentences) and the question model (answer or abstain, ``confidence``)."""
+    """The sentence model (chooses sentences), the question model (answer or abstain, ``confidence``) and the
+    on-topic floor in front of both."""
 
     sentence: AnswerModel
     question: AnswerModel
+    floor: OnTopicFloor = field(default_factory=lambda: OnTopicFloor(-1.0, {"fitted": False}))
 
     @classmethod
     def unfitted(cls) -> AnswerModels:
@@ -311,10 +324,12 @@ class AnswerModels:
         if data.get("version") != FORMAT_VERSION:
             raise ValueError(f"{path}: answer model format {data.get('version')}, expected {FORMAT_VERSION}; "
                              "re-fit it with `python -m assistant.answer_model fit`")
-        return cls(AnswerModel.from_dict(data["sentence"]), AnswerModel.from_dict(data["question"]))
+        return cls(AnswerModel.from_dict(data["sentence"]), AnswerModel.from_dict(data["question"]),
+                   OnTopicFloor(data["floor"]["value"], data["floor"].get("metrics", {})))
 
     def save(self, path: Path = MODEL_PATH) -> None:
-        data = {"version": FORMAT_VERSION, "sentence": self.sentence.to_dict(), "question": self.question.to_dict()}
+        data = {"version": FORMAT_VERSION, "sentence": self.sentence.to_dict(), "question": self.question.to_dict(),
+                "floor": {"value": self.floor.value, "metrics": self.floor.metrics}}
         Path(path).write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
@@ -338,6 +353,31 @@ def answers_reference(text: str, contexts: Sequence[str]) -> bool:
         if match.size >= max(8, 0.5 * min(len(ref), len(sentence))):
             return True
     return False
+
+
+def fit_floor(off_topic: Sequence[float], answerable: Sequence[float]) -> OnTopicFloor:
+    """The on-topic floor between the match scores of off-topic and of answerable questions: of the cut points
+    between neighbouring scores, one with the fewest questions on the wrong side (off-topic at or above it,
+    answerable below), and of those the one in the widest gap (the floor sits mid-way, as far from both as the data
+    allow)."""
+    if not off_topic or not answerable:
+        return OnTopicFloor(-1.0, {"fitted": False, "reason": "needs off-topic and answerable dev questions"})
+    scores = sorted(set(off_topic) | set(answerable))
+    cuts = [((a + b) / 2, b - a) for a, b in zip(scores, scores[1:])] or [(scores[0], 0.0)]
+
+    def errors(cut: float) -> int:
+        return sum(s >= cut for s in off_topic) + sum(s < cut for s in answerable)
+
+    value, _ = min(cuts, key=lambda cut: (errors(cut[0]), -cut[1]))
+    return OnTopicFloor(round(value, 4), {
+        "split": "dev",
+        "off_topic": len(off_topic),
+        "answerable": len(answerable),
+        "highest_off_topic": round(max(off_topic), 4),
+        "lowest_answerable": round(min(answerable), 4),
+        "off_topic_refused": round(sum(s < value for s in off_topic) / len(off_topic), 4),
+        "answerable_refused": round(sum(s < value for s in answerable) / len(answerable), 4),
+    })
 
 
 def threshold_for(best_answerable: Sequence[float], max_false_abstention: float) -> float:
@@ -439,6 +479,8 @@ class QuestionRecord:
     answerable: bool
     passages: list[str]
     idf: dict[str, float]
+    match_score: float = 0.0  # answer.best_match_score of its retrieved passages: what the on-topic floor reads
+    off_topic: bool = False  # about nothing the corpus covers (category "off_topic")
 
 
 def rank_and_describe(record: QuestionRecord, sentence_model: AnswerModel) -> tuple[dict[str, float], list[int]]:
@@ -512,8 +554,9 @@ def fit_both(records: list[QuestionRecord], max_false_abstention: float = 0.03, 
         model_k = _fit_lr(Xq[in_fold], yq[in_fold], QUESTION_FEATURES, c)
         oof[~in_fold] = [model_k.probability(f) for f, t in zip(features, in_fold) if not t]
     answerable = np.array([r.answerable for r in records])
+    floor = fit_floor([r.match_score for r in records if r.off_topic], [r.match_score for r in records if r.answerable])
     question.threshold = threshold_for(oof[answerable].tolist(), max_false_abstention)
-    abstains = oof < question.threshold
+    abstains = (oof < question.threshold) | np.array([r.match_score < floor.value for r in records])
     question.metrics = {
         "split": "dev",
         "questions": len(records),
@@ -528,13 +571,16 @@ def fit_both(records: list[QuestionRecord], max_false_abstention: float = 0.03, 
         "correct_abstention": round(float(abstains[~answerable].mean()), 4) if (~answerable).any() else 0.0,
         "folds": folds,
         "C": c,
+        "on_topic_floor": floor.value,
     }
-    return AnswerModels(sentence, question)
+    return AnswerModels(sentence, question, floor)
 
 
 def collect(assistant, items) -> list[QuestionRecord]:
     """Candidates, labels and evidence of each item, as the assistant sees them when answering."""
     from tqdm import tqdm
+
+    from assistant.answer import best_match_score
 
     records = []
     for item in tqdm(items, desc="candidates", unit="question"):
@@ -543,7 +589,8 @@ def collect(assistant, items) -> list[QuestionRecord]:
         labels = [item.answerable and answers_reference(c.text, item.reference_contexts) for c in candidates]
         passages = [f"{h.title}\n{h.context}\n{h.text}" for h in request.hits]
         records.append(QuestionRecord(item.question, candidates, labels, item.answerable, passages,
-                                      assistant.store.idf(tokenize(item.question) + name_words(candidates))))
+                                      assistant.store.idf(tokenize(item.question) + name_words(candidates)),
+                                      best_match_score(request.hits), item.category == "off_topic"))
     return records
 
 
@@ -579,7 +626,10 @@ def main(argv: list[str] | None = None) -> int:
         dev = load_split(args.questions)
     except EvalInputError as error:
         parser.error(str(error))
-    assistant = Assistant()
+    from assistant.settings import get_settings
+
+    # candidates do not depend on the fitted models, and the file to be replaced may be of an older format
+    assistant = Assistant(get_settings().model_copy(update={"answer_model_path": args.out.with_suffix(".refit")}))
     if args.cache is not None and args.cache.is_file():
         records = pickle.loads(args.cache.read_bytes())
     else:

@@ -95,8 +95,9 @@ class Settings(BaseSettings):
         default=None, ge=0, le=1,
         description="weight of a passage's best sentence cosine (among the query's nearest sentences) in its score; "
                     "default: the weight fit on dev (assistant/retrieval_fit.json)")
-    abstain_threshold: float = Field(0.36, ge=-1, le=1, description=(
-        "top passage cosine below this: abstain (calibrated on the eval dev split)"))
+    abstain_threshold: float | None = Field(None, ge=-1, le=1, description=(
+        "on-topic floor: best passage or sentence cosine below this: abstain; default: the floor fit on dev with the "
+        "answer model (assistant/answer_model.json)"))
     max_answer_sentences: int = Field(3, ge=1, le=50, description="most sentences in an answer")
     answer_model_path: Path | None = Field(
         default=None, description="Fitted answer model (JSON); default: assistant/answer_model.json of the package")

@@ -12,6 +12,7 @@ from assistant.answer import AnswerRequest, ExtractiveAnswerer, repeats
 from assistant.answer_model import (
     FEATURES,
     FORMAT_VERSION,
+    fit_floor,
     QUESTION_FEATURES,
     AnswerModel,
     AnswerModels,
@@ -178,6 +179,7 @@ def test_fit_separates_answering_sentences_and_saves_a_versioned_file(tmp_path):
     assert data["version"] == FORMAT_VERSION and data["sentence"]["features"] == list(FEATURES) and "threshold" in data["sentence"]
     loaded = AnswerModels.load(path)
     assert loaded.sentence.probability(rows[1][0][0]) == pytest.approx(model.probability(rows[1][0][0]))
+    assert loaded.floor.value == -1.0 and data["floor"]["metrics"] == {"fitted": False}  # unfitted: refuses nothing
     assert AnswerModels.load(tmp_path / "missing.json").sentence.metrics == {"fitted": False}
     path.write_text(json.dumps({"version": 1}))
     with pytest.raises(ValueError, match="re-fit"):
@@ -375,3 +377,21 @@ def test_a_sentence_repeated_with_other_punctuation_is_quoted_once():
                      probability=0.7)
     assert answerer.choose(request, [head, full, reason]) == [full, reason]  # the fuller one takes the part's place
     assert not repeats("New York allowed 35% in stocks in 1950.", "North Carolina allowed 10% in stocks in 1961.")
+
+
+def test_the_on_topic_floor_sits_mid_way_between_off_topic_and_answerable_questions():
+    floor = fit_floor([0.08, 0.12, 0.19], [0.33, 0.4, 0.7])
+    assert floor.value == pytest.approx(0.26)
+    assert floor.metrics["off_topic_refused"] == 1.0 and floor.metrics["answerable_refused"] == 0.0
+    assert floor.metrics["highest_off_topic"] == 0.19 and floor.metrics["lowest_answerable"] == 0.33
+
+
+def test_an_overlapping_floor_puts_the_fewest_questions_on_the_wrong_side():
+    # one off-topic question scores like an answerable one: the cut keeps the other five right, in the widest gap
+    floor = fit_floor([0.1, 0.15, 0.5], [0.3, 0.45, 0.6])
+    assert 0.15 < floor.value < 0.3 and floor.metrics["off_topic_refused"] == pytest.approx(2 / 3, abs=1e-4)
+    assert floor.metrics["answerable_refused"] == 0.0
+
+
+def test_without_off_topic_dev_questions_there_is_no_floor():
+    assert fit_floor([], [0.4, 0.5]).value == -1.0
