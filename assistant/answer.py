@@ -33,7 +33,6 @@ from assistant.answer_model import (
     Evidence,
     featurize,
     idf_overlap,
-    name_words,
     question_features,
 )
 from assistant.answer_types import MONTH_NAMES, analyse
@@ -375,7 +374,7 @@ class ExtractiveAnswerer:
                 if c.sentence_id in vectors:
                     c.question_cosine = float(np.dot(own, vectors[c.sentence_id]))
         top = best_dense_score(hits)
-        analysis, idf = analyse(request.question), self._idf(tokenize(request.question) + name_words(candidates))
+        analysis, idf = analyse(request.question), self._idf(tokenize(request.question))
         featurize(analysis, request.question, candidates, float(top), idf)
         self.model.score(candidates)
         ranked = sorted(candidates, key=lambda c: c.probability, reverse=True)

