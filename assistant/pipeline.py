@@ -14,6 +14,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from assistant import answer as compose
 from assistant.answer_types import english_entities
 from assistant.bilingual import dictionary
@@ -154,6 +156,11 @@ class Assistant:
         asked after another topic ("这项行政命令是哪天签署的?") is harmed by the previous question. So both are
         tried, the question alone and the question with the previous one, and the evidence the answer model rates
         more likely to answer wins (ties go to the question alone unless it leans on what came before).
+
+        A third try keeps the conversation's documents but not its words: the question alone, searched only in the
+        documents the question with the previous one found. "And which older order did it revoke?" after a question
+        about EO 14178's CBDC rules: the joined query finds the CBDC passages again, the question alone finds
+        revocations in every order, and the question within EO 14178 finds the revocation of EO 14067.
         """
         timings = timings if timings is not None else {}
         mark = time.perf_counter()
@@ -168,20 +175,28 @@ class Assistant:
         mark = time.perf_counter()
         found = [self.retriever.retrieve(q, k=k, documents=documents, language=language, query_vector=v)
                  for q, v in zip(queries, vectors)]
+        scopes = [documents] * len(queries)
+        if len(queries) > 1:  # the question alone, within the documents the conversation is about
+            scopes.append(list(dict.fromkeys(hit.document for hit in found[1].hits)) or documents)
+            queries.append(question)
+            vectors = np.vstack([vectors, vectors[:1]])
+            found.append(self.retriever.retrieve(question, k=k, documents=scopes[-1], language=language,
+                                                 query_vector=vectors[0]))
         requests = [compose.AnswerRequest(question=question, query=q, hits=r.hits, query_vector=v,
-                                          history=list(history or []), documents=documents, language=language,
+                                          history=list(history or []), documents=scope, language=language,
                                           nearest_sentences=r.sentences,
                                           question_vector=None if q == question else vectors[0])
-                    for q, v, r in zip(queries, vectors, found)]
+                    for q, v, r, scope in zip(queries, vectors, found, scopes)]
         timings["retrieve"] = time.perf_counter() - mark
         if len(requests) == 1:
             return requests[0]
         mark = time.perf_counter()
-        alone, combined = (self.extractive.confidence(self.extractive.candidates(r)) for r in requests)
+        alone, combined, scoped = (self.extractive.confidence(self.extractive.candidates(r)) for r in requests)
         timings["history_check"] = time.perf_counter() - mark
-        if combined > alone or (combined == alone and needs_history(question)):
-            return requests[1]
-        return requests[0]
+        # ties: a question that leans on what came before takes the conversation's evidence
+        leans = needs_history(question)
+        order = [(scoped, leans, 2), (combined, leans, 1), (alone, not leans, 0)]
+        return requests[max(order, key=lambda item: (item[0], item[1]))[2]]
 
     def ask_stream(self, question: str, history: list[ChatTurn] | None = None, conversation_id: str | None = None,
                    k: int | None = None, documents: list[str] | None = None,

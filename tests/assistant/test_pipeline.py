@@ -187,6 +187,31 @@ def test_a_self_contained_question_after_a_topic_change_is_answered_without_the_
     assert "Secretary of Labor" in second.answer and "90 million" not in second.answer
 
 
+def test_a_follow_up_is_also_tried_alone_within_the_documents_the_conversation_found(assistant, monkeypatch):
+    """Three tries: the question alone, the question with the previous one, and the question alone searched only in
+    the documents the second try found (the conversation's documents without its words)."""
+    calls = []
+    retrieve = assistant.retriever.retrieve
+
+    def recording(query, **kwargs):
+        result = retrieve(query, **kwargs)
+        calls.append((query, kwargs.get("documents"), result.hits))
+        return result
+
+    monkeypatch.setattr(assistant.retriever, "retrieve", recording)
+    follow_up = "And what share of them can invest in alternative assets?"
+    history = [ChatTurn(role="user", content=PARTICIPANTS), ChatTurn(role="assistant", content="More than 90 million.")]
+    request = assistant.evidence(follow_up, history)
+    (alone, _, _), (joined, _, joined_hits), (scoped, documents, scoped_hits) = calls
+    assert alone == scoped == follow_up and joined == f"{follow_up} ({PARTICIPANTS})"
+    assert documents == list(dict.fromkeys(h.document for h in joined_hits))
+    assert scoped_hits and {h.document for h in scoped_hits} <= set(documents)
+    assert request.question == follow_up and request.hits  # one of the three, as the answer model rated them
+    calls.clear()
+    assistant.evidence(PARTICIPANTS, history)  # nothing in it leans on the history: one try
+    assert [query for query, _, _ in calls] == [PARTICIPANTS]
+
+
 def test_a_three_turn_conversation_follows_up_then_changes_topic(answering):
     first = answering.ask(PARTICIPANTS)
     follow_up = answering.ask("And what share of them can invest in alternative assets?",
