@@ -495,8 +495,24 @@ LABELS = {
 }
 
 
+QUESTION_C_GRID = (0.1, 0.3, 1.0, 3.0)  # the question model's regularisation strengths tried (inverse, as sklearn's C)
+
+
+def _out_of_fold(X: np.ndarray, y: np.ndarray, features: list[dict[str, float]], fold_of: list[int], folds: int,
+                 c: float) -> np.ndarray:
+    """Each question's probability from a question model fit without its fold."""
+    oof = np.zeros(len(features))
+    for k in range(folds):
+        in_fold = np.array([f != k for f in fold_of])
+        train = in_fold if len(set(y[in_fold].tolist())) > 1 else np.ones(len(y), dtype=bool)  # one class: all rows
+        model_k = _fit_lr(X[train], y[train], QUESTION_FEATURES, c)
+        oof[~in_fold] = [model_k.probability(f) for f, t in zip(features, in_fold) if not t]
+    return oof
+
+
 def fit_both(records: list[QuestionRecord], max_false_abstention: float = 0.03, c: float = 1.0,
-             folds: int = 5, label: str = "evidence", sentence_limit: int = 3) -> AnswerModels:
+             folds: int = 5, label: str = "evidence", sentence_limit: int = 3,
+             question_c: float | None = None) -> AnswerModels:
     """Fit the sentence model on all dev records, and the question model on out-of-fold sentence scores.
 
     The question model's label is by default "answerable and the chosen evidence holds the labelled answer", so
@@ -505,7 +521,8 @@ def fit_both(records: list[QuestionRecord], max_false_abstention: float = 0.03, 
     dev questions within ``max_false_abstention``, judged on out-of-fold question probabilities (scores the final
     model would give questions it was not fit on). The sentence model's threshold is the near-tie ratio
     (``fit_near_tie_ratio``) on out-of-fold sentence probabilities, for answers of at most ``sentence_limit``
-    sentences."""
+    sentences. ``c`` regularises the sentence model; the question model's is ``question_c``, or by default the one of
+    ``QUESTION_C_GRID`` with the lowest out-of-fold Brier score."""
     from sklearn.metrics import brier_score_loss, roc_auc_score
 
     rows = [([c_.features for c_ in r.candidates], r.labels, r.answerable) for r in records]
@@ -534,15 +551,16 @@ def fit_both(records: list[QuestionRecord], max_false_abstention: float = 0.03, 
     yq = np.array(labels, dtype=int)
     if len(set(yq.tolist())) < 2:
         raise ValueError("the question model needs questions answered and not answered by their evidence")
-    question = _fit_lr(Xq, yq, QUESTION_FEATURES, c)
-    oof = np.zeros(len(records))
-    for k in range(folds):
-        in_fold = np.array([f != k for f in fold_of])
-        if len(set(yq[in_fold].tolist())) < 2:
-            oof[~in_fold] = [question.probability(f) for f, t in zip(features, in_fold) if not t]
-            continue
-        model_k = _fit_lr(Xq[in_fold], yq[in_fold], QUESTION_FEATURES, c)
-        oof[~in_fold] = [model_k.probability(f) for f, t in zip(features, in_fold) if not t]
+    # the question model has one row per question (a few hundred), so its regularisation is chosen on dev: the C
+    # whose out-of-fold probabilities have the lowest Brier score (a proper score: calibration and separation both)
+    grid = (question_c,) if question_c is not None else QUESTION_C_GRID
+    briers = {}
+    for candidate_c in grid:
+        oof_c = _out_of_fold(Xq, yq, features, fold_of, folds, candidate_c)
+        briers[candidate_c] = (float(brier_score_loss(yq, oof_c)), oof_c)
+    question_c = min(grid, key=lambda value: (briers[value][0], -value))
+    oof = briers[question_c][1]
+    question = _fit_lr(Xq, yq, QUESTION_FEATURES, question_c)
     answerable = np.array([r.answerable for r in records])
     floor = fit_floor([r.match_score for r in records if r.off_topic], [r.match_score for r in records if r.answerable])
     question.threshold = threshold_for(oof[answerable].tolist(), max_false_abstention)
@@ -560,7 +578,8 @@ def fit_both(records: list[QuestionRecord], max_false_abstention: float = 0.03, 
         "false_abstention": round(float(abstains[answerable].mean()), 4) if answerable.any() else 0.0,
         "correct_abstention": round(float(abstains[~answerable].mean()), 4) if (~answerable).any() else 0.0,
         "folds": folds,
-        "C": c,
+        "C": question_c,
+        "out_of_fold_brier_by_C": {str(value): round(b, 4) for value, (b, _) in briers.items()},
         "on_topic_floor": floor.value,
     }
     return AnswerModels(sentence, question, floor)
@@ -597,7 +616,11 @@ def main(argv: list[str] | None = None) -> int:
     fit_parser.add_argument("--out", type=Path, default=MODEL_PATH, help=f"model file (default {MODEL_PATH})")
     fit_parser.add_argument("--max-false-abstention", type=float, default=0.03,
                             help="false abstention allowed on dev answerable questions (default 0.03)")
-    fit_parser.add_argument("--c", type=float, default=1.0, help="inverse regularisation strength (default 1.0)")
+    fit_parser.add_argument("--c", type=float, default=1.0,
+                            help="inverse regularisation strength of the sentence model (default 1.0)")
+    fit_parser.add_argument("--question-c", type=float, default=None,
+                            help="inverse regularisation strength of the question model (default: the one of "
+                                 f"{QUESTION_C_GRID} with the lowest out-of-fold Brier score on dev)")
     fit_parser.add_argument("--label", choices=sorted(LABELS), default="evidence",
                             help="what the question model predicts: " + "; ".join(f"{k}: {v}" for k, v in LABELS.items()))
     fit_parser.add_argument("--sentences", type=int, default=None,
@@ -630,7 +653,7 @@ def main(argv: list[str] | None = None) -> int:
         featurize(analyse_question(record.question), record.question, record.candidates,
                   max((c.features.get("top_passage_score", 0.0) for c in record.candidates), default=0.0), record.idf)
     models = fit_both(records, args.max_false_abstention, args.c, args.folds, args.label,
-                      args.sentences or assistant.settings.max_answer_sentences)
+                      args.sentences or assistant.settings.max_answer_sentences, args.question_c)
     for model in (models.sentence, models.question):
         model.metrics["embedding_model"] = assistant.embedder.model_id
         model.metrics["questions_file"] = str(args.questions)

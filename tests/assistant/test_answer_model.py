@@ -12,7 +12,7 @@ from assistant.answer import AnswerRequest, ExtractiveAnswerer, repeats
 from assistant.answer_model import (
     FEATURES,
     FORMAT_VERSION,
-    fit_floor,
+    QUESTION_C_GRID,
     QUESTION_FEATURES,
     AnswerModel,
     AnswerModels,
@@ -22,6 +22,7 @@ from assistant.answer_model import (
     featurize,
     fit,
     fit_both,
+    fit_floor,
     fit_near_tie_ratio,
     idf_overlap,
     missing_share,
@@ -325,6 +326,11 @@ def test_fit_both_learns_to_abstain_when_the_evidence_lacks_what_the_question_pi
     assert set(q.weights) == set(QUESTION_FEATURES) and q.weights["numbers_missing"] < 0
     assert q.metrics["false_abstention"] <= 0.03 and q.metrics["correct_abstention"] > 0.8
     assert q.metrics["split"] == "dev" and 0.0 < q.threshold < 1.0
+    # its regularisation is the grid's strength with the lowest out-of-fold Brier score, unless one is given
+    by_c = q.metrics["out_of_fold_brier_by_C"]
+    assert set(by_c) == {str(value) for value in QUESTION_C_GRID} and by_c[str(q.metrics["C"])] == min(by_c.values())
+    given = fit_both(records, folds=4, question_c=0.5).question.metrics
+    assert given["C"] == 0.5 and list(given["out_of_fold_brier_by_C"]) == ["0.5"]
 
 
 class _Settings:
