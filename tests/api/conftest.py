@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CEA_MD, FACT_SHEET_MD, MANIFEST, SEED, copy_into
+from tests.conftest import CEA_MD, FACT_SHEET_MD, MANIFEST, MINILM_ABSTAIN_THRESHOLD, SEED, copy_into
 from tests.helpers import uvicorn_in_thread
 
 API_DOCS = [SEED, FACT_SHEET_MD, CEA_MD]
@@ -27,7 +27,8 @@ def api_settings(base: Path, minilm_path: str, **overrides):
 
     values = dict(corpus_dir=base / "corpus", index_dir=base / "index", model_cache=base / "models",
                   embedding_model=minilm_path, embedding_dtype="float32", corpus_manifest=MANIFEST,
-                  corpus_mirror=None, chroma_url=None, llm_provider="none", api_key=None)
+                  corpus_mirror=None, chroma_url=None, llm_provider="none", api_key=None,
+                  abstain_threshold=MINILM_ABSTAIN_THRESHOLD)
     values.update(overrides)
     return Settings(**values)
 

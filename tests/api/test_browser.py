@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import EO14330_PDF, MANIFEST, REPO, SEED, WH_EO_MD, copy_into
+from tests.conftest import EO14330_PDF, MANIFEST, MINILM_ABSTAIN_THRESHOLD, REPO, SEED, WH_EO_MD, copy_into
 from tests.helpers import free_port, wait_http
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -85,7 +85,7 @@ def _serve(tmp_path_factory, name: str, shared_embedder, minilm_path: str, files
         corpus_mirror=None, chroma_url=None, llm_provider="none", api_key=api_key,
         # the page's handling of answers and citations is tested, not when the answer model (fit for EmbeddingGemma)
         # abstains, which with MiniLM is on most questions: quote at every confidence
-        answer_threshold=0.0, extra_sentence_ratio=0.0,
+        answer_threshold=0.0, extra_sentence_ratio=0.0, abstain_threshold=MINILM_ABSTAIN_THRESHOLD,
     )
     for file_name, folder in files.items():
         copy_into(settings.corpus_dir, [file_name], folder)

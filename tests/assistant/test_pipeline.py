@@ -16,17 +16,23 @@ from assistant.conversation import UnknownConversation
 from assistant.pipeline import Assistant, InvalidQuestion, Token
 from assistant.schema import Answer, ChatTurn
 from assistant.settings import DEFAULT_MODEL, Settings
-from tests.conftest import CEA_MD, FACT_SHEET_MD, MANIFEST, REPO, SEED, WH_EO_MD, close_store, copy_into
+from tests.conftest import (
+    CEA_MD,
+    FACT_SHEET_MD,
+    MANIFEST,
+    MINILM_ABSTAIN_THRESHOLD,
+    REPO,
+    SEED,
+    WH_EO_MD,
+    close_store,
+    copy_into,
+)
 
 DOCS = [WH_EO_MD, CEA_MD, FACT_SHEET_MD]
 PARTICIPANTS = "How many Americans participate in employer-sponsored defined-contribution plans?"
 OFF_TOPIC = "What is the boiling point of mercury?"
 
-# abstain_threshold is set explicitly: the fitted floor (assistant/answer_model.json) is on EmbeddingGemma's cosine
-# scale, and a test over MiniLM must not move when it is refit. Over this corpus MiniLM gives on-topic questions a top
-# cosine of about 0.55-0.77 and off-topic ones (mercury, football, a Chinese off-topic question) below 0.1, so 0.3
-# sits in the middle of the gap: the tests below check the answers, not where exactly the gap is.
-MINILM_ABSTAIN_THRESHOLD = 0.3
+# abstain_threshold is set explicitly (tests/conftest.py): the fitted floor is on EmbeddingGemma's cosine scale.
 
 
 @pytest.fixture(scope="module")
