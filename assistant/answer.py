@@ -404,8 +404,8 @@ class ExtractiveAnswerer:
         return self.model.threshold if override is None else override
 
     def supported(self, request: AnswerRequest) -> bool:
-        """Whether anything retrieved is on topic at all (the floor below which no sentence is considered): a passage
-        or one of its sentences at least ``abstain_threshold`` from the question."""
+        """Whether anything retrieved is on topic at all: a passage or one of its sentences at least
+        ``on_topic_floor`` from the question (below it no sentence is considered)."""
         hits = request.hits
         return bool(hits) and best_match_score(hits) >= self.on_topic_floor
 

@@ -290,6 +290,11 @@ class OnTopicFloor:
     value: float
     metrics: dict = field(default_factory=dict)
 
+    @classmethod
+    def unfitted(cls, reason: str = "") -> OnTopicFloor:
+        """No floor: every question reaches the models."""
+        return cls(-1.0, {"fitted": False, **({"reason": reason} if reason else {})})
+
 
 @dataclass
 class AnswerModels:
@@ -298,7 +303,7 @@ class AnswerModels:
 
     sentence: AnswerModel
     question: AnswerModel
-    floor: OnTopicFloor = field(default_factory=lambda: OnTopicFloor(-1.0, {"fitted": False}))
+    floor: OnTopicFloor = field(default_factory=OnTopicFloor.unfitted)
 
     @classmethod
     def unfitted(cls) -> AnswerModels:
@@ -351,7 +356,7 @@ def fit_floor(off_topic: Sequence[float], answerable: Sequence[float]) -> OnTopi
     answerable below), and of those the one in the widest gap (the floor sits mid-way, as far from both as the data
     allow)."""
     if not off_topic or not answerable:
-        return OnTopicFloor(-1.0, {"fitted": False, "reason": "needs off-topic and answerable dev questions"})
+        return OnTopicFloor.unfitted("needs off-topic and answerable dev questions")
     scores = sorted(set(off_topic) | set(answerable))
     cuts = [((a + b) / 2, b - a) for a, b in zip(scores, scores[1:])] or [(scores[0], 0.0)]
 

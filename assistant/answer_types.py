@@ -249,8 +249,7 @@ def asks_for_name(question: str) -> bool:
 
 
 def personal_names(text: str) -> set[str]:
-    """Personal names a sentence gives: spaCy's persons in English, jieba's person names in Chinese (its dictionary
-    tags some common words as names too: callers weigh a Chinese name by how rare it is in the corpus)."""
+    """Personal names a sentence gives: spaCy's persons in English, ``chinese_people`` in Chinese."""
     if _HAN.search(text):
         return chinese_people(text)
     return set(english_people(text))

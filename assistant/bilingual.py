@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -122,10 +122,9 @@ def is_common_word(word: str) -> bool:
     return word in dictionary().common
 
 
-@lru_cache(maxsize=1)
-def english_words() -> frozenset[str]:
+def english_words() -> Collection[str]:
     """The English words of the dictionary's short glosses, singular: a vocabulary to tell a word from a fragment."""
-    return frozenset(dictionary().chinese)
+    return dictionary().chinese.keys()
 
 
 @lru_cache(maxsize=4096)

@@ -176,8 +176,8 @@ class Assistant:
         found = [self.retriever.retrieve(q, k=k, documents=documents, language=language, query_vector=v)
                  for q, v in zip(queries, vectors)]
         scopes = [documents] * len(queries)
-        if len(queries) > 1:  # the question alone, within the documents the conversation is about
-            scopes.append(list(dict.fromkeys(hit.document for hit in found[1].hits)) or documents)
+        if len(queries) > 1 and found[1].hits:  # the question alone, within the documents the conversation is about
+            scopes.append(list(dict.fromkeys(hit.document for hit in found[1].hits)))
             queries.append(question)
             vectors = np.vstack([vectors, vectors[:1]])
             found.append(self.retriever.retrieve(question, k=k, documents=scopes[-1], language=language,
@@ -191,12 +191,12 @@ class Assistant:
         if len(requests) == 1:
             return requests[0]
         mark = time.perf_counter()
-        alone, combined, scoped = (self.extractive.confidence(self.extractive.candidates(r)) for r in requests)
+        confidences = [self.extractive.confidence(self.extractive.candidates(r)) for r in requests]
         timings["history_check"] = time.perf_counter() - mark
-        # ties: a question that leans on what came before takes the conversation's evidence
+        # ties: a question that leans on what came before takes the conversation's evidence (the later tries)
         leans = needs_history(question)
-        order = [(scoped, leans, 2), (combined, leans, 1), (alone, not leans, 0)]
-        return requests[max(order, key=lambda item: (item[0], item[1]))[2]]
+        best = max(range(len(requests)), key=lambda i: (confidences[i], (i > 0) == leans, i))
+        return requests[best]
 
     def ask_stream(self, question: str, history: list[ChatTurn] | None = None, conversation_id: str | None = None,
                    k: int | None = None, documents: list[str] | None = None,
