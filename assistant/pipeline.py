@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from assistant import answer as compose
-from assistant.answer_types import english_entities
+from assistant.answer_types import english_pipeline
 from assistant.bilingual import dictionary
 from assistant.cite import verified
 from assistant.clean import detect_language
@@ -266,13 +266,13 @@ class Assistant:
 
     def warm_up(self) -> None:
         """Open the index, load the models and bring this node's lexical index up to date, so the first question's
-        latency is not their load time (the embedder, the bilingual dictionary, the English entity model). The index
+        latency is not their load time (the embedder, the bilingual dictionary, the English language model). The index
         first: one built with another model fails before the model loads."""
         self.store
         self.embedder.embed_queries(["warm up"])
         self.retriever.view()
         dictionary()
-        english_entities()
+        english_pipeline()
 
     def is_loaded(self, part: str) -> bool:
         """Whether ``part`` ("embedder", "store", "retriever", "answerer"...) is built or given, without building it."""

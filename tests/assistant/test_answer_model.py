@@ -298,6 +298,20 @@ def test_a_question_asking_for_a_name_needs_a_personal_name_in_the_evidence():
     assert common["name_absent"] == 1.0
 
 
+def test_the_focus_the_best_sentence_lacks():
+    company = evidence_of("Which company offered the first 401(k) plan?",
+                          "The 401(k) plan was first introduced in 1978 under the Revenue Act.")
+    assert company["focus_missing"] == 1.0  # on the topic, but no company in it
+    fee = evidence_of("What fee cap does the order put on funds?", "The order caps the fee that managers charge.",
+                      "Funds have a cap.")
+    assert fee["focus_missing"] == 0.0  # "fee" and "cap" in any number
+    governor = evidence_of("纽约州 1950 年采纳谨慎人规则时,州长是谁?", ZH_1950, language="zh")
+    assert governor["focus_missing"] == 1.0
+    translated = evidence_of("Which company first offered it?", "这家公司在 1978 年首次推出了该计划。", language="zh")
+    assert translated["focus_missing"] == 0.0  # 公司 is "company"
+    assert evidence_of("When did New York adopt the rule?", EN_1940)["focus_missing"] == 0.0  # no focus: nothing missing
+
+
 def test_language_flags():
     f = evidence_of("When did New York adopt the rule?", ZH_1950, language="zh")
     assert f["cross_language"] == 1.0 and f["chinese_question"] == 0.0

@@ -13,6 +13,7 @@ from assistant.answer_types import (
     expected_types,
     keyword_query_types,
     personal_names,
+    question_focus,
     question_parts,
     sentence_types,
     type_match,
@@ -112,7 +113,26 @@ def test_an_entity_model_that_fails_its_checksum_is_refused(monkeypatch):
     from assistant import answer_types
 
     monkeypatch.setitem(answer_types.NER_SHA256, "ner/model", "0" * 64)
-    assert_refused_unverified(answer_types.english_entities)
+    assert_refused_unverified(answer_types.english_pipeline)
+
+
+@pytest.mark.parametrize("question, focus", [
+    ("Which company offered the first 401(k) plan?", {"company"}),  # which + noun
+    ("What fee cap does EO 14330 put on private equity funds?", {"fee", "cap"}),  # with its compound
+    ("How many employees did the state pension system cover?", {"employees"}),
+    ("What was the inflation rate when ERISA passed?", {"inflation"}),  # "rate" names the type: left to the types
+    ("Who was Secretary of Labor when the order was signed?", {"secretary"}),
+    ("What is the name of the author?", set()),
+    ("When was EO 14330 signed?", set()),  # the question word asks for a date, not about a noun
+    ("纽约州 1950 年采纳谨慎人规则时,州长是谁?", {"州长"}),  # the nouns before 是谁
+    ("美国 401(k) 账户的平均余额是多少?", {"余额"}),
+    ("美国第一个企业养老金计划是哪家公司推出的?", {"公司"}),  # the nouns after 哪家
+    ("行政令 14330 对违规的受托人有什么处罚?", {"处罚"}),  # 什么 makes the verb after it a noun
+    ("401(k) 在 1978 年推出后的第一年有多少人参加?", set()),  # 人 alone is too ambiguous to be a topic
+    ("第 14330 号行政令是哪天签署的?", set()),
+])
+def test_the_focus_is_the_noun_the_question_word_asks_about(question, focus):
+    assert question_focus(question) == focus
 
 
 def test_questions_that_ask_for_nothing_in_particular():
