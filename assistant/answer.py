@@ -378,8 +378,9 @@ class ExtractiveAnswerer:
         featurize(analysis, request.question, candidates, float(top), idf)
         self.model.score(candidates)
         ranked = sorted(candidates, key=lambda c: c.probability, reverse=True)
+        # the fitted near-tie ratio, not ASSISTANT_EXTRA_SENTENCE_RATIO: the question model was fit with it
         features = question_features(analysis, request.question, ranked,
-                                     [f"{h.title}\n{h.context}\n{h.text}" for h in hits], idf)
+                                     [f"{h.title}\n{h.context}\n{h.text}" for h in hits], idf, self.model.threshold)
         return Evidence(ranked, features, self.question_model.probability(features) if ranked else 0.0)
 
     def confidence(self, evidence: Evidence) -> float:

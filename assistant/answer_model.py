@@ -88,7 +88,7 @@ QUESTION_FEATURES = (
     "name_absent",  # the question asks for a name and the chosen sentences give no personal name
     "focus_missing",  # share of the question's focus ("which company", "州长是谁") the best sentence lacks
 )
-EVIDENCE_SENTENCES = 3  # the best candidates taken as "the chosen evidence" by the question features
+EVIDENCE_SENTENCES = 3  # the most sentences taken as "the chosen evidence" by the question features
 
 _END = tuple(".。!?！？;；:：")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
@@ -219,11 +219,13 @@ class Evidence(list):
 
 
 def question_features(analysis: QuestionAnalysis, question: str, ranked: Sequence[Candidate],
-                      passages: Sequence[str], idf: dict[str, float], size: int = EVIDENCE_SENTENCES
+                      passages: Sequence[str], idf: dict[str, float], near_tie_ratio: float = 0.0
                       ) -> dict[str, float]:
     """Named features of the whole evidence of one question: ``ranked`` are its candidates scored by the sentence
-    model, best first (the first ``size`` are the chosen evidence); ``passages`` the retrieved passages' texts."""
-    chosen = list(ranked[:size])
+    model, best first; ``passages`` the retrieved passages' texts. The chosen evidence is what the answer quotes: the
+    best sentence and those the sentence model cannot tell from it (``near_tie_set`` at the fitted ``near_tie_ratio``),
+    at most EVIDENCE_SENTENCES; a sentence the answer does not show cannot make it right."""
+    chosen = list(ranked[:near_tie_set([c.probability for c in ranked], near_tie_ratio, EVIDENCE_SENTENCES)])
     query_tokens = set(tokenize(question))
     sentences = [f"{c.title}\n{c.context}\n{c.text}" for c in chosen]  # with their headings
     evidence = "\n".join(f"{c.title}\n{c.context}\n{c.passage_text or c.text}" for c in chosen)
@@ -488,14 +490,16 @@ class QuestionRecord:
     off_topic: bool = False  # about nothing the corpus covers (category "off_topic")
 
 
-def rank_and_describe(record: QuestionRecord, sentence_model: AnswerModel) -> tuple[dict[str, float], list[int]]:
-    """The question features of a record as scored by ``sentence_model``, and its candidates' indices best first."""
+def rank(record: QuestionRecord, sentence_model: AnswerModel) -> list[int]:
+    """A record's candidates' indices best first, as scored by ``sentence_model`` (the scores stay on them)."""
     sentence_model.score(record.candidates)
-    order = sorted(range(len(record.candidates)), key=lambda i: -record.candidates[i].probability)
-    ranked = [record.candidates[i] for i in order]
-    features = question_features(analyse_question(record.question), record.question, ranked, record.passages,
-                                 record.idf)
-    return features, order
+    return sorted(range(len(record.candidates)), key=lambda i: -record.candidates[i].probability)
+
+
+def describe(record: QuestionRecord, order: Sequence[int], near_tie_ratio: float) -> dict[str, float]:
+    """The question features of a record whose candidates were ranked in ``order``."""
+    return question_features(analyse_question(record.question), record.question,
+                             [record.candidates[i] for i in order], record.passages, record.idf, near_tie_ratio)
 
 
 def analyse_question(question: str) -> QuestionAnalysis:
@@ -544,8 +548,7 @@ def fit_both(records: list[QuestionRecord], max_false_abstention: float = 0.03, 
     sentence = fit(rows, c)
     # out-of-fold: each question's candidates scored by a sentence model fit without its fold
     fold_of = [i % folds for i in range(len(records))]
-    features: list[dict[str, float]] = [{}] * len(records)
-    labels = [False] * len(records)
+    orders: list[list[int]] = [[] for _ in records]
     ranked: list[tuple[list[float], list[bool]]] = []
     for k in range(folds):
         train = [row for row, f in zip(rows, fold_of) if f != k]
@@ -554,14 +557,16 @@ def fit_both(records: list[QuestionRecord], max_false_abstention: float = 0.03, 
         model_k = _fit_lr(X, y, FEATURES, c)
         for i, record in enumerate(records):
             if fold_of[i] == k:
-                features[i], order = rank_and_describe(record, model_k)
-                found = any(record.labels[j] for j in order[:EVIDENCE_SENTENCES])
-                labels[i] = record.answerable and (found or label == "answerable")
+                order = orders[i] = rank(record, model_k)
                 if record.answerable:
                     ranked.append(([record.candidates[j].probability for j in order],
                                    [record.labels[j] for j in order]))
     sentence.threshold, near_tie = fit_near_tie_ratio(ranked, sentence_limit)
     sentence.metrics.update(near_tie)
+    # the question features read the sentences an answer would quote, so they wait for the near-tie ratio
+    features = [describe(record, order, sentence.threshold) for record, order in zip(records, orders)]
+    labels = [record.answerable and (label == "answerable" or any(record.labels[j] for j in order[:EVIDENCE_SENTENCES]))
+              for record, order in zip(records, orders)]
     Xq = _matrix(features, QUESTION_FEATURES)
     yq = np.array(labels, dtype=int)
     if len(set(yq.tolist())) < 2:

@@ -234,6 +234,22 @@ def test_type_present_asks_whether_the_chosen_evidence_holds_the_asked_kind_of_f
     assert evidence_of("Tell me about the rule", "New York adopted the rule.")["type_asked"] == 0.0
 
 
+def test_the_chosen_evidence_is_what_the_answer_quotes():
+    question = "When did New York adopt the prudent man rule?"
+    candidates = [candidate("New York adopted the prudent man rule.", cosine=0.7),
+                  candidate("The rule was a change.", cosine=0.6), candidate("Another state moved in 1961.", cosine=0.3)]
+    featurize(analyse(question), question, candidates, 0.7, {})
+    for c, probability in zip(candidates, (0.9, 0.8, 0.2)):
+        c.probability = probability
+
+    def features(ratio: float) -> dict[str, float]:
+        return question_features(analyse(question), question, candidates, [c.text for c in candidates], {}, ratio)
+
+    # the third sentence holds a year, but at the fitted ratio the answer would not quote it
+    assert features(0.65)["type_present"] == 0.0
+    assert features(0.0)["type_present"] == 1.0  # ratio 0: the best EVIDENCE_SENTENCES, whatever their scores
+
+
 def test_numbers_and_names_the_question_pins_down_are_looked_for_in_the_chosen_evidence():
     f = evidence_of("What did Vanguard do in 1978?", "Congress passed the Revenue Act in 1978.")
     assert f["numbers_missing"] == 0.0 and f["names_missing"] == 1.0
