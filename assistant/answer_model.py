@@ -563,9 +563,14 @@ def fit_both(records: list[QuestionRecord], max_false_abstention: float = 0.03, 
                                    [record.labels[j] for j in order]))
     sentence.threshold, near_tie = fit_near_tie_ratio(ranked, sentence_limit)
     sentence.metrics.update(near_tie)
-    # the question features read the sentences an answer would quote, so they wait for the near-tie ratio
+    # the question features and the label read the sentences an answer would quote: they wait for the near-tie ratio
     features = [describe(record, order, sentence.threshold) for record, order in zip(records, orders)]
-    labels = [record.answerable and (label == "answerable" or any(record.labels[j] for j in order[:EVIDENCE_SENTENCES]))
+
+    def quotes_the_answer(record: QuestionRecord, order: list[int]) -> bool:
+        quoted = near_tie_set([record.candidates[j].probability for j in order], sentence.threshold, EVIDENCE_SENTENCES)
+        return any(record.labels[j] for j in order[:quoted])
+
+    labels = [record.answerable and (label == "answerable" or quotes_the_answer(record, order))
               for record, order in zip(records, orders)]
     Xq = _matrix(features, QUESTION_FEATURES)
     yq = np.array(labels, dtype=int)
