@@ -170,8 +170,8 @@ def _chinese_noun(flag: str) -> bool:
 def _chinese_focus(question: str) -> list[str]:
     tags = pos_tags(question)
     focus: list[str] = []
-    for i, (word, _) in enumerate(tags):
-        if not word.startswith(_ZH_QUESTION_WORDS):
+    for i, (word, flag) in enumerate(tags):
+        if not word.startswith(_ZH_QUESTION_WORDS) or flag not in ("r", "m"):  # not 几乎 ("almost"), an adverb
             continue
         after: list[str] = []
         j = i + 1  # nouns right after the question word and its measure word: 什么处罚, 哪家公司

@@ -130,6 +130,7 @@ def test_an_entity_model_that_fails_its_checksum_is_refused(monkeypatch):
     ("行政令 14330 对违规的受托人有什么处罚?", {"处罚"}),  # 什么 makes the verb after it a noun
     ("401(k) 在 1978 年推出后的第一年有多少人参加?", set()),  # 人 alone is too ambiguous to be a topic
     ("第 14330 号行政令是哪天签署的?", set()),
+    ("养老金几乎全部投资了什么债券?", {"债券"}),  # 几乎 ("almost") is no question word
 ])
 def test_the_focus_is_the_noun_the_question_word_asks_about(question, focus):
     assert question_focus(question) == focus
