@@ -34,6 +34,7 @@ from assistant.answer_model import (
     featurize,
     idf_overlap,
     question_features,
+    quoted_count,
 )
 from assistant.answer_types import MONTH_NAMES, analyse
 from assistant.cite import make_citation
@@ -378,9 +379,9 @@ class ExtractiveAnswerer:
         featurize(analysis, request.question, candidates, float(top), idf)
         self.model.score(candidates)
         ranked = sorted(candidates, key=lambda c: c.probability, reverse=True)
-        # the fitted near-tie ratio, not ASSISTANT_EXTRA_SENTENCE_RATIO: the question model was fit with it
         features = question_features(analysis, request.question, ranked,
-                                     [f"{h.title}\n{h.context}\n{h.text}" for h in hits], idf, self.model.threshold)
+                                     [f"{h.title}\n{h.context}\n{h.text}" for h in hits], idf,
+                                     quoted_count([c.probability for c in ranked], self.model))
         return Evidence(ranked, features, self.question_model.probability(features) if ranked else 0.0)
 
     def confidence(self, evidence: Evidence) -> float:

@@ -88,7 +88,7 @@ QUESTION_FEATURES = (
     "name_absent",  # the question asks for a name and the chosen sentences give no personal name
     "focus_missing",  # share of the question's focus ("which company", "州长是谁") the best sentence lacks
 )
-EVIDENCE_SENTENCES = 3  # the most sentences taken as "the chosen evidence" by the question features
+EVIDENCE_SENTENCES = 3  # the chosen evidence of the question features when no fitted near-tie set says otherwise
 
 _END = tuple(".。!?！？;；:：")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
@@ -219,13 +219,12 @@ class Evidence(list):
 
 
 def question_features(analysis: QuestionAnalysis, question: str, ranked: Sequence[Candidate],
-                      passages: Sequence[str], idf: dict[str, float], near_tie_ratio: float = 0.0
+                      passages: Sequence[str], idf: dict[str, float], quoted: int = EVIDENCE_SENTENCES
                       ) -> dict[str, float]:
     """Named features of the whole evidence of one question: ``ranked`` are its candidates scored by the sentence
-    model, best first; ``passages`` the retrieved passages' texts. The chosen evidence is what the answer quotes: the
-    best sentence and those the sentence model cannot tell from it (``near_tie_set`` at the fitted ``near_tie_ratio``),
-    at most EVIDENCE_SENTENCES; a sentence the answer does not show cannot make it right."""
-    chosen = list(ranked[:near_tie_set([c.probability for c in ranked], near_tie_ratio, EVIDENCE_SENTENCES)])
+    model, best first; ``passages`` the retrieved passages' texts. The chosen evidence is the first ``quoted``: what
+    the answer quotes (``quoted_count``), since a sentence the answer does not show cannot make it right."""
+    chosen = list(ranked[:quoted])
     query_tokens = set(tokenize(question))
     sentences = [f"{c.title}\n{c.context}\n{c.text}" for c in chosen]  # with their headings
     evidence = "\n".join(f"{c.title}\n{c.context}\n{c.passage_text or c.text}" for c in chosen)
@@ -456,6 +455,14 @@ def near_tie_set(probabilities: Sequence[float], ratio: float, limit: int) -> in
     return max(1, min(limit, sum(1 for p in probabilities if p >= bar)))
 
 
+def quoted_count(probabilities: Sequence[float], sentence_model: AnswerModel) -> int:
+    """How many of the best-first candidates an answer quotes, by the sentence model's fitted near-tie ratio and the
+    answer length it was fit for: what the question model was fit on (ASSISTANT_EXTRA_SENTENCE_RATIO, which may change
+    the answer shown, does not change it)."""
+    return near_tie_set(probabilities, sentence_model.threshold,
+                        sentence_model.metrics.get("sentence_limit", EVIDENCE_SENTENCES))
+
+
 def fit_near_tie_ratio(ranked: Sequence[tuple[Sequence[float], Sequence[bool]]], limit: int) -> tuple[float, dict]:
     """The near-tie ratio: the largest one (fewest sentences) whose answers hold the labelled answer for as many
     answerable questions as the best ratio, less one question (the resolution of the data). ``ranked`` is, per
@@ -496,10 +503,10 @@ def rank(record: QuestionRecord, sentence_model: AnswerModel) -> list[int]:
     return sorted(range(len(record.candidates)), key=lambda i: -record.candidates[i].probability)
 
 
-def describe(record: QuestionRecord, order: Sequence[int], near_tie_ratio: float) -> dict[str, float]:
-    """The question features of a record whose candidates were ranked in ``order``."""
+def describe(record: QuestionRecord, order: Sequence[int], quoted: int) -> dict[str, float]:
+    """The question features of a record whose candidates were ranked in ``order``, the first ``quoted`` quoted."""
     return question_features(analyse_question(record.question), record.question,
-                             [record.candidates[i] for i in order], record.passages, record.idf, near_tie_ratio)
+                             [record.candidates[i] for i in order], record.passages, record.idf, quoted)
 
 
 def analyse_question(question: str) -> QuestionAnalysis:
@@ -564,14 +571,11 @@ def fit_both(records: list[QuestionRecord], max_false_abstention: float = 0.03, 
     sentence.threshold, near_tie = fit_near_tie_ratio(ranked, sentence_limit)
     sentence.metrics.update(near_tie)
     # the question features and the label read the sentences an answer would quote: they wait for the near-tie ratio
-    features = [describe(record, order, sentence.threshold) for record, order in zip(records, orders)]
-
-    def quotes_the_answer(record: QuestionRecord, order: list[int]) -> bool:
-        quoted = near_tie_set([record.candidates[j].probability for j in order], sentence.threshold, EVIDENCE_SENTENCES)
-        return any(record.labels[j] for j in order[:quoted])
-
-    labels = [record.answerable and (label == "answerable" or quotes_the_answer(record, order))
+    quoted = [quoted_count([record.candidates[j].probability for j in order], sentence)
               for record, order in zip(records, orders)]
+    features = [describe(record, order, n) for record, order, n in zip(records, orders, quoted)]
+    labels = [record.answerable and (label == "answerable" or any(record.labels[j] for j in order[:n]))
+              for record, order, n in zip(records, orders, quoted)]
     Xq = _matrix(features, QUESTION_FEATURES)
     yq = np.array(labels, dtype=int)
     if len(set(yq.tolist())) < 2:

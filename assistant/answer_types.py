@@ -167,32 +167,38 @@ def _chinese_noun(flag: str) -> bool:
     return flag.startswith("n") or flag == "vn"  # "vn": a verb used as a noun (什么处罚)
 
 
+def _nouns_after(tags: tuple[tuple[str, str], ...], i: int) -> list[str]:
+    """The nouns right after the question word at ``i`` and its measure word: 什么处罚, 哪家公司."""
+    nouns: list[str] = []
+    j = i + 1
+    if tags[i][0] == "什么" and j < len(tags) and tags[j][1].startswith("v"):  # 什么 makes the verb after it a noun
+        nouns.append(tags[j][0])
+        j += 1
+    while j < len(tags) and (_chinese_noun(tags[j][1]) or tags[j][1] in ("q", "m")) and len(nouns) < 3:
+        if _chinese_noun(tags[j][1]):
+            nouns.append(tags[j][0])
+        j += 1
+    return nouns
+
+
+def _nouns_before(tags: tuple[tuple[str, str], ...], i: int) -> list[str]:
+    """The nouns before the question word at ``i``, past a link word: 州长是谁, 平均余额是多少."""
+    nouns: list[str] = []
+    k = i - 1
+    while k >= 0 and tags[k][0] in _ZH_LINKS:
+        k -= 1
+    while k >= 0 and _chinese_noun(tags[k][1]) and len(nouns) < 3:
+        nouns.insert(0, tags[k][0])
+        k -= 1
+    return nouns
+
+
 def _chinese_focus(question: str) -> list[str]:
     tags = pos_tags(question)
     focus: list[str] = []
     for i, (word, flag) in enumerate(tags):
-        if not word.startswith(_ZH_QUESTION_WORDS) or flag not in ("r", "m"):  # not 几乎 ("almost"), an adverb
-            continue
-        after: list[str] = []
-        j = i + 1  # nouns right after the question word and its measure word: 什么处罚, 哪家公司
-        if word == "什么" and j < len(tags) and tags[j][1].startswith("v"):  # 什么 makes the verb after it a noun
-            after.append(tags[j][0])
-            j += 1
-        while j < len(tags) and (_chinese_noun(tags[j][1]) or tags[j][1] in ("q", "m")) and len(after) < 3:
-            if _chinese_noun(tags[j][1]):
-                after.append(tags[j][0])
-            j += 1
-        if after:
-            focus += after
-            continue
-        before: list[str] = []
-        k = i - 1  # else the nouns before it: 州长是谁, 平均余额是多少
-        while k >= 0 and tags[k][0] in _ZH_LINKS:
-            k -= 1
-        while k >= 0 and _chinese_noun(tags[k][1]) and len(before) < 3:
-            before.insert(0, tags[k][0])
-            k -= 1
-        focus += before
+        if word.startswith(_ZH_QUESTION_WORDS) and flag in ("r", "m"):  # not 几乎 ("almost"), an adverb
+            focus += _nouns_after(tags, i) or _nouns_before(tags, i)
     return focus
 
 

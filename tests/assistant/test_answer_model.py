@@ -31,6 +31,7 @@ from assistant.answer_model import (
     question_names,
     question_numbers,
     question_years,
+    quoted_count,
     threshold_for,
 )
 from assistant.answer_types import analyse
@@ -243,7 +244,9 @@ def test_the_chosen_evidence_is_what_the_answer_quotes():
         c.probability = probability
 
     def features(ratio: float) -> dict[str, float]:
-        return question_features(analyse(question), question, candidates, [c.text for c in candidates], {}, ratio)
+        sentence_model = AnswerModel({}, 0.0, {}, {}, threshold=ratio, metrics={"sentence_limit": 3})
+        return question_features(analyse(question), question, candidates, [c.text for c in candidates], {},
+                                 quoted_count([c.probability for c in candidates], sentence_model))
 
     # the third sentence holds a year, but at the fitted ratio the answer would not quote it
     assert features(0.65)["type_present"] == 0.0
