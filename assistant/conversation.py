@@ -100,9 +100,14 @@ def standalone_query(question: str, history: list[ChatTurn]) -> str:
 
     The dense model reads the pair as one request, so "And what share of equities did it allow?" after a question
     about New York's 1950 rule retrieves the passage about New York's 1950 rule.
+
+    Every question asked after another gets this query, even one with no pronoun: a reference back need not be a
+    pronoun ("does the order say anything about safe harbors?", "did other states follow soon after?"). Whether
+    the question is answered from it or from the question alone is the caller's decision, by comparing evidence
+    (``Assistant.evidence``); ``needs_history`` only breaks that comparison's ties.
     """
     previous = [turn.content for turn in history if turn.role == "user"]
-    if not previous or not needs_history(question):
+    if not previous:
         return question
     # A continuation of a continuation ("那总资产呢" after "活跃参与者呢?") needs the question both lean on: carry
     # the previous questions back to the last one that stands on its own. A question that only points back with a

@@ -121,9 +121,17 @@ def test_follow_ups_carry_the_previous_user_question(follow_up):
     "1950 年纽约州允许养老金投资多少比例的股票?",
     "美国总统在 2025 年 8 月 7 日签署了什么行政令?",
 ])
-def test_self_contained_questions_are_left_alone(question):
-    assert not needs_history(question)
-    assert standalone_query(question, history_of(NY_QUESTION)) == question
+def test_self_contained_questions_do_not_lean_on_history_but_still_get_a_query_with_it(question):
+    assert not needs_history(question)  # ties of the evidence comparison go to the question alone
+    # the comparison still gets the joined query: a reference back need not be a pronoun ("the order")
+    assert standalone_query(question, history_of("What is a 401(k) plan?", NY_QUESTION)) == f"{question} ({NY_QUESTION})"
+
+
+def test_a_question_without_a_pronoun_that_refers_back_gets_the_previous_question():
+    follow_up = "does the order say anything about safe harbors?"
+    assert not needs_history(follow_up)
+    query = standalone_query(follow_up, history_of("What does EO 14330 ask the SEC to do?"))
+    assert query == "does the order say anything about safe harbors? (What does EO 14330 ask the SEC to do?)"
 
 
 def test_a_follow_up_of_a_follow_up_carries_the_questions_back_to_the_last_self_contained_one():
