@@ -28,6 +28,11 @@ _FILTER_CHUNK = 500  # ids per "$in" filter
 _BOUNDARY = re.compile(r"[。！？；]|[.!?;](?=\s)|\n")
 # Closing quotes and brackets that belong to the sentence they close ("…转变。”").
 _CLOSERS = re.compile(r"[”’\"'」』）)\]]*")
+# Brackets a sentence cannot end inside: "[FR Doc. 2025–15340 Filed 8–11–25; 11:15 am]" is one unit.
+_OPENING, _CLOSING = "([（【", ")]）】"
+# A section's number and run-in title head the sentence after them ("Sec. 2. Policy. It is the policy…"): alone, they
+# are not a statement anyone can quote.
+_RUN_IN_HEADING = re.compile(r"(?:Sec\.|Section|SECTION|§)\s*\d+[A-Za-z]?\.(?:\s+[A-Z][^.;!?\n]{0,60}\.)?")
 # A full stop after these does not end a sentence ("Sec. 3", "29 U.S.C. 1104", "Mr. Smith", "Aug. 7").
 _ABBREVIATION = re.compile(
     r"(\b[A-Z]\.|\b(?:Sec|No|Vol|Mr|Ms|Mrs|Dr|Inc|Co|Corp|U\.S|e\.g|i\.e|etc|Pub|L|Stat|U\.S\.C|v|vs|St|Jan|Feb|Mar|"
@@ -67,11 +72,24 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
         if end <= begin or not ends_sentence(text, end):
             continue
         closers = _CLOSERS.match(text, end)  # the pattern matches the empty string too
-        end = closers.end() if closers else end
+        closed = closers.end() if closers else end
+        if text[end - 1] != "\n" and (inside_brackets(text[begin:closed]) or run_in_heading(text[begin:closed])):
+            continue  # a line end still ends it, so an unclosed bracket cannot swallow the text after it
+        end = closed
         _append(spans, text, begin, end)
         begin = end
     _append(spans, text, begin, len(text))
     return spans
+
+
+def inside_brackets(text: str) -> bool:
+    """Whether ``text`` leaves a bracket open: more opening than closing brackets."""
+    return sum(text.count(c) for c in _OPENING) > sum(text.count(c) for c in _CLOSING)
+
+
+def run_in_heading(text: str) -> bool:
+    """Whether ``text`` is only a section number, with or without its run-in title ("Sec. 2.", "Sec. 2. Policy.")."""
+    return _RUN_IN_HEADING.fullmatch(text.strip()) is not None
 
 
 def _append(spans: list[tuple[int, int]], text: str, begin: int, end: int) -> None:

@@ -44,8 +44,9 @@ from assistant.store import Commit, IndexStore
 log = logging.getLogger(__name__)
 
 # Bump when load, clean or split change what a file becomes, so the next sync re-derives every document.
-INGEST_VERSION = "6"  # 3: sentence index, scalable row layout of store.py; 4: first occurrence of a running head kept;
-# 5: a Markdown front matter stays text (the document's own facts, citable); 6: compounds keep their printed hyphen
+INGEST_VERSION = "7"  # 3: sentence index, scalable row layout of store.py; 4: first occurrence of a running head kept;
+# 5: a Markdown front matter stays text (the document's own facts, citable); 6: compounds keep their printed hyphen;
+# 7: a sentence does not end inside brackets or after a section number and run-in title
 
 
 @dataclass

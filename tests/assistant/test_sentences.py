@@ -37,6 +37,24 @@ def test_decimal_points_and_versions_do_not_end_sentences():
     assert pieces(text) == ["Assets rose 3.5 percent in 2023.The next line.", "A heading", "Indented sentence."]
 
 
+def test_a_sentence_does_not_end_inside_brackets_but_a_line_end_still_ends_it():
+    text = ("THE WHITE HOUSE, August 7, 2025.\n[FR Doc. 2025–15340 Filed 8–11–25; 11:15 am] Billing code 4510–FN–P\n"
+            "It applies (see Sec. 3. of the order). Next one.\n"
+            "(unclosed; it stops at the line end\n（注：括号里的话；还有。）然后继续。")
+    assert pieces(text) == ["THE WHITE HOUSE, August 7, 2025.",
+                            "[FR Doc. 2025–15340 Filed 8–11–25; 11:15 am] Billing code 4510–FN–P",
+                            "It applies (see Sec. 3. of the order).", "Next one.",
+                            "(unclosed; it stops at the line end", "（注：括号里的话；还有。）", "然后继续。"]
+
+
+def test_a_section_number_and_run_in_title_head_the_sentence_after_them():
+    text = ("Sec. 2. Policy. It is the policy of the United States to establish a reserve. It is further the policy.\n"
+            "Sec. 3. Revocation of Executive Order 14067.\nSection 1. Purpose. Many Americans cannot. Policy. Two.")
+    assert pieces(text) == ["Sec. 2. Policy. It is the policy of the United States to establish a reserve.",
+                            "It is further the policy.", "Sec. 3. Revocation of Executive Order 14067.",
+                            "Section 1. Purpose. Many Americans cannot.", "Policy.", "Two."]
+
+
 def test_offsets_are_exact_and_trimmed():
     text = "  One.  Two?\n\n三。 "
     spans = sentence_spans(text)
