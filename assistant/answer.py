@@ -34,7 +34,6 @@ from assistant.answer_model import (
     featurize,
     idf_overlap,
     question_features,
-    quoted_count,
 )
 from assistant.answer_types import MONTH_NAMES, analyse
 from assistant.cite import make_citation
@@ -380,8 +379,7 @@ class ExtractiveAnswerer:
         self.model.score(candidates)
         ranked = sorted(candidates, key=lambda c: c.probability, reverse=True)
         features = question_features(analysis, request.question, ranked,
-                                     [f"{h.title}\n{h.context}\n{h.text}" for h in hits], idf,
-                                     quoted_count([c.probability for c in ranked], self.model))
+                                     [f"{h.title}\n{h.context}\n{h.text}" for h in hits], idf)
         return Evidence(ranked, features, self.question_model.probability(features) if ranked else 0.0)
 
     def confidence(self, evidence: Evidence) -> float:

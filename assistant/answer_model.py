@@ -52,7 +52,7 @@ FEATURES = (
     "cosine_rank_inv",  # 1 / (1 + rank by cosine)
     "passage_score",  # dense score of the sentence's passage among the retrieved passages (0 when not retrieved)
     "passage_rank_inv",  # 1 / (1 + rank of its passage), 0 when its passage was not retrieved
-    "top_passage_score",  # dense score of the best retrieved passage: how on-topic the corpus is at all
+    "top_passage_score",  # dense score of the best sentence's passage: how on-topic the corpus is at all
     "overlap",  # idf-weighted share of the question's words in the sentence (with its heading)
     "passage_overlap",  # the same over the whole passage and its title
     "type_asked",  # the question asks for a kind of fact (date, amount, share, name...)
@@ -73,10 +73,10 @@ QUESTION_FEATURES = (
     "best_cosine",  # the highest query–sentence cosine among the candidates
     "top_passage_score",  # dense score of the best retrieved passage
     "type_asked",  # the question asks for a kind of fact
-    "type_present",  # share of the question's parts whose kind of fact the chosen evidence holds
-    "numbers_missing",  # share of the question's numbers absent from the chosen evidence (sentences and passages)
-    "names_missing",  # share of the question's names absent from the chosen evidence
-    "keyword_coverage",  # idf-weighted share of the question's words in the chosen sentences (with headings)
+    "type_present",  # share of the question's parts whose kind of fact the best sentence holds
+    "numbers_missing",  # share of the question's numbers absent from the best sentence and its passage
+    "names_missing",  # share of the question's names absent from the best sentence and its passage
+    "keyword_coverage",  # idf-weighted share of the question's words in the best sentence (with its heading)
     "passage_keyword_coverage",  # the same over all retrieved passages
     "max_missing_idf",  # idf of the rarest question word that no retrieved passage holds (0: none missing)
     # idf of the rarest question word the best sentence (with its heading) lacks: a near-topic question the corpus
@@ -85,10 +85,10 @@ QUESTION_FEATURES = (
     "passage_score_drop",  # best retrieved passage's score minus the last one's: one passage stands out, or none
     "cross_language",  # the best sentence is in another language than the question
     "chinese_question",  # the question is in Chinese
-    "name_absent",  # the question asks for a name and the chosen sentences give no personal name
+    "name_absent",  # the question asks for a name and the best sentence gives no personal name
     "focus_missing",  # share of the question's focus ("which company", "州长是谁") the best sentence lacks
 )
-EVIDENCE_SENTENCES = 3  # the chosen evidence of the question features when no fitted near-tie set says otherwise
+EVIDENCE_SENTENCES = 3  # the answer length of a sentence model saved without its "sentence_limit"
 
 _END = tuple(".。!?！？;；:：")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
@@ -219,12 +219,13 @@ class Evidence(list):
 
 
 def question_features(analysis: QuestionAnalysis, question: str, ranked: Sequence[Candidate],
-                      passages: Sequence[str], idf: dict[str, float], quoted: int = EVIDENCE_SENTENCES
-                      ) -> dict[str, float]:
+                      passages: Sequence[str], idf: dict[str, float]) -> dict[str, float]:
     """Named features of the whole evidence of one question: ``ranked`` are its candidates scored by the sentence
-    model, best first; ``passages`` the retrieved passages' texts. The chosen evidence is the first ``quoted``: what
-    the answer quotes (``quoted_count``), since a sentence the answer does not show cannot make it right."""
-    chosen = list(ranked[:quoted])
+    model, best first; ``passages`` the retrieved passages' texts. The chosen evidence is the best sentence, the one
+    the answer leads with: read over the near-tie set the answer quotes, or over the best three, the features
+    separate answered from unanswered questions less well out-of-fold on dev (more sentences, more chance that
+    some word or type the question asks for turns up in one that does not answer it)."""
+    chosen = list(ranked[:1])
     query_tokens = set(tokenize(question))
     sentences = [f"{c.title}\n{c.context}\n{c.text}" for c in chosen]  # with their headings
     evidence = "\n".join(f"{c.title}\n{c.context}\n{c.passage_text or c.text}" for c in chosen)
@@ -457,8 +458,8 @@ def near_tie_set(probabilities: Sequence[float], ratio: float, limit: int) -> in
 
 def quoted_count(probabilities: Sequence[float], sentence_model: AnswerModel) -> int:
     """How many of the best-first candidates an answer quotes, by the sentence model's fitted near-tie ratio and the
-    answer length it was fit for: what the question model was fit on (ASSISTANT_EXTRA_SENTENCE_RATIO, which may change
-    the answer shown, does not change it)."""
+    answer length it was fit for: what the question model's label reads (ASSISTANT_EXTRA_SENTENCE_RATIO, which may
+    change the answer shown, does not change it)."""
     return near_tie_set(probabilities, sentence_model.threshold,
                         sentence_model.metrics.get("sentence_limit", EVIDENCE_SENTENCES))
 
@@ -503,10 +504,10 @@ def rank(record: QuestionRecord, sentence_model: AnswerModel) -> list[int]:
     return sorted(range(len(record.candidates)), key=lambda i: -record.candidates[i].probability)
 
 
-def describe(record: QuestionRecord, order: Sequence[int], quoted: int) -> dict[str, float]:
-    """The question features of a record whose candidates were ranked in ``order``, the first ``quoted`` quoted."""
+def describe(record: QuestionRecord, order: Sequence[int]) -> dict[str, float]:
+    """The question features of a record whose candidates were ranked in ``order``."""
     return question_features(analyse_question(record.question), record.question,
-                             [record.candidates[i] for i in order], record.passages, record.idf, quoted)
+                             [record.candidates[i] for i in order], record.passages, record.idf)
 
 
 def analyse_question(question: str) -> QuestionAnalysis:
@@ -570,10 +571,10 @@ def fit_both(records: list[QuestionRecord], max_false_abstention: float = 0.03, 
                                    [record.labels[j] for j in order]))
     sentence.threshold, near_tie = fit_near_tie_ratio(ranked, sentence_limit)
     sentence.metrics.update(near_tie)
-    # the question features and the label read the sentences an answer would quote: they wait for the near-tie ratio
+    # the label reads the sentences an answer would quote: it waits for the near-tie ratio
     quoted = [quoted_count([record.candidates[j].probability for j in order], sentence)
               for record, order in zip(records, orders)]
-    features = [describe(record, order, n) for record, order, n in zip(records, orders, quoted)]
+    features = [describe(record, order) for record, order in zip(records, orders)]
     labels = [record.answerable and (label == "answerable" or any(record.labels[j] for j in order[:n]))
               for record, order, n in zip(records, orders, quoted)]
     Xq = _matrix(features, QUESTION_FEATURES)

@@ -145,6 +145,14 @@ def test_a_near_tie_set_holds_the_sentences_the_model_cannot_tell_from_the_best(
     assert near_tie_set([0.2], 0.5, 3) == 1 and near_tie_set([], 0.5, 3) == 0
 
 
+def test_the_quoted_count_uses_the_fitted_ratio_and_the_answer_length_it_was_fit_for():
+    fitted = AnswerModel({}, 0.0, {}, {}, threshold=0.5, metrics={"sentence_limit": 2})
+    assert quoted_count([0.9, 0.8, 0.7], fitted) == 2  # all three are near ties; the fit was for two sentences
+    assert quoted_count([0.9, 0.3], fitted) == 1
+    older = AnswerModel({}, 0.0, {}, {}, threshold=0.0)  # saved before sentence_limit: the default length
+    assert quoted_count([0.9, 0.8, 0.7, 0.6], older) == 3
+
+
 def test_the_near_tie_ratio_is_the_largest_that_keeps_the_answers_found():
     """The second sentence answers when it comes close to the best (0.8 of it), never when it is far behind: the
     fitted ratio admits the close seconds and stops there, so confident answers stay one sentence."""
@@ -235,22 +243,18 @@ def test_type_present_asks_whether_the_chosen_evidence_holds_the_asked_kind_of_f
     assert evidence_of("Tell me about the rule", "New York adopted the rule.")["type_asked"] == 0.0
 
 
-def test_the_chosen_evidence_is_what_the_answer_quotes():
+def test_the_question_features_read_the_best_sentence_not_the_near_ties_beside_it():
     question = "When did New York adopt the prudent man rule?"
     candidates = [candidate("New York adopted the prudent man rule.", cosine=0.7),
-                  candidate("The rule was a change.", cosine=0.6), candidate("Another state moved in 1961.", cosine=0.3)]
+                  candidate("The rule changed in 1950.", cosine=0.69)]
     featurize(analyse(question), question, candidates, 0.7, {})
-    for c, probability in zip(candidates, (0.9, 0.8, 0.2)):
+    for c, probability in zip(candidates, (0.9, 0.89)):
         c.probability = probability
-
-    def features(ratio: float) -> dict[str, float]:
-        sentence_model = AnswerModel({}, 0.0, {}, {}, threshold=ratio, metrics={"sentence_limit": 3})
-        return question_features(analyse(question), question, candidates, [c.text for c in candidates], {},
-                                 quoted_count([c.probability for c in candidates], sentence_model))
-
-    # the third sentence holds a year, but at the fitted ratio the answer would not quote it
-    assert features(0.65)["type_present"] == 0.0
-    assert features(0.0)["type_present"] == 1.0  # ratio 0: the best EVIDENCE_SENTENCES, whatever their scores
+    f = question_features(analyse(question), question, candidates, [c.text for c in candidates], {})
+    # the second holds a year and nearly ties, but the best sentence, the one the answer leads with, holds none
+    assert f["type_present"] == 0.0
+    assert question_features(analyse(question), question, candidates[::-1], [c.text for c in candidates],
+                             {})["type_present"] == 1.0
 
 
 def test_numbers_and_names_the_question_pins_down_are_looked_for_in_the_chosen_evidence():
