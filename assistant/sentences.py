@@ -73,8 +73,9 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
             continue
         closers = _CLOSERS.match(text, end)  # the pattern matches the empty string too
         closed = closers.end() if closers else end
-        if text[end - 1] != "\n" and (inside_brackets(text[begin:closed]) or run_in_heading(text[begin:closed])):
-            continue  # a line end still ends it, so an unclosed bracket cannot swallow the text after it
+        if text[end - 1] != "\n" and (inside_brackets(text[begin:closed], _rest_of_line(text, closed))
+                                      or run_in_heading(text[begin:closed])):
+            continue
         end = closed
         _append(spans, text, begin, end)
         begin = end
@@ -82,9 +83,20 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     return spans
 
 
-def inside_brackets(text: str) -> bool:
-    """Whether ``text`` leaves a bracket open: more opening than closing brackets."""
-    return sum(text.count(c) for c in _OPENING) > sum(text.count(c) for c in _CLOSING)
+def inside_brackets(text: str, after: str) -> bool:
+    """Whether ``text`` leaves a bracket open that ``after`` (the rest of its line) closes. A stray bracket that
+    nothing closes ("a sad face :(") keeps no sentence from ending."""
+    unclosed = _bracket_balance(text)
+    return unclosed > 0 and -_bracket_balance(after) >= unclosed
+
+
+def _bracket_balance(text: str) -> int:
+    return sum(text.count(c) for c in _OPENING) - sum(text.count(c) for c in _CLOSING)
+
+
+def _rest_of_line(text: str, start: int) -> str:
+    stop = text.find("\n", start)
+    return text[start:] if stop < 0 else text[start:stop]
 
 
 def run_in_heading(text: str) -> bool:

@@ -37,14 +37,16 @@ def test_decimal_points_and_versions_do_not_end_sentences():
     assert pieces(text) == ["Assets rose 3.5 percent in 2023.The next line.", "A heading", "Indented sentence."]
 
 
-def test_a_sentence_does_not_end_inside_brackets_but_a_line_end_still_ends_it():
+def test_a_sentence_does_not_end_inside_brackets_that_close_on_its_line():
     text = ("THE WHITE HOUSE, August 7, 2025.\n[FR Doc. 2025–15340 Filed 8–11–25; 11:15 am] Billing code 4510–FN–P\n"
             "It applies (see Sec. 3. of the order). Next one.\n"
-            "(unclosed; it stops at the line end\n（注：括号里的话；还有。）然后继续。")
+            "A stray (bracket. It ends nothing; so both end. (Closed on the next line;\nit is not.)\n"
+            "（注：括号里的话；还有。）然后继续。")
     assert pieces(text) == ["THE WHITE HOUSE, August 7, 2025.",
                             "[FR Doc. 2025–15340 Filed 8–11–25; 11:15 am] Billing code 4510–FN–P",
                             "It applies (see Sec. 3. of the order).", "Next one.",
-                            "(unclosed; it stops at the line end", "（注：括号里的话；还有。）", "然后继续。"]
+                            "A stray (bracket.", "It ends nothing;", "so both end.", "(Closed on the next line;",
+                            "it is not.)", "（注：括号里的话；还有。）", "然后继续。"]
 
 
 def test_a_section_number_and_run_in_title_head_the_sentence_after_them():
