@@ -52,7 +52,7 @@ FEATURES = (
     "cosine_rank_inv",  # 1 / (1 + rank by cosine)
     "passage_score",  # dense score of the sentence's passage among the retrieved passages (0 when not retrieved)
     "passage_rank_inv",  # 1 / (1 + rank of its passage), 0 when its passage was not retrieved
-    "top_passage_score",  # dense score of the best sentence's passage: how on-topic the corpus is at all
+    "top_passage_score",  # dense score of the best retrieved passage: how on-topic the corpus is at all
     "overlap",  # idf-weighted share of the question's words in the sentence (with its heading)
     "passage_overlap",  # the same over the whole passage and its title
     "type_asked",  # the question asks for a kind of fact (date, amount, share, name...)
@@ -124,11 +124,16 @@ class Candidate:
 
 def idf_overlap(query_tokens: set[str], text: str | Sequence[str], idf: dict[str, float]) -> float:
     """idf-weighted share of the query's words that occur in ``text`` (one text or several)."""
+    return idf_share(query_tokens, matched_words(query_tokens, text), idf) if query_tokens else 0.0
+
+
+def idf_share(query_tokens: set[str], found: set[str], idf: dict[str, float]) -> float:
+    """idf-weighted share of the query's words that are in ``found``."""
     if not query_tokens:
         return 0.0
     weight = (lambda t: max(idf.get(t, 1.0), 0.1)) if idf else (lambda t: 1.0)
     mass = sum(weight(t) for t in query_tokens) or 1.0
-    return sum(weight(t) for t in matched_words(query_tokens, text)) / mass
+    return sum(weight(t) for t in found) / mass
 
 
 def question_numbers(question: str) -> set[str]:
@@ -161,7 +166,7 @@ def missing_share(items: set[str], evidence: str) -> float:
     return sum(1 for item in items if item.lower() not in low) / len(items)
 
 
-def missing_word_share(words: frozenset[str], texts: Sequence[str]) -> float:
+def missing_word_share(words: frozenset[str], texts: str | Sequence[str]) -> float:
     """Share of ``words`` that ``texts`` lack, in any number or translated (``bilingual.matched_words``)."""
     if not words:
         return 0.0
@@ -224,14 +229,15 @@ def question_features(analysis: QuestionAnalysis, question: str, ranked: Sequenc
     model, best first; ``passages`` the retrieved passages' texts. The chosen evidence is the best sentence, the one
     the answer leads with: read over the near-tie set the answer quotes, or over the best three, the features
     separate answered from unanswered questions less well out-of-fold on dev (more sentences, more chance that
-    some word or type the question asks for turns up in one that does not answer it)."""
-    chosen = list(ranked[:1])
+    some word or type the question asks for turns up in one that does not answer it). What ``featurize`` already
+    found in that sentence and its passage (type match, numbers and names missing, language) is read, not redone."""
+    best = ranked[0] if ranked else None
     query_tokens = set(tokenize(question))
-    sentences = [f"{c.title}\n{c.context}\n{c.text}" for c in chosen]  # with their headings
-    evidence = "\n".join(f"{c.title}\n{c.context}\n{c.passage_text or c.text}" for c in chosen)
+    own = best.features if best else {}  # what featurize found in the best sentence and its passage
+    sentence = f"{best.title}\n{best.context}\n{best.text}" if best else ""  # with its headings
+    in_sentence = matched_words(query_tokens, sentence)
     rarest = max(idf.values(), default=1.0)  # a word idf does not know is at least as rare as the rarest it knows
     missing = query_tokens - matched_words(query_tokens, passages)
-    best_missing = query_tokens - (matched_words(query_tokens, sentences[0]) if chosen else set())
     probabilities = [c.probability for c in ranked[:2]] + [0.0, 0.0]
     reader = detect_language(question)
     passage_scores = dict(sorted({c.passage_rank: c.passage_score for c in ranked if c.passage_rank is not None}.items()))
@@ -240,20 +246,20 @@ def question_features(analysis: QuestionAnalysis, question: str, ranked: Sequenc
         "best_probability": probabilities[0],
         "probability_gap": probabilities[0] - probabilities[1],
         "best_cosine": max((c.cosine for c in ranked), default=0.0),
-        "top_passage_score": max((c.features.get("top_passage_score", 0.0) for c in chosen), default=0.0),
+        "top_passage_score": own.get("top_passage_score", 0.0),
         "type_asked": float(bool(analysis.types)),
-        "type_present": type_match(analysis, set().union(*(c.types for c in chosen)) if chosen else set()),
-        "numbers_missing": missing_share(question_numbers(question), evidence) if chosen else 1.0,
-        "names_missing": missing_share(question_names(question), evidence) if chosen else 1.0,
-        "keyword_coverage": idf_overlap(query_tokens, sentences, idf),
+        "type_present": own.get("type_match", 0.0),
+        "numbers_missing": own.get("numbers_missing", 1.0),
+        "names_missing": own.get("names_missing", 1.0),
+        "keyword_coverage": idf_share(query_tokens, in_sentence, idf),
         "passage_keyword_coverage": idf_overlap(query_tokens, passages, idf),
         "max_missing_idf": max((idf.get(t, rarest) for t in missing), default=0.0),
-        "best_missing_idf": max((idf.get(t, rarest) for t in best_missing), default=0.0),
+        "best_missing_idf": max((idf.get(t, rarest) for t in query_tokens - in_sentence), default=0.0),
         "passage_score_drop": scores[0] - scores[-1] if len(scores) > 1 else 0.0,
-        "cross_language": float(bool(chosen) and chosen[0].language != reader),
+        "cross_language": own.get("cross_language", 0.0),
         "chinese_question": float(reader == "zh"),
-        "name_absent": float(asks_for_name(question) and not any(gives_a_name(c.text) for c in chosen)),
-        "focus_missing": missing_word_share(question_focus(question), sentences[:1]),
+        "name_absent": float(asks_for_name(question) and not (best and gives_a_name(best.text))),
+        "focus_missing": missing_word_share(question_focus(question), sentence),
     }
 
 

@@ -73,8 +73,7 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
             continue
         closers = _CLOSERS.match(text, end)  # the pattern matches the empty string too
         closed = closers.end() if closers else end
-        if text[end - 1] != "\n" and (inside_brackets(text[begin:closed], _rest_of_line(text, closed))
-                                      or run_in_heading(text[begin:closed])):
+        if text[end - 1] != "\n" and holds_together(text, begin, closed):
             continue
         end = closed
         _append(spans, text, begin, end)
@@ -83,25 +82,21 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     return spans
 
 
-def inside_brackets(text: str, after: str) -> bool:
-    """Whether ``text`` leaves a bracket open that ``after`` (the rest of its line) closes. A stray bracket that
-    nothing closes ("a sad face :(") keeps no sentence from ending."""
-    unclosed = _bracket_balance(text)
-    return unclosed > 0 and -_bracket_balance(after) >= unclosed
+def holds_together(text: str, begin: int, end: int) -> bool:
+    """Whether the sentence ``text[begin:end]`` must go on past its end mark: it is inside a bracket that the rest of
+    its line closes, or it is only a section number with or without its run-in title ("Sec. 2.", "Sec. 2. Policy.").
+    A stray bracket that nothing closes ("a sad face :(") keeps no sentence from ending."""
+    piece = text[begin:end]
+    unclosed = _bracket_balance(piece)
+    if unclosed > 0:  # the rest of the line is read only for the rare sentence with an open bracket
+        line_end = text.find("\n", end)
+        if -_bracket_balance(text[end:] if line_end < 0 else text[end:line_end]) >= unclosed:
+            return True
+    return _RUN_IN_HEADING.fullmatch(piece.strip()) is not None
 
 
 def _bracket_balance(text: str) -> int:
     return sum(text.count(c) for c in _OPENING) - sum(text.count(c) for c in _CLOSING)
-
-
-def _rest_of_line(text: str, start: int) -> str:
-    stop = text.find("\n", start)
-    return text[start:] if stop < 0 else text[start:stop]
-
-
-def run_in_heading(text: str) -> bool:
-    """Whether ``text`` is only a section number, with or without its run-in title ("Sec. 2.", "Sec. 2. Policy.")."""
-    return _RUN_IN_HEADING.fullmatch(text.strip()) is not None
 
 
 def _append(spans: list[tuple[int, int]], text: str, begin: int, end: int) -> None:
