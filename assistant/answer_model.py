@@ -94,6 +94,12 @@ _END = tuple(".。!?！？;；:：")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 # four digits not inside a longer number (a thousands group has three digits, so "E1,2023" still names 2023)
 _YEAR = re.compile(rf"(?<![\d.]){YEAR_DIGITS}(?!\d|,\d{{3}}(?!\d))")
+# "1930s", "1930’s", "1930 年代"; "上世纪 30 年代" and a bare "30 年代" (the 20th century unless 本世纪 says otherwise);
+# "the '30s", "the 30s" (an age is "their 30s", not "the 30s")
+_DECADE = re.compile(r"(?<![\d.,])(?P<full>1[6-9]\d|20\d)0(?:\s*年代|['’]?s\b)"
+                     r"|(?:(?P<this_century>本世纪|21\s*世纪)|上个?世纪|20\s*世纪)?\s*(?<![\d.])(?P<short_zh>[1-9])0\s*年代"
+                     r"|\bthe\s+['’]?(?P<short_en>[1-9])0s\b", re.I)
+_DECADE_ITEM = re.compile(r"(?:1[6-9]|20)\d0s")
 _LATIN_NAME = re.compile(r"(?<!^)(?<![.?!]\s)\b(?:[A-Z][a-zA-Z]+|[A-Z]{2,}[a-z]?)\b|\b\w*\d\w*\([a-z]\)")
 _ZH_NAME_FLAGS = {"nr", "nrfg", "nrt", "ns", "nt", "nz"}
 
@@ -136,13 +142,38 @@ def idf_share(query_tokens: set[str], found: set[str], idf: dict[str, float]) ->
     return sum(weight(t) for t in found) / mass
 
 
+def question_decades(question: str) -> tuple[set[str], str]:
+    """The decades a question names, as "1930s" ("1930s", "1930’s", "1930 年代", "上世纪 30 年代", "the '30s"), and the
+    question with them blanked out, so that "1930s" is not also read as the year 1930 or "30 年代" as the number 30."""
+    decades: set[str] = set()
+
+    def found(match: re.Match) -> str:
+        full, short_zh, short_en = match.group("full", "short_zh", "short_en")
+        century = "20" if match.group("this_century") else "19"
+        decades.add(f"{full}0s" if full else f"{century}{short_zh or short_en}0s")
+        return " "
+
+    return decades, _DECADE.sub(found, question)
+
+
 def question_numbers(question: str) -> set[str]:
-    return set(_NUMBER.findall(question))
+    """The numbers a question pins down, its decades as "1930s" (``holds_number``)."""
+    decades, rest = question_decades(question)
+    return set(_NUMBER.findall(rest)) | decades
 
 
 def question_years(question: str) -> set[str]:
-    """The years a question pins down ("in 1984", "1990 年"); not amounts such as "1,984"."""
-    return set(_YEAR.findall(question))
+    """The years a question pins down ("in 1984", "1990 年"), its decades as "1930s"; not amounts such as "1,984"."""
+    decades, rest = question_decades(question)
+    return set(_YEAR.findall(rest)) | decades
+
+
+def holds_number(item: str, text: str) -> bool:
+    """Whether ``text`` (lower case) holds a number, name or decade the question pins down. A decade is held by any
+    year of it: "in the 1930s" is answered by "1935 年"; the end of the 1920s by 1929."""
+    if _DECADE_ITEM.fullmatch(item):
+        return re.search(rf"(?<![\d.,]){item[:3]}\d(?![\d%])", text) is not None
+    return item.lower() in text
 
 
 def question_names(question: str) -> set[str]:
@@ -163,7 +194,7 @@ def missing_share(items: set[str], evidence: str) -> float:
     if not items:
         return 0.0
     low = evidence.lower()
-    return sum(1 for item in items if item.lower() not in low) / len(items)
+    return sum(1 for item in items if not holds_number(item, low)) / len(items)
 
 
 def missing_word_share(words: frozenset[str], texts: str | Sequence[str]) -> float:

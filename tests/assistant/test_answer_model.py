@@ -24,9 +24,11 @@ from assistant.answer_model import (
     fit_both,
     fit_floor,
     fit_near_tie_ratio,
+    holds_number,
     idf_overlap,
     missing_share,
     near_tie_set,
+    question_decades,
     question_features,
     question_names,
     question_numbers,
@@ -76,6 +78,24 @@ def test_numbers_and_names_the_question_pins_down_must_be_in_the_evidence():
     assert missing_share({"Vanguard", "Fidelity"}, "Fidelity offered it.") == 0.5
     (g,) = features_of("Did Vanguard offer the first 401(k) plan?", "Johnson Companies offered the first plan.")
     assert g["names_missing"] > 0
+
+
+def test_a_decade_the_question_names_is_held_by_any_year_of_it():
+    """"In the 1930s" is answered by "1935 年", and "the end of the 1920s" by 1929: the decade is not the year 1930."""
+    assert question_decades("what law came in the 1930s?")[0] == {"1930s"}
+    assert question_numbers("how bad did it get during the 1930’s slump") == {"1930s"}
+    assert question_years("北卡罗来纳州在 1970 年代把上限提高到了多少?") == {"1970s"}
+    assert question_numbers("上世纪 30 年代美国出台了哪部法律?") == {"1930s"}  # not the number 30
+    assert question_numbers("本世纪 20 年代的 401(k) 计划") == {"2020s", "401"}
+    assert question_numbers("what happened in the '50s") == {"1950s"}
+    assert question_numbers("people in their 30s") == {"30"}  # an age, not a decade
+    assert question_numbers("EO 14330 in 1930") == {"14330", "1930"}
+    assert holds_number("1930s", "1935 年,《社会保障法》出台") and holds_number("1920s", "1929 年 10 月的股灾")
+    assert holds_number("1950s", "(1940s-1950s)")
+    assert not holds_number("1930s", "19,300 plans") and not holds_number("1930s", "1940 年")
+    (held, not_held) = features_of("Which law came in the 1930s?", "The Social Security Act came in 1935.",
+                                   "ERISA came in 1974.")
+    assert held["years_missing"] == 0.0 and not_held["years_missing"] == 1.0
 
 
 def test_a_year_the_question_names_is_looked_for_in_the_sentence_itself():
