@@ -150,9 +150,15 @@ def search(
         typer.echo("    " + hit.text.replace("\n", " ")[:400])
 
 
+WEAK_EVIDENCE_NOTE = ("Weak evidence (confidence {:.0%}): these quotes may not answer this exact question; read them "
+                      "before relying on the answer.")
+
+
 def _print_answer(answer) -> None:
-    color = typer.colors.GREEN if answer.grounded else typer.colors.YELLOW
+    color = typer.colors.GREEN if answer.grounded and not answer.weak_evidence else typer.colors.YELLOW
     typer.secho(answer.answer, fg=color)
+    if answer.weak_evidence:
+        typer.secho(WEAK_EVIDENCE_NOTE.format(answer.confidence), fg=typer.colors.YELLOW, bold=True)
     for c in answer.citations:
         page = f", p.{c.page}" if c.page else ""
         typer.secho(f"  [{c.marker}] {c.title} ({c.document}{page}, chars {c.start}-{c.end})", bold=True)
@@ -167,7 +173,8 @@ def _print_answer(answer) -> None:
 def ask(
     question: str,
     k: Annotated[int, typer.Option("--k", help="Passages to retrieve")] = 5,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON: answer, grounded, confidence, citations, passages")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help=(
+        "Print JSON: answer, grounded, confidence, weak_evidence, citations, passages"))] = False,
 ) -> None:
     """Answer QUESTION (English or Chinese) with numbered, verified citations, or say the sources don't answer it."""
     from assistant.pipeline import InvalidQuestion
@@ -177,7 +184,8 @@ def ask(
     except InvalidQuestion as exc:
         _fail(str(exc))
     if as_json:
-        typer.echo(json.dumps(answer.model_dump(include={"answer", "grounded", "confidence", "citations", "passages"}),
+        typer.echo(json.dumps(answer.model_dump(include={"answer", "grounded", "confidence", "weak_evidence", "citations",
+                                                         "passages"}),
                               ensure_ascii=False, indent=1))
     else:
         _print_answer(answer)
@@ -218,6 +226,8 @@ def chat() -> None:
                 else:
                     last = event
             typer.echo("")
+            if last is not None and last.weak_evidence:
+                typer.secho(WEAK_EVIDENCE_NOTE.format(last.confidence), fg=typer.colors.YELLOW, bold=True)
             for c in last.citations if last else []:
                 page = f", p.{c.page}" if c.page else ""
                 section = f" › {c.heading}" if c.heading else ""

@@ -119,6 +119,9 @@ class Answer(BaseModel):
     conversation_id: str | None = None
     confidence: float | None = Field(default=None, description="Probability (answer model) that the quoted evidence "
                                      "answers the question; also given when the assistant abstains")
+    weak_evidence: bool = Field(default=False, description=(
+        "An answer whose confidence is below ASSISTANT_WEAK_EVIDENCE_BELOW (0.5): its quotes more likely miss the "
+        "asked fact than hold it, so read them before relying on it; false for abstentions and unknown confidence"))
     timings: dict[str, float] = Field(default_factory=dict)
 
 

@@ -107,6 +107,11 @@ class Settings(BaseSettings):
         default=None, ge=0.0, le=1.0,
         description="Answer only above this confidence instead of the fitted model's threshold: lower answers more "
                     "questions at more risk (the eval report's risk–coverage curve shows the trade)")
+    weak_evidence_below: float = Field(
+        default=0.5, ge=0.0, le=1.0,
+        description="An answer whose confidence is below this is marked weak_evidence (shown as such in the chat page "
+                    "and the CLI): the answer model's calibrated probability says its quotes more likely miss the "
+                    "asked fact than hold it, so the reader is told to check them (0: never marked)")
     extra_sentence_ratio: float | None = Field(
         default=None, ge=0.0, le=1.0,
         description="A further sentence is quoted beside the best one when its probability of answering is at least "

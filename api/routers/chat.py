@@ -1,7 +1,8 @@
 """POST /chat: answer a question with verified citations, as JSON or as a stream of Server-Sent Events.
 
 Stream events: ``token`` {"text"} for each piece of the answer as it is produced, then ``citations``
-{"citations", "grounded", "conversation_id"}, then ``done`` {"answer", "grounded", "conversation_id"}. A failure
+{"citations", "grounded", "conversation_id"}, then ``done`` {"answer", "grounded", "conversation_id", "confidence",
+"weak_evidence"}. A failure
 after the stream started arrives as an ``error`` event {"error": {"type", "message"}}.
 """
 
@@ -44,6 +45,8 @@ class ChatResponse(BaseModel):
     citations: list[Citation]
     confidence: float | None = Field(None, description="Probability that the quoted evidence answers the question "
                                                        "(the answer model); given for abstentions too")
+    weak_evidence: bool = Field(False, description="The confidence is below ASSISTANT_WEAK_EVIDENCE_BELOW (0.5): the "
+                                                   "quotes more likely miss the asked fact than hold it")
 
 
 def _kwargs(body: ChatRequest, settings) -> dict:
@@ -60,7 +63,8 @@ async def chat(body: ChatRequest, assistant: AssistantDep, settings: SettingsDep
     if not body.stream:
         answer = await run_in_threadpool(assistant.ask, question, **kwargs)
         return ChatResponse(conversation_id=answer.conversation_id, answer=answer.answer, grounded=answer.grounded,
-                            citations=answer.citations, confidence=answer.confidence)
+                            citations=answer.citations, confidence=answer.confidence,
+                            weak_evidence=answer.weak_evidence)
     events = await primed(assistant.ask_stream(question, **kwargs))
     return sse_response(_chat_events(events))
 
@@ -78,6 +82,7 @@ async def _chat_events(events: AsyncIterator) -> AsyncIterator[bytes]:
         yield event("citations", {"citations": [c.model_dump() for c in final.citations], "grounded": final.grounded,
                                   "conversation_id": final.conversation_id})
         yield event("done", {"answer": final.answer, "grounded": final.grounded,
-                             "conversation_id": final.conversation_id, "confidence": final.confidence})
+                             "conversation_id": final.conversation_id, "confidence": final.confidence,
+                             "weak_evidence": final.weak_evidence})
     except Exception as exc:  # noqa: BLE001 - reported in-band: the status line is already sent
         yield event("error", stream_error(exc))

@@ -2,7 +2,7 @@
 
 POST /v1/chat/completions: the last user message is the question, the earlier user/assistant messages its history
 (stateless: nothing is stored). The answer is ``choices[0].message.content``; the verified citations ride along in
-an extra top-level field ``citations`` (plus ``grounded``), and in the final chunk when streaming. ``model`` is
+an extra top-level field ``citations`` (plus ``grounded``, ``confidence`` and ``weak_evidence``), and in the final chunk when streaming. ``model`` is
 accepted whatever it says (clients insist on sending one); the response names the assistant's model id.
 """
 
@@ -100,10 +100,16 @@ async def chat_completions(body: ChatCompletionRequest, assistant: AssistantDep,
             id=completion_id, object="chat.completion", created=created, model=MODEL_ID,
             choices=[Choice(index=0, message=ChatCompletionMessage(role="assistant", content=answer.answer),
                             finish_reason="stop", logprobs=None)],
-            usage=None, citations=_citations(answer), grounded=answer.grounded,  # extra fields: ours
+            usage=None, **_extras(answer),  # extra fields: ours
         ))
     events = await primed(assistant.ask_stream(question, history=history))
     return sse_response(_chunks(events, completion_id, created))
+
+
+def _extras(answer: Answer) -> dict:
+    """Our fields beside OpenAI's: the verified citations and how far to trust them."""
+    return dict(citations=_citations(answer), grounded=answer.grounded, confidence=answer.confidence,
+                weak_evidence=answer.weak_evidence)
 
 
 def _data(payload: dict | str) -> bytes:
@@ -128,7 +134,7 @@ async def _chunks(events: AsyncIterator, completion_id: str, created: int) -> As
                 final = item
         if final is None:
             raise RuntimeError("the answer stream ended without an answer")
-        yield _data(chunk(ChoiceDelta(), "stop", citations=_citations(final), grounded=final.grounded))
+        yield _data(chunk(ChoiceDelta(), "stop", **_extras(final)))
     except Exception as exc:  # noqa: BLE001 - in-band, as OpenAI does: {"error": {...}}
         yield _data(stream_error(exc))
     yield _data("[DONE]")

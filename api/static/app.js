@@ -287,13 +287,18 @@
   function addAssistantMessage() {
     const badge = h("span", { className: "badge not-grounded", hidden: true, title: "No passage in the documents supports an answer" },
       "Not in sources", h("span", { lang: "zh-Hans" }, " · 资料中未找到"));
+    const weak = h("span", { className: "badge weak-evidence", hidden: true,
+      title: "The answer model's confidence is below one half: the quotes more likely miss the asked fact than hold it" });
+    const weakNote = h("p", { className: "weak-note", hidden: true },
+      "These quotes may not answer this exact question; read them before relying on the answer.",
+      h("span", { lang: "zh-Hans" }, " 这些引文未必回答了这个问题,请先核对。"));
     const answer = h("div", { className: "answer" });
     const thinking = h("p", { className: "thinking" }, "Searching the documents", h("span", { className: "dots", "aria-hidden": "true" }));
     const sources = h("ol", { className: "sources", hidden: true, "aria-label": "Sources" });
     const error = h("p", { className: "error", role: "alert", hidden: true });
     const root = h("article", { className: "message assistant streaming", "aria-busy": "true", "aria-label": "Assistant" },
-      h("header", { className: "message-meta" }, h("span", { className: "role" }, "Assistant"), badge),
-      thinking, answer, sources, error);
+      h("header", { className: "message-meta" }, h("span", { className: "role" }, "Assistant"), badge, weak),
+      thinking, answer, weakNote, sources, error);
     root.dataset.tokens = "0";
     el.messages.append(root);
     scrollToBottom(true);
@@ -336,6 +341,16 @@
       setGrounded(grounded) {
         badge.hidden = grounded !== false;
         root.classList.toggle("ungrounded", grounded === false);
+      },
+      setEvidence(isWeak, confidence) {
+        const shown = isWeak === true;
+        weak.hidden = !shown;
+        weakNote.hidden = !shown;
+        root.classList.toggle("weak", shown);
+        if (shown) {
+          const share = typeof confidence === "number" ? ` ${Math.round(confidence * 100)}%` : "";
+          weak.replaceChildren(`Weak evidence${share}`, h("span", { lang: "zh-Hans" }, " · 证据较弱"));
+        }
       },
       finish(finalText) {
         if (typeof finalText === "string") view.text = finalText;
@@ -665,6 +680,7 @@
         if (data.conversation_id) state.conversationId = data.conversation_id;
         if (Array.isArray(data.citations) && !view.citations) view.setCitations(data.citations);
         if (typeof data.grounded === "boolean") view.setGrounded(data.grounded);
+        view.setEvidence(data.weak_evidence, data.confidence);
         view.finish(typeof data.answer === "string" ? data.answer : undefined);
         finished = true;
       } else if (name === "error") {
@@ -685,7 +701,7 @@
       });
       const type = response.headers.get("content-type") || "";
       if (!type.includes("text/event-stream") || !response.body) {
-        // A server that answers with plain JSON: {conversation_id, answer, grounded, citations}.
+        // A server that answers with plain JSON: {conversation_id, answer, grounded, citations, weak_evidence, ...}.
         const json = await readJson(response);
         handleEvent("citations", JSON.stringify({ citations: json.citations || [], grounded: json.grounded, conversation_id: json.conversation_id }));
         handleEvent("done", JSON.stringify(json));

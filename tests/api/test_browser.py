@@ -68,7 +68,7 @@ def _require_chromium() -> None:
 
 
 def _serve(tmp_path_factory, name: str, shared_embedder, minilm_path: str, files: dict[str, Path],
-           api_key: str | None):
+           api_key: str | None, **overrides):
     """The real app (``create_app(settings)``, its own startup) on 127.0.0.1:<free port> over a freshly indexed temp
     corpus of ``files`` (name -> folder it is copied from); yields (base url, settings)."""
     _require_chromium()  # fail before spending time on the index
@@ -85,7 +85,7 @@ def _serve(tmp_path_factory, name: str, shared_embedder, minilm_path: str, files
         corpus_mirror=None, chroma_url=None, llm_provider="none", api_key=api_key,
         # the page's handling of answers and citations is tested, not when the answer model (fit for EmbeddingGemma)
         # abstains, which with MiniLM is on most questions: quote at every confidence
-        answer_threshold=0.0, extra_sentence_ratio=0.0, abstain_threshold=MINILM_ABSTAIN_THRESHOLD,
+        answer_threshold=0.0, extra_sentence_ratio=0.0, abstain_threshold=MINILM_ABSTAIN_THRESHOLD, **overrides,
     )
     for file_name, folder in files.items():
         copy_into(settings.corpus_dir, [file_name], folder)
@@ -110,9 +110,10 @@ def _serve(tmp_path_factory, name: str, shared_embedder, minilm_path: str, files
 
 @pytest.fixture(scope="module")
 def browser_server(tmp_path_factory, minilm_path: str, corpus_mirror: Path, shared_embedder):
-    """The seed article and the White House text of EO 14330, behind an API key."""
+    """The seed article and the White House text of EO 14330, behind an API key. Every answer is marked as resting
+    on weak evidence (the bar at 1), so that the page's mark is shown whatever MiniLM's confidences are."""
     yield from _serve(tmp_path_factory, "browser", shared_embedder, minilm_path,
-                      {SEED: REPO / "corpus", WH_EO_MD: corpus_mirror}, API_KEY)
+                      {SEED: REPO / "corpus", WH_EO_MD: corpus_mirror}, API_KEY, weak_evidence_below=1.0)
 
 
 @pytest.fixture(scope="module")
@@ -219,6 +220,14 @@ def test_chat_page_streams_cites_and_uploads(browser_server, browser_page, tmp_p
     assert snapshots and "180" in snapshots[-1]
     assert all(len(a) <= len(b) for a, b in zip(snapshots, snapshots[1:])), f"the streamed text should only grow: {snapshots}"
     expect(answer.locator(".badge.not-grounded")).to_be_hidden()
+    # --- weak evidence: the mark and its note, with the confidence /chat gives for the same question ---
+    plain = page.request.post(f"{url}/chat", data={"message": QUESTION, "history": []}).json()
+    assert plain["grounded"] and plain["weak_evidence"] is True, plain
+    weak = answer.locator(".badge.weak-evidence")
+    expect(weak).to_be_visible()
+    expect(weak).to_contain_text(f"Weak evidence {int(plain['confidence'] * 100 + 0.5)}%")  # as Math.round
+    expect(answer.locator(".weak-note")).to_be_visible()
+    expect(answer.locator(".weak-note")).to_contain_text("may not answer this exact question")
     conversation_id = page.evaluate("window.pensionAssistant.state.conversationId")
     assert conversation_id, "the conversation id from the stream should be kept for follow-ups"
 
@@ -278,6 +287,8 @@ def test_chat_page_streams_cites_and_uploads(browser_server, browser_page, tmp_p
     off_topic = page.locator("#messages article.assistant").nth(1)
     expect(off_topic).to_have_attribute("data-state", "done", timeout=TIMEOUT_MS)
     expect(off_topic.locator(".badge.not-grounded")).to_be_visible()
+    expect(off_topic.locator(".badge.weak-evidence")).to_be_hidden()  # a refusal is no answer on weak evidence
+    expect(off_topic.locator(".weak-note")).to_be_hidden()
     assert off_topic.locator("button.cite").count() == 0
     assert page.evaluate("window.pensionAssistant.state.conversationId") == conversation_id
 

@@ -24,9 +24,10 @@ def test_chat_answers_with_verified_citations(client, api_assistant):
     response = client.post("/chat", json={"message": QUESTION})
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == {"conversation_id", "answer", "grounded", "citations", "confidence"}
+    assert set(body) == {"conversation_id", "answer", "grounded", "citations", "confidence", "weak_evidence"}
     assert body["grounded"] is True and body["conversation_id"]
     assert 0.0 <= body["confidence"] <= 1.0
+    assert body["weak_evidence"] is (body["confidence"] < api_assistant.settings.weak_evidence_below)
     assert body["citations"] and body["citations"][0]["document"] == FACT_SHEET_MD
     assert "[1]" in body["answer"]
     _check_citations(body["citations"], api_assistant)
@@ -45,6 +46,7 @@ def test_chat_stream_events(client, api_assistant):
     assert text == done["answer"] == plain["answer"]
     assert citations["citations"] == plain["citations"] and citations["grounded"] is done["grounded"] is True
     assert citations["conversation_id"] is None and done["conversation_id"] is None  # stateless: history given
+    assert done["confidence"] == plain["confidence"] and done["weak_evidence"] is plain["weak_evidence"]
     _check_citations(citations["citations"], api_assistant)
 
 
@@ -72,6 +74,7 @@ def test_chinese_question_cites_the_chinese_article(client):
 def test_unanswerable_question_abstains(client):
     body = client.post("/chat", json={"message": "What is the boiling point of tungsten on Mars?", "history": []}).json()
     assert body["grounded"] is False and body["citations"] == []
+    assert body["weak_evidence"] is False  # a refusal is not an answer resting on weak evidence
 
 
 def test_errors_before_the_stream_starts_are_http_errors(client):

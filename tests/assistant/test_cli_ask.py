@@ -36,7 +36,8 @@ def test_ask_json_gives_an_answer_with_verified_citations(indexed):
                  "--json")
     assert result.returncode == 0, result.stderr
     answer = json.loads(result.stdout)
-    assert set(answer) == {"answer", "grounded", "citations", "passages", "confidence"}
+    assert set(answer) == {"answer", "grounded", "citations", "passages", "confidence", "weak_evidence"}
+    assert answer["weak_evidence"] is (answer["confidence"] < indexed.weak_evidence_below)
     assert answer["grounded"] and "90 million" in answer["answer"]
     text = (indexed.corpus_dir / FACT_SHEET_MD).read_text(encoding="utf-8")
     for citation in answer["citations"]:

@@ -13,7 +13,7 @@ import pytest
 
 from assistant.answer import ABSTAIN
 from assistant.conversation import UnknownConversation
-from assistant.pipeline import Assistant, InvalidQuestion, Token
+from assistant.pipeline import Assistant, InvalidQuestion, Token, weak_evidence
 from assistant.schema import Answer, ChatTurn
 from assistant.settings import DEFAULT_MODEL, Settings
 from tests.conftest import (
@@ -240,6 +240,23 @@ def test_confidence_is_given_for_answers_and_abstentions(assistant):
     abstained = assistant.ask(OFF_TOPIC, history=[])
     assert answered.confidence is not None and abstained.confidence is not None
     assert 0.0 <= abstained.confidence < answered.confidence <= 1.0
+
+
+def test_weak_evidence_marks_answers_below_the_bar_only():
+    assert weak_evidence(True, 0.3, 0.5) and not weak_evidence(True, 0.7, 0.5)
+    assert not weak_evidence(False, 0.1, 0.5)  # a refusal rests on no evidence at all: it says so itself
+    assert not weak_evidence(True, None, 0.5)  # no confidence (an LLM answer without the model): nothing to say
+    assert not weak_evidence(True, 0.0, 0.0)  # 0: never marked
+
+
+def test_an_answer_is_marked_weak_by_its_confidence_against_the_setting(answering):
+    answer = answering.ask(PARTICIPANTS, history=[])
+    assert answer.grounded and answer.confidence is not None
+    for below, marked in ((answer.confidence + 0.01, True), (answer.confidence - 0.01, False)):
+        bar = Assistant(answering.settings.model_copy(update={"weak_evidence_below": below}),
+                        embedder=answering.embedder, store=answering.store)
+        again = bar.ask(PARTICIPANTS, history=[])
+        assert again.confidence == answer.confidence and again.weak_evidence is marked
 
 
 def test_unknown_conversation_id_raises(assistant):
