@@ -8,7 +8,9 @@ correct to answer, so a well-calibrated confidence is low on them.
 * reliability: items binned by confidence; each bin's mean confidence against its observed rate of correct answers
   (on the diagonal when calibrated), with the expected calibration error (ECE);
 * risk–coverage: answering only the items above a confidence cut-off, the share answered (coverage) against the
-  share of those answered that are wrong (risk), for every cut-off.
+  share of those answered that are wrong (risk), for every cut-off;
+* weak evidence: how often the answers marked as resting on weak evidence were right, against the others, and how
+  many of the unanswerable questions that were answered anyway carry the mark.
 """
 
 from __future__ import annotations
@@ -60,7 +62,7 @@ def risk_coverage(pairs: Sequence[tuple[float, bool]]) -> list[tuple[float, floa
 
 def _svg_frame(width: int, height: int, pad: int, x_label: str, y_label: str) -> list[str]:
     inner_w, inner_h = width - 2 * pad, height - 2 * pad
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img">',
+    parts = [f'<svg width="{width}" height="{height}" role="img">',
              f'<rect x="{pad}" y="{pad}" width="{inner_w}" height="{inner_h}" fill="#fff" stroke="#bbb"/>']
     for t in (0.0, 0.25, 0.5, 0.75, 1.0):
         x, y = pad + t * inner_w, pad + (1 - t) * inner_h
@@ -102,6 +104,33 @@ def risk_coverage_svg(curve: list[tuple[float, float, float]], width: int = 320,
     return "".join(parts)
 
 
+def weak_evidence_summary(results: Sequence) -> dict[str, int]:
+    """Answers (grounded results) with and without the weak-evidence mark: how many, how many right, and how many of
+    the unanswerable questions answered anyway are among them."""
+    answered = [r for r in results if r.grounded]
+    out = {}
+    for name, group in (("weak", [r for r in answered if r.weak_evidence]),
+                        ("other", [r for r in answered if not r.weak_evidence])):
+        out[f"{name}_answers"] = len(group)
+        out[f"{name}_right"] = sum(_correct(r) for r in group)
+        out[f"{name}_unanswerable"] = sum(not r.answerable for r in group)
+    return out
+
+
+def _weak_evidence_html(results: Sequence) -> str:
+    s = weak_evidence_summary(results)
+    if not s["weak_answers"] and not s["other_answers"]:
+        return ""
+
+    def share(right: int, n: int) -> str:
+        return f"{right}/{n} right ({right / n:.2f})" if n else "none"
+
+    return (f'<p class="muted">Marked weak evidence: {s["weak_answers"]} answers, '
+            f'{share(s["weak_right"], s["weak_answers"])}; not marked: {s["other_answers"]} answers, '
+            f'{share(s["other_right"], s["other_answers"])}. Unanswerable questions answered anyway: '
+            f'{s["weak_unanswerable"]} marked, {s["other_unanswerable"]} not.</p>')
+
+
 def calibration_html(results: Sequence) -> str:
     """The report section: both charts, the ECE and the reliability table; empty when no result has a confidence."""
     pairs = points(results)
@@ -116,6 +145,7 @@ def calibration_html(results: Sequence) -> str:
         "<h2>Confidence calibration</h2>"
         f'<p class="muted">{len(pairs)} answers with a confidence; correct = answerable and the answer holds the '
         f"expected fact. Expected calibration error: {ece:.3f}.</p>"
+        f"{_weak_evidence_html(results)}"
         f'<div style="display:flex;gap:24px;flex-wrap:wrap">{reliability_svg(rows)}{risk_coverage_svg(curve)}</div>'
         "<table><tr><th>confidence</th><th>n</th><th>mean confidence</th><th>observed correct</th></tr>"
         f"{table}</table>"

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from assistant.cite import is_verified
 from assistant.evaluate import metrics as m
+from assistant.evaluate.calibration import weak_evidence_summary
 from assistant.evaluate.models import (
     Aggregate,
     CitationCheck,
@@ -151,7 +152,7 @@ def evaluate_item(assistant: EvaluatedAssistant, item: EvalItem, k: int, judge: 
         return result
     result.latency = round(time.perf_counter() - started, 4)
     result.answer, result.grounded, result.query = answer.answer, answer.grounded, answer.query
-    result.confidence = answer.confidence
+    result.confidence, result.weak_evidence = answer.confidence, answer.weak_evidence
     result.timings = dict(answer.timings)
 
     relevance_applies = item.answerable and bool(item.reference_contexts or item.reference_sources)
@@ -471,6 +472,8 @@ def aggregate(results: Iterable[ItemResult]) -> Aggregate:
         return round(sum(getattr(r.metrics, field) for r in results) / claims, 4) if claims else None
 
     p50, p95 = m.percentile(latencies, 50), m.percentile(latencies, 95)
+    weak = weak_evidence_summary(results)
+    answered_anyway = weak["weak_unanswerable"] + weak["other_unanswerable"]
     return Aggregate(
         items=len(results), answerable=len(answerable), unanswerable=len(unanswerable),
         errors=sum(r.error is not None for r in results), failed=sum(r.failed for r in results),
@@ -482,6 +485,9 @@ def aggregate(results: Iterable[ItemResult]) -> Aggregate:
         claims=claims, claim_support=rate(results, "claim_support"),
         supported_claims=share("supported"), conflicting_claims=share("conflicting"), not_found_claims=share("not_found"),
         correctness=rate(answerable, "correct"),
+        weak_evidence_answers=weak["weak_answers"],
+        weak_evidence_correct=round(weak["weak_right"] / weak["weak_answers"], 4) if weak["weak_answers"] else None,
+        weak_evidence_on_unanswerable=round(weak["weak_unanswerable"] / answered_anyway, 4) if answered_anyway else None,
         latency_p50=None if p50 is None else round(p50, 4), latency_p95=None if p95 is None else round(p95, 4),
     )
 

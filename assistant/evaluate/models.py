@@ -144,6 +144,8 @@ class ItemResult(EvalItem):
     answer: str = ""
     grounded: bool = False
     confidence: float | None = Field(default=None, description="The answer model's probability that the evidence answers")
+    weak_evidence: bool = Field(default=False, description="Answered, but marked as resting on weak evidence "
+                                                           "(confidence below ASSISTANT_WEAK_EVIDENCE_BELOW)")
     query: str = ""
     answered_by: Literal["assistant", "given"] = "assistant"
     citations: list[CitationCheck] = Field(default_factory=list)
@@ -186,6 +188,11 @@ class Aggregate(BaseModel):
     conflicting_claims: float | None = Field(None, description="Conflicting claims / all claims")
     not_found_claims: float | None = None
     correctness: float | None = None
+    weak_evidence_answers: int = Field(0, description="Answers marked as resting on weak evidence")
+    weak_evidence_correct: float | None = Field(None, description="Share of the marked answers that hold the expected "
+                                                                  "fact (unanswerable questions count as wrong)")
+    weak_evidence_on_unanswerable: float | None = Field(None, description="Share of the unanswerable questions "
+                                                                          "answered anyway that carry the mark")
     latency_p50: float | None = None
     latency_p95: float | None = None
 

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.evaluate.calibration import calibration_html, points, reliability, risk_coverage
+from assistant.evaluate.calibration import (
+    calibration_html,
+    points,
+    reliability,
+    risk_coverage,
+    weak_evidence_summary,
+)
 from assistant.evaluate.models import ItemMetrics, ItemResult
 
 
-def result(confidence, answerable=True, found=True, grounded=True) -> ItemResult:
+def result(confidence, answerable=True, found=True, grounded=True, weak=False) -> ItemResult:
     metrics = ItemMetrics(must_include=found if answerable else None, abstained=not grounded)
     return ItemResult(id=str(confidence), question="q", answerable=answerable, grounded=grounded,
-                      confidence=confidence, metrics=metrics)
+                      confidence=confidence, metrics=metrics, weak_evidence=weak)
 
 
 def test_points_count_only_answerable_items_with_the_expected_fact_as_correct():
@@ -36,3 +42,13 @@ def test_report_section_has_both_charts_or_is_empty():
     html = calibration_html([result(0.9), result(0.3, answerable=False, grounded=False)])
     assert html.count("<svg") == 2 and "Expected calibration error" in html
     assert calibration_html([result(None)]) == ""
+
+
+def test_weak_evidence_answers_are_counted_apart_from_the_others():
+    results = [result(0.9), result(0.8, found=False), result(0.4, weak=True), result(0.3, found=False, weak=True),
+               result(0.35, answerable=False, weak=True), result(0.6, answerable=False),
+               result(0.1, answerable=False, grounded=False)]  # a refusal is no answer at all
+    assert weak_evidence_summary(results) == {"weak_answers": 3, "weak_right": 1, "weak_unanswerable": 1,
+                                              "other_answers": 3, "other_right": 1, "other_unanswerable": 1}
+    html = calibration_html(results)
+    assert "Marked weak evidence: 3 answers, 1/3 right (0.33)" in html and "1 marked, 1 not" in html

@@ -290,10 +290,12 @@ def scenario():
     ]
     answers = {
         "What share of equities?": grounded_answer("It allowed pensions to invest up to 35% in equities. [1]", good_hits),
-        "When?": grounded_answer("Other states followed later. [1]", miss_hits, cite=SENTENCES[2]),
+        "When?": grounded_answer("Other states followed later. [1]", miss_hits,
+                                 cite=SENTENCES[2]).model_copy(update={"confidence": 0.4, "weak_evidence": True}),
         "Unknown?": abstention(good_hits),
         "Share again?": abstention([hit(*SENTENCES[0], 0.3, alternatives=["seed-copy.md"])]),
-        "Weather?": grounded_answer("Up to 35% [1]", good_hits),
+        "Weather?": grounded_answer("Up to 35% [1]", good_hits).model_copy(update={"confidence": 0.3,
+                                                                                   "weak_evidence": True}),
         "Tampered?": grounded_answer("Up to 35% [1]", good_hits, tamper=True),
         "Boom?": RuntimeError("model exploded"),
     }
@@ -356,6 +358,9 @@ def test_summary_aggregates_overall_per_category_and_split():
     assert o.correct_abstention == 0.5 and o.false_abstention == pytest.approx(2 / 5)
     assert o.citations == 4 and o.citation_validity == 0.75
     assert o.latency_p50 is not None and o.latency_p95 >= o.latency_p50
+    # marked weak: "When?" (wrong) and "Weather?" (unanswerable, answered anyway: the only such one)
+    assert o.weak_evidence_answers == 2 and o.weak_evidence_correct == 0.0 and o.weak_evidence_on_unanswerable == 1.0
+    assert s.by_split["dev"].weak_evidence_answers == 0 and s.by_split["dev"].weak_evidence_correct is None
     assert set(s.by_category) == {"en_to_en", "unanswerable", "followup"} and set(s.by_split) == {"dev", "test"}
     assert s.by_category["unanswerable"].hit_at_k is None and s.by_category["unanswerable"].correct_abstention == 0.5
     assert s.by_category["en_to_en"].items == 4 and s.by_split["dev"].items == 4
