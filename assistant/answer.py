@@ -309,6 +309,18 @@ def abstain_text(question: str) -> str:
     return ABSTAIN[detect_language(question)]
 
 
+# said beside an answer marked weak_evidence where no page can show the mark (the CLI, OpenAI-compatible clients)
+WEAK_EVIDENCE = {
+    "en": "Weak evidence ({:.0%}): these quotes may not answer this exact question; read them before relying on the "
+          "answer.",
+    "zh": "证据较弱(置信度 {:.0%}):这些引文未必回答了这个问题,请先核对。",
+}
+
+
+def weak_evidence_note(question: str, confidence: float) -> str:
+    return WEAK_EVIDENCE[detect_language(question)].format(confidence)
+
+
 class ExtractiveAnswerer:
     """Quotes the sentences the answer model rates best; abstains below the model's threshold."""
 

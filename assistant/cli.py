@@ -150,15 +150,17 @@ def search(
         typer.echo("    " + hit.text.replace("\n", " ")[:400])
 
 
-WEAK_EVIDENCE_NOTE = ("Weak evidence (confidence {:.0%}): these quotes may not answer this exact question; read them "
-                      "before relying on the answer.")
+def _print_weak_evidence(question: str, answer) -> None:
+    if answer.weak_evidence:
+        from assistant.answer import weak_evidence_note
+
+        typer.secho(weak_evidence_note(question, answer.confidence), fg=typer.colors.YELLOW, bold=True)
 
 
-def _print_answer(answer) -> None:
+def _print_answer(question: str, answer) -> None:
     color = typer.colors.GREEN if answer.grounded and not answer.weak_evidence else typer.colors.YELLOW
     typer.secho(answer.answer, fg=color)
-    if answer.weak_evidence:
-        typer.secho(WEAK_EVIDENCE_NOTE.format(answer.confidence), fg=typer.colors.YELLOW, bold=True)
+    _print_weak_evidence(question, answer)
     for c in answer.citations:
         page = f", p.{c.page}" if c.page else ""
         typer.secho(f"  [{c.marker}] {c.title} ({c.document}{page}, chars {c.start}-{c.end})", bold=True)
@@ -188,7 +190,7 @@ def ask(
                                                          "passages"}),
                               ensure_ascii=False, indent=1))
     else:
-        _print_answer(answer)
+        _print_answer(question, answer)
 
 
 @app.command("chat")
@@ -226,8 +228,8 @@ def chat() -> None:
                 else:
                     last = event
             typer.echo("")
-            if last is not None and last.weak_evidence:
-                typer.secho(WEAK_EVIDENCE_NOTE.format(last.confidence), fg=typer.colors.YELLOW, bold=True)
+            if last is not None:
+                _print_weak_evidence(line, last)
             for c in last.citations if last else []:
                 page = f", p.{c.page}" if c.page else ""
                 section = f" › {c.heading}" if c.heading else ""

@@ -1,9 +1,11 @@
 """An OpenAI-compatible chat endpoint, so any OpenAI client (or UI built on one) can talk to the assistant.
 
 POST /v1/chat/completions: the last user message is the question, the earlier user/assistant messages its history
-(stateless: nothing is stored). The answer is ``choices[0].message.content``; the verified citations ride along in
-an extra top-level field ``citations`` (plus ``grounded``, ``confidence`` and ``weak_evidence``), and in the final chunk when streaming. ``model`` is
-accepted whatever it says (clients insist on sending one); the response names the assistant's model id.
+(stateless: nothing is stored). The answer is ``choices[0].message.content``, followed by the weak-evidence note
+when the answer is marked so (a client shows the content, not our fields); the verified citations ride along in an
+extra top-level field ``citations`` (plus ``grounded``, ``confidence`` and ``weak_evidence``), and in the final chunk
+when streaming. ``model`` is accepted whatever it says (clients insist on sending one); the response names the
+assistant's model id.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from api.deps import AssistantDep, SettingsDep
 from api.errors import ApiError
 from api.streaming import SSE_OPENAPI, primed, sse_response, stream_error
 from api.validation import RequestModel, bounded_history, question_text
+from assistant.answer import weak_evidence_note
 from assistant.pipeline import Token
 from assistant.schema import Answer, ChatTurn
 
@@ -98,12 +101,20 @@ async def chat_completions(body: ChatCompletionRequest, assistant: AssistantDep,
         answer = await run_in_threadpool(assistant.ask, question, history=history)
         return _wire(ChatCompletion(
             id=completion_id, object="chat.completion", created=created, model=MODEL_ID,
-            choices=[Choice(index=0, message=ChatCompletionMessage(role="assistant", content=answer.answer),
+            choices=[Choice(index=0, message=ChatCompletionMessage(role="assistant",
+                                                                   content=answer.answer + _note(question, answer)),
                             finish_reason="stop", logprobs=None)],
             usage=None, **_extras(answer),  # extra fields: ours
         ))
     events = await primed(assistant.ask_stream(question, history=history))
-    return sse_response(_chunks(events, completion_id, created))
+    return sse_response(_chunks(events, completion_id, created, question))
+
+
+def _note(question: str, answer: Answer) -> str:
+    """The weak-evidence note after the answer text: an OpenAI client shows the content, not our extra fields."""
+    if not answer.weak_evidence or answer.confidence is None:
+        return ""
+    return "\n\n" + weak_evidence_note(question, answer.confidence)
 
 
 def _extras(answer: Answer) -> dict:
@@ -118,7 +129,7 @@ def _data(payload: dict | str) -> bytes:
     return format_sse_event(data_str=json.dumps(payload, ensure_ascii=False))
 
 
-async def _chunks(events: AsyncIterator, completion_id: str, created: int) -> AsyncIterator[bytes]:
+async def _chunks(events: AsyncIterator, completion_id: str, created: int, question: str) -> AsyncIterator[bytes]:
     def chunk(delta: ChoiceDelta, finish: str | None = None, **extra) -> dict:
         return _wire(ChatCompletionChunk(
             id=completion_id, object="chat.completion.chunk", created=created, model=MODEL_ID,
@@ -134,6 +145,8 @@ async def _chunks(events: AsyncIterator, completion_id: str, created: int) -> As
                 final = item
         if final is None:
             raise RuntimeError("the answer stream ended without an answer")
+        if note := _note(question, final):
+            yield _data(chunk(ChoiceDelta(content=note)))
         yield _data(chunk(ChoiceDelta(), "stop", **_extras(final)))
     except Exception as exc:  # noqa: BLE001 - in-band, as OpenAI does: {"error": {...}}
         yield _data(stream_error(exc))

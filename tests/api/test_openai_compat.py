@@ -7,6 +7,8 @@ import openai
 import pytest
 
 from api.routers.openai_compat import MODEL_ID
+from assistant.answer import weak_evidence_note
+from assistant.pipeline import Assistant
 from tests.api.conftest import sse_events
 from tests.conftest import FACT_SHEET_MD
 
@@ -31,6 +33,8 @@ def test_completion_with_citations(oai, api_assistant):
     assert completion.choices[0].finish_reason == "stop"
     extra = completion.model_extra
     assert extra["grounded"] is True
+    assert extra["weak_evidence"] is (extra["confidence"] < api_assistant.settings.weak_evidence_below)
+    assert message.content.endswith(weak_evidence_note(QUESTION, extra["confidence"])) is extra["weak_evidence"]
     citations = extra["citations"]
     assert citations and citations[0]["document"] == FACT_SHEET_MD
     for c in citations:
@@ -74,3 +78,21 @@ def test_raw_stream_ends_with_done(live_server):
         events = sse_events(response.read().decode())
     assert events[-1] == (None, "[DONE]")
     assert events[-2][1]["citations"] and events[0][1]["choices"][0]["delta"]["role"] == "assistant"
+
+
+def test_a_weak_answer_says_so_in_its_content_in_the_question_language(make_client, api_assistant):
+    """An OpenAI client shows the content, not our fields: an answer marked weak ends with the note, streamed too."""
+    weak = Assistant(api_assistant.settings.model_copy(update={"weak_evidence_below": 1.0}),
+                     embedder=api_assistant.embedder, store=api_assistant.store)
+    client = make_client(assistant=weak)
+    for question in (QUESTION, "401(k) 投资者可以投资哪些另类资产?"):
+        request = {"model": MODEL_ID, "messages": [{"role": "user", "content": question}]}
+        body = client.post("/v1/chat/completions", json=request).json()
+        content = body["choices"][0]["message"]["content"]
+        assert body["grounded"] is True and body["weak_evidence"] is True
+        note = weak_evidence_note(question, body["confidence"])
+        assert content.endswith("\n\n" + note) and ("证据较弱" in note) is (question != QUESTION)
+        with client.stream("POST", "/v1/chat/completions", json={**request, "stream": True}) as response:
+            chunks = [data for _, data in sse_events(response.read().decode()) if isinstance(data, dict)]
+        assert "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks) == content
+        assert chunks[-1]["weak_evidence"] is True and chunks[-1]["choices"][0]["finish_reason"] == "stop"

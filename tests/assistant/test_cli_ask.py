@@ -26,8 +26,8 @@ def indexed(tmp_path_factory, minilm_path, corpus_mirror):
     return settings
 
 
-def run(settings, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    env = test_env(settings, ASSISTANT_ABSTAIN_THRESHOLD=str(settings.abstain_threshold))
+def run(settings, *args: str, stdin: str | None = None, **env_extra: str) -> subprocess.CompletedProcess:
+    env = test_env(settings, ASSISTANT_ABSTAIN_THRESHOLD=str(settings.abstain_threshold), **env_extra)
     return subprocess.run([ASSISTANT, *args], env=env, input=stdin, capture_output=True, text=True, timeout=300)
 
 
@@ -46,6 +46,16 @@ def test_ask_json_gives_an_answer_with_verified_citations(indexed):
         assert " ".join(citation["quote"].split()) in " ".join(text.split())  # the cleaned text joins wrapped lines
         assert citation["url"].startswith("https://www.whitehouse.gov/")  # the manifest's official URL
         assert citation["file_url"] == f"/documents/{FACT_SHEET_MD}/file"
+
+
+def test_ask_tells_the_reader_when_the_evidence_is_weak(indexed):
+    question = "How many Americans participate in employer-sponsored defined-contribution plans?"
+    marked = run(indexed, "ask", question, ASSISTANT_WEAK_EVIDENCE_BELOW="1")
+    assert marked.returncode == 0, marked.stderr
+    assert "90 million" in marked.stdout and "Weak evidence (" in marked.stdout
+    assert "read them before relying on the answer" in marked.stdout
+    unmarked = run(indexed, "ask", question, ASSISTANT_WEAK_EVIDENCE_BELOW="0")
+    assert "90 million" in unmarked.stdout and "Weak evidence" not in unmarked.stdout
 
 
 def test_ask_says_so_when_the_sources_do_not_answer(indexed):
