@@ -146,6 +146,32 @@ def clean_pdf_pages(pages: list[str]) -> list[str]:
     return cleaned
 
 
+# A web page saved as text or Markdown ends with the site's own chrome: a "related articles" list of teasers of other
+# stories, then navigation. Indexed, those teasers are retrieved and cited as if the document said them (the seed
+# article's page carries five English AI-news teasers, four times its own length). The list is cut at its heading:
+# the labels news sites put above it, in the languages of the corpora we serve and the sites they come from.
+_RELATED_HEADING = re.compile(
+    r"^(?:#{1,6}\s*)?(?:related(?: articles| posts| stories| reading| reads| news| content)?|read (?:more|next)"
+    r"|more (?:stories|articles|news)|you (?:may|might) also like|recommended (?:for you|reading|articles|stories)"
+    r"|leituras relacionadas|artigos relacionados|not[íi]cias relacionadas|art[íi]culos relacionados"
+    r"|lecturas relacionadas|noticias relacionadas|articles (?:connexes|similaires)|[àa] lire aussi"
+    r"|verwandte artikel|weitere artikel|das k[öo]nnte sie auch interessieren"
+    r"|相关阅读|相关文章|相关推荐|推荐阅读|延伸阅读|猜你喜欢|热门文章|相關閱讀|相關文章|延伸閱讀|推薦閱讀|関連記事)"
+    r"\s*[:：]?$", re.I)
+
+
+def cut_related_tail(text: str) -> str:
+    """``text`` up to the heading of a web page's trailing related-articles list (``text`` itself when none).
+
+    Only a heading on a line of its own counts, and never the first line: a document about "Related parties" or
+    titled "Read more" keeps its text."""
+    lines = text.split("\n")
+    for number, line in enumerate(lines[1:], start=1):
+        if _RELATED_HEADING.match(line.strip()):
+            return "\n".join(lines[:number]).rstrip()
+    return text
+
+
 _MD_BLOCK_START = re.compile(r"^\s*(#{1,6}\s|[-*+]\s|\d+[.)]\s|\(\w{1,4}\)\s|>|\||```)")
 _MD_EMPHASIS = re.compile(r"(\*\*|__)(.+?)\1|(?<![\w*])\*(?!\s)([^*\n]+?)(?<!\s)\*(?![\w*])")
 _MD_ESCAPE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!$])")
@@ -170,6 +196,8 @@ def _unwrap_markdown(text: str) -> str:
 
 
 def clean_text(text: str, fmt: str) -> str:
+    """Clean the text of a txt, md or html file (PDF pages go through ``clean_pdf_pages``)."""
+    text = cut_related_tail(text)
     if fmt == "md":
         text = _HTML_TAG.sub("", text)
         text = _MD_ESCAPE.sub(r"\1", text)

@@ -72,7 +72,9 @@ def _load_html(data: bytes) -> tuple[dict[str, str], str]:
     meta = {}
     if soup.title and soup.title.string:
         meta["title"] = soup.title.string.strip()
-    for tag in soup(["script", "style", "noscript", "template", "head", "svg", "iframe"]):
+    # page chrome as HTML5 marks it (site navigation, side bars, the site's footer, forms) is not the document's text
+    for tag in soup(["script", "style", "noscript", "template", "head", "svg", "iframe", "nav", "aside", "footer",
+                     "form"]):
         tag.decompose()
     block_tags = ["p", "div", "section", "article", "li", "tr", "br", "h1", "h2", "h3", "h4", "h5", "h6", "table", "ul", "ol", "pre", "blockquote"]
     for tag in soup.find_all(block_tags):

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from assistant.clean import clean, clean_pdf_pages, clean_text, detect_language
+from assistant.clean import clean, clean_pdf_pages, clean_text, cut_related_tail, detect_language
 from assistant.load import load_file
 from assistant.sync import prepare
 from tests.conftest import EO14178_PDF, EO14233_PDF, EO14330_PDF, SEED
@@ -107,6 +107,32 @@ def test_seed_article_is_chinese_with_its_manifest_title(make_settings, corpus_m
     assert document.language == "zh"
     assert document.title == "从历史来看 401(k) 养老金引入 Crypto 资产"
     assert document.metadata["date"] == "2025-08-10"
+
+
+@pytest.mark.parametrize("heading", ["Related Articles", "Leituras Relacionadas", "相关阅读", "## Read more",
+                                     "You may also like:", "Artículos relacionados"])
+def test_a_web_pages_related_articles_list_is_cut_at_its_heading(heading):
+    page = f"Title\n\nThe plan lets workers save.\n\n{heading}\n\nAnother story\n\nTeaser of it.\n\nsiteHá 3h"
+    assert cut_related_tail(page) == "Title\n\nThe plan lets workers save."
+    assert clean_text(page, "md") == clean_text(page, "txt") == "Title\n\nThe plan lets workers save."
+
+
+@pytest.mark.parametrize("text", [
+    "Related parties\n\nA party in interest includes any fiduciary.",  # a heading that is the document's subject
+    "Read more\n\nA book club's guide.",  # the first line is the title, never chrome
+    "Plans must disclose related fees.\n\nSee the related rule.",  # the words inside sentences
+])
+def test_text_without_a_related_articles_heading_is_kept_whole(text):
+    assert cut_related_tail(text) == text
+
+
+def test_the_seed_articles_page_chrome_is_not_part_of_the_document(corpus_mirror):
+    raw_text = (corpus_mirror / SEED).read_text(encoding="utf-8")
+    document = clean(load_file(corpus_mirror / SEED))
+    assert "Leituras Relacionadas" in raw_text and "Luo Fuli" in raw_text  # the scraped page's teasers of other stories
+    assert "Luo Fuli" not in document.text and "ChatGPT" not in document.text and "Futuros" not in document.text
+    assert document.text.endswith("无兜底机制。")  # the article's last sentence stays
+    assert "撰文:陈默 cmDeFi" in document.text and "Publicado em 2025-08-10" in document.text  # its own facts too
 
 
 def test_seed_article_is_detected_chinese_without_a_manifest(corpus_mirror):

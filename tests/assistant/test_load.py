@@ -62,7 +62,8 @@ def test_html_keeps_visible_text_only(tmp_path):
         "<style>.x { color: red }</style><script>var SECRET_SCRIPT = 1;</script></head>"
         "<body><nav><ul><li>Home</li><li>About</li></ul></nav>"
         "<h1>Alternative assets</h1><p>Defined contribution plans may hold <b>private equity</b>.</p>"
-        "<div>Participants bear the risk.</div><noscript>Enable JavaScript</noscript>"
+        "<aside>SIDEBAR_TEASER</aside><form>SEARCH_FORM</form>"
+        "<div>Participants bear the risk.</div><noscript>Enable JavaScript</noscript><footer>SITE_FOOTER</footer>"
         "<script type='application/ld+json'>{\"hidden\": true}</script>"
         "<template><p>TEMPLATE_TEXT</p></template></body></html>",
         encoding="utf-8",
@@ -70,7 +71,8 @@ def test_html_keeps_visible_text_only(tmp_path):
     raw = load_file(path)
     text = raw.pages[0]
     assert raw.format == "html" and raw.metadata["title"] == "Plan Guide"
-    for hidden in ("SECRET_SCRIPT", "color: red", "hidden", "Enable JavaScript", "TEMPLATE_TEXT"):
+    for hidden in ("SECRET_SCRIPT", "color: red", "hidden", "Enable JavaScript", "TEMPLATE_TEXT", "Home", "SIDEBAR_TEASER",
+                   "SEARCH_FORM", "SITE_FOOTER"):  # code, and the page chrome HTML5 marks as such
         assert hidden not in text
     assert "Defined contribution plans may hold private equity." in text  # inline tags do not split words
     document = clean(raw)
