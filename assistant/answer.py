@@ -45,7 +45,16 @@ from assistant.sentences import SentenceHit, SentenceIndex, ends_sentence
 from assistant.sentences import sentence_spans as text_sentence_spans
 from assistant.settings import Settings
 
-_FACT = re.compile(r"\d[\d,.]*(?:\s*%|s\b)?|[A-Za-z][A-Za-z0-9()’'.\-]*(?:\s+[A-Za-z(][A-Za-z0-9()’'.\-]*)*")
+# A Chinese date or decade is one fact for a reader of English ("2025 年 8 月 7 日" is August 7, 2025, not "2025, 8,
+# 7"), a count in 万 or 亿 is written out ("20 万" is 200,000, not "20"); other numbers keep a section's bracket ("401(k)"), shares their sign, Latin-script names their words.
+_FACT = re.compile(r"(?:(?P<year>\d{4})\s*年\s*)?(?P<month>1[0-2]|0?[1-9])\s*月(?:\s*(?P<day>3[01]|[12]\d|0?[1-9])\s*[日号])?"
+                   r"|(?P<decade>\d{3}0)\s*年代"
+                   r"|(?P<count>\d[\d,]*(?:\.\d+)?)\s*(?P<magnitude>万亿|亿|万)"
+                   r"|\d[\d,.]*(?:\([a-zA-Z0-9]+\))*(?:\s*%|s\b)?"
+                   r"|[A-Za-z][A-Za-z0-9()’'.\-]*(?:\s+[A-Za-z(][A-Za-z0-9()’'.\-]*)*")
+_MONTHS = MONTH_NAMES.split("|")
+_MAGNITUDES = {"万": 1e4, "亿": 1e8, "万亿": 1e12}
+_SCALE_WORDS = ((1e12, "trillion"), (1e9, "billion"), (1e6, "million"))
 _CJK = re.compile(f"[{CJK}]")
 _NEUTRAL_IN_ENGLISH = re.compile(
     rf"\b(?:{MONTH_NAMES})\s+\d{{1,2}},\s*\d{{4}}"  # a date
@@ -260,7 +269,7 @@ def language_neutral_facts(text: str) -> list[str]:
     pattern = _FACT if _CJK.search(text) else _NEUTRAL_IN_ENGLISH
     facts: list[str] = []
     for match in pattern.finditer(text):
-        fact = match.group(0).strip(" .,;:(’'-")
+        fact = _in_english(match) or match.group(0).strip(" .,;:(’'-")
         while fact.endswith(")") and fact.count(")") > fact.count("("):  # keep the bracket of "401(k)"
             fact = fact[:-1].rstrip(" .,;:’'-")
         if len(fact) < 2 and not fact.isdigit():
@@ -268,6 +277,25 @@ def language_neutral_facts(text: str) -> list[str]:
         if fact and fact not in facts:
             facts.append(fact)
     return facts[:8]
+
+
+def _in_english(match: re.Match) -> str:
+    """A Chinese date, decade or count in 万/亿 matched by ``_FACT`` as English writes it ("" for any other fact)."""
+    groups = match.groupdict()
+    if groups.get("magnitude"):
+        value = float(groups["count"].replace(",", "")) * _MAGNITUDES[groups["magnitude"]]
+        for scale, word in _SCALE_WORDS:
+            if value >= scale:
+                return f"{value / scale:g} {word}"
+        return f"{value:,.0f}"
+    if groups.get("decade"):
+        return f"{groups['decade']}s"
+    if not groups.get("month"):
+        return ""
+    month = _MONTHS[int(groups["month"]) - 1]
+    day = f" {int(groups['day'])}" if groups.get("day") else ""
+    year = groups.get("year")
+    return f"{month}{day}, {year}" if year and day else f"{month} {year}" if year else f"{month}{day}"
 
 
 def render(question: str, spans: list[Span],

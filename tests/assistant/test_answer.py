@@ -139,9 +139,22 @@ def test_language_neutral_facts_of_a_chinese_sentence():
 
 def test_language_neutral_facts_keeps_latin_names_and_numbers():
     facts = language_neutral_facts("2025 年 8 月 7 日,特朗普签署了 Executive Order 14330,允许 401(k) 计划投资。")
-    assert "2025" in facts and "14330" in facts
+    assert "August 7, 2025" in facts and "14330" in facts
     assert any(f.startswith("Executive Order") for f in facts)
-    assert any(f.startswith("401") for f in facts)
+    assert "401(k)" in facts
+
+
+@pytest.mark.parametrize("chinese, english", [
+    ("2025 年 8 月 7 日", "August 7, 2025"), ("2025年8月7日", "August 7, 2025"), ("2025 年 3 月", "March 2025"),
+    ("8 月 12 日", "August 12"), ("1970 年代末", "1970s"), ("约 20 万枚", "200,000"), ("1 万亿美元", "1 trillion"),
+    ("3.5 亿人", "350 million"), ("1950 年", "1950"), ("35%", "35%"),
+])
+def test_chinese_dates_decades_and_counts_are_stated_as_english_writes_them(chinese, english):
+    assert language_neutral_facts(f"据报道,{chinese}。") == [english]
+
+
+def test_a_duration_in_months_is_not_read_as_a_month():
+    assert language_neutral_facts("至少持有 3 个月。") == ["3"]
 
 
 def test_render_english_question_over_chinese_span_states_facts_in_english_and_quotes_chinese():
