@@ -279,6 +279,19 @@ def language_neutral_facts(text: str) -> list[str]:
     return facts[:8]
 
 
+_LINE_BREAK = re.compile(r"[ \t]*\n\s*")
+
+
+def one_line(text: str) -> str:
+    """A Chinese quote on one line: a break between two Chinese characters or marks goes, any other becomes a space
+    (a byline "撰文:陈默 cmDeFi" above "2025 年 8 月 7 日…" must not read "cmDeFi2025")."""
+    def joined(match: re.Match) -> str:
+        before, after = text[match.start() - 1:match.start()], text[match.end():match.end() + 1]
+        return "" if before and after and _CJK.match(before) and _CJK.match(after) else " "
+
+    return _LINE_BREAK.sub(joined, text.strip())
+
+
 def _in_english(match: re.Match) -> str:
     """A Chinese date, decade or count in 万/亿 matched by ``_FACT`` as English writes it ("" for any other fact)."""
     groups = match.groupdict()
@@ -312,7 +325,7 @@ def render(question: str, spans: list[Span],
     for marker, span in enumerate(spans, start=1):
         numbered.append((marker, span))
         language = detect_language(span.text)
-        quote = " ".join(span.text.split()) if language == "en" else span.text.replace("\n", "")
+        quote = " ".join(span.text.split()) if language == "en" else one_line(span.text)
         if span.language == reader or language == reader:
             parts.append(f"{quote} [{marker}]")
             continue

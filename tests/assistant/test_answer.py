@@ -15,6 +15,7 @@ from assistant.answer import (
     language_neutral_facts,
     leads_in,
     list_marker,
+    one_line,
     render,
     sentence_spans,
     with_continuations,
@@ -151,6 +152,16 @@ def test_language_neutral_facts_keeps_latin_names_and_numbers():
 ])
 def test_chinese_dates_decades_and_counts_are_stated_as_english_writes_them(chinese, english):
     assert language_neutral_facts(f"据报道,{chinese}。") == [english]
+
+
+@pytest.mark.parametrize("text, shown", [
+    ("撰文:陈默 cmDeFi\n\n2025 年 8 月 7 日,特朗普签署", "撰文:陈默 cmDeFi 2025 年 8 月 7 日,特朗普签署"),
+    ("风险自担。\n\n收益归员工。", "风险自担。收益归员工。"),
+    ("允许投资\n股票", "允许投资股票"),
+    ("加入 401(k)\n计划", "加入 401(k) 计划"),
+])
+def test_a_chinese_quote_is_shown_on_one_line_without_gluing_words(text, shown):
+    assert one_line(text) == shown
 
 
 def test_a_duration_in_months_is_not_read_as_a_month():
