@@ -163,11 +163,12 @@ _RELATED_HEADING = re.compile(
 def cut_related_tail(text: str) -> str:
     """``text`` up to the heading of a web page's trailing related-articles list (``text`` itself when none).
 
-    Only a heading on a line of its own counts, and never the first line: a document about "Related parties" or
-    titled "Read more" keeps its text."""
+    Only a heading on a line of its own counts, and never the first line with text: a document about "Related
+    parties" or titled "Read more" keeps its text."""
     lines = text.split("\n")
-    for number, line in enumerate(lines[1:], start=1):
-        if _RELATED_HEADING.match(line.strip()):
+    first = next((number for number, line in enumerate(lines) if line.strip()), len(lines))
+    for number in range(first + 1, len(lines)):
+        if _RELATED_HEADING.match(lines[number].strip()):
             return "\n".join(lines[:number]).rstrip()
     return text
 

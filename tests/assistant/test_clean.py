@@ -120,6 +120,7 @@ def test_a_web_pages_related_articles_list_is_cut_at_its_heading(heading):
 @pytest.mark.parametrize("text", [
     "Related parties\n\nA party in interest includes any fiduciary.",  # a heading that is the document's subject
     "Read more\n\nA book club's guide.",  # the first line is the title, never chrome
+    "\n\n  \nRead more\n\nA book club's guide.",  # the first line with text, after blank ones
     "Plans must disclose related fees.\n\nSee the related rule.",  # the words inside sentences
 ])
 def test_text_without_a_related_articles_heading_is_kept_whole(text):
