@@ -2,7 +2,8 @@
 
 PDF text comes out of pypdf as printed lines: running headers and footers on every page, words hyphenated at line
 ends, sentences wrapped mid-way (in Chinese, mid-word). We remove the first two, join wrapped lines (with a space for
-Latin text, with nothing between CJK characters) and keep paragraph breaks.
+Latin text, with nothing between CJK characters) and keep paragraph breaks. A web page saved as text, Markdown or
+HTML ends with the site's related-articles list, which is cut (``cut_related_tail``).
 """
 
 from __future__ import annotations
