@@ -46,7 +46,8 @@ from assistant.sentences import sentence_spans as text_sentence_spans
 from assistant.settings import Settings
 
 # A Chinese date or decade is one fact for a reader of English ("2025 年 8 月 7 日" is August 7, 2025, not "2025, 8,
-# 7"), a count in 万 or 亿 is written out ("20 万" is 200,000, not "20"); other numbers keep a section's bracket ("401(k)"), shares their sign, Latin-script names their words.
+# 7"), a count in 万 or 亿 is written out ("20 万" is 200,000, not "20"); other numbers keep a section's bracket
+# ("401(k)") and shares their sign, Latin-script names their words.
 _FACT = re.compile(r"(?:(?P<year>\d{4})\s*年\s*)?(?P<month>1[0-2]|0?[1-9])\s*月(?:\s*(?P<day>3[01]|[12]\d|0?[1-9])\s*[日号])?"
                    r"|(?P<decade>\d{3}0)\s*年代"
                    r"|(?P<count>\d[\d,]*(?:\.\d+)?)\s*(?P<magnitude>万亿|亿|万)"
@@ -285,11 +286,13 @@ _LINE_BREAK = re.compile(r"[ \t]*\n\s*")
 def one_line(text: str) -> str:
     """A Chinese quote on one line: a break between two Chinese characters or marks goes, any other becomes a space
     (a byline "撰文:陈默 cmDeFi" above "2025 年 8 月 7 日…" must not read "cmDeFi2025")."""
+    text = text.strip()  # the break's neighbours are read at the offsets of the text it is found in
+
     def joined(match: re.Match) -> str:
         before, after = text[match.start() - 1:match.start()], text[match.end():match.end() + 1]
         return "" if before and after and _CJK.match(before) and _CJK.match(after) else " "
 
-    return _LINE_BREAK.sub(joined, text.strip())
+    return _LINE_BREAK.sub(joined, text)
 
 
 def _in_english(match: re.Match) -> str:
@@ -305,10 +308,11 @@ def _in_english(match: re.Match) -> str:
         return f"{groups['decade']}s"
     if not groups.get("month"):
         return ""
-    month = _MONTHS[int(groups["month"]) - 1]
-    day = f" {int(groups['day'])}" if groups.get("day") else ""
+    month_day = _MONTHS[int(groups["month"]) - 1] + (f" {int(groups['day'])}" if groups.get("day") else "")
     year = groups.get("year")
-    return f"{month}{day}, {year}" if year and day else f"{month} {year}" if year else f"{month}{day}"
+    if not year:
+        return month_day
+    return f"{month_day}, {year}" if groups.get("day") else f"{month_day} {year}"
 
 
 def render(question: str, spans: list[Span],
