@@ -44,6 +44,7 @@ from assistant.schema import ChatTurn, Citation, Document, SearchHit
 from assistant.sentences import SentenceHit, SentenceIndex, ends_sentence
 from assistant.sentences import sentence_spans as text_sentence_spans
 from assistant.settings import Settings
+from assistant.tables import labelled_rows, load_layouts
 
 # A Chinese date or decade is one fact for a reader of English ("2025 年 8 月 7 日" is August 7, 2025, not "2025, 8,
 # 7"), a count in 万 or 亿 is written out ("20 万" is 200,000, not "20"); other numbers keep a section's bracket
@@ -315,14 +316,25 @@ def _in_english(match: re.Match) -> str:
     return f"{month_day}, {year}" if groups.get("day") else f"{month_day} {year}"
 
 
+def table_lead(reader: str, marker: int, label: str, rows: list[str]) -> str:
+    """The words before a quoted table row: each row read cell by cell under its column headings, one statement per
+    row with its marker (a grader checks each against the quoted row; a row cut into one clause per cell would leave
+    the later cells without a marker)."""
+    if reader == "en":
+        return " ".join(f"{label} [{marker}], {row}." for row in rows) + " Quote: "
+    return "".join(f"英文资料 [{marker}] 的 {label},{row}。" for row in rows) + "原文:"
+
+
 def render(question: str, spans: list[Span],
-           glossary: list[tuple[str, str]] | Callable[[], list[tuple[str, str]]] | None = None
-           ) -> tuple[str, list[tuple[int, Span]]]:
+           glossary: list[tuple[str, str]] | Callable[[], list[tuple[str, str]]] | None = None,
+           table_rows: Callable[[Span], tuple[str, list[str]]] | None = None) -> tuple[str, list[tuple[int, Span]]]:
     """Answer text with [n] markers; returns the text and (marker, span) pairs.
 
     A quote in the other language comes with its language-neutral facts and with the corpus's own bilingual terms
     that occur in it (``glossary``: (Chinese term, English name) pairs, or a function giving them, called only when
-    a quote is in the other language: reading them costs a registry read after every change of the index)."""
+    a quote is in the other language: reading them costs a registry read after every change of the index). A quoted
+    row of a table comes with its cells under their column headings (``table_rows``: the table's label and the
+    span's labelled rows, see ``assistant.tables.labelled_rows``), in either language."""
     reader = detect_language(question)
     parts = []
     numbered = []
@@ -330,6 +342,10 @@ def render(question: str, spans: list[Span],
         numbered.append((marker, span))
         language = detect_language(span.text)
         quote = " ".join(span.text.split()) if language == "en" else one_line(span.text)
+        label, rows = table_rows(span) if table_rows else ("", [])
+        if rows:
+            parts.append(f"{table_lead(reader, marker, label, rows)}“{quote}” [{marker}]")
+            continue
         if span.language == reader or language == reader:
             parts.append(f"{quote} [{marker}]")
             continue
@@ -383,6 +399,12 @@ class ExtractiveAnswerer:
         self.model: AnswerModel = models.sentence  # ranks candidate sentences
         self.question_model: AnswerModel = models.question  # answer or abstain: the confidence
         self.floor = models.floor  # below it, nothing retrieved is on topic
+
+    def _table_rows(self, span: Span) -> tuple[str, list[str]]:
+        document = self._document(span.document)
+        if document is None:
+            return "", []
+        return labelled_rows(document.text, span.start, span.end, load_layouts(document.metadata))
 
     def _text(self, doc_id: str) -> str | None:
         document = self._document(doc_id)
@@ -513,7 +535,7 @@ class ExtractiveAnswerer:
         chosen = self.choose(request, candidates)
         spans = [Span(c.document, c.start, c.end, c.text, c.language, c.probability) for c in chosen]
         spans = merge_adjacent(with_continuations(complete_sentences(spans, self._text), self._text), self._text)
-        text, numbered = render(request.question, spans, self._glossary)
+        text, numbered = render(request.question, spans, self._glossary, self._table_rows)
         citations = []
         for marker, span in numbered:
             document = self._document(span.document)

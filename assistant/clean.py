@@ -13,6 +13,7 @@ from collections import Counter
 from statistics import median
 
 from assistant.schema import Document, PageSpan, RawDocument
+from assistant.tables import dump_layouts, table_layouts
 
 CJK = r"\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef"
 _CJK_CHAR = re.compile(f"[{CJK}]")
@@ -238,12 +239,15 @@ def clean(raw: RawDocument, known_title: str | None = None, known_language: str 
             spans.append(PageSpan(page=number, start=offset, end=offset + len(page_text)))
         offset += len(page_text)
     text = "".join(parts)
+    metadata = {k: v for k, v in raw.metadata.items() if k != "title"}
+    if raw.format in ("txt", "md") and (layouts := table_layouts(raw.pages[0])):
+        metadata["tables"] = dump_layouts(layouts)  # cleaning collapses the spaces that say which column is which
     return Document(
         doc_id=raw.doc_id,
         title=_title(raw, text, known_title),
         language=known_language or raw.metadata.get("language") or detect_language(text),
         text=text,
         pages=spans,
-        metadata={k: v for k, v in raw.metadata.items() if k != "title"},
+        metadata=metadata,
         content_hash=raw.content_hash,
     )

@@ -16,10 +16,10 @@ from langchain_text_splitters import RecursiveCharacterTextSplitter
 
 from assistant.clean import _CJK_CHAR, detect_language
 from assistant.schema import Document, Passage
+from assistant.tables import TABLE_TITLE
 
 SEPARATORS = ["\n\n", "\n", "。", "！", "？", "；", ". ", "? ", "! ", "; ", "，", ", ", " ", ""]
 _MD_HEADING = re.compile(r"^#{1,6}\s+\S.*$", re.M)
-_TABLE_TITLE = re.compile(r"^\s*Table [A-Z]?\d+[.:].*$", re.M)
 _DATA_ROW = re.compile(r"^\s*(19|20)\d\d\b")
 _CONTEXT_CHARS = 400
 
@@ -55,7 +55,7 @@ def _table_head(text: str, start: int) -> str:
 def _headings(text: str) -> list[tuple[int, str]]:
     """(offset, heading text) for every heading; a table heading carries its title and column-head lines."""
     found = [(m.start(), m.group(0).lstrip("#").strip()) for m in _MD_HEADING.finditer(text)]
-    found += [(m.start(), _table_head(text, m.start())) for m in _TABLE_TITLE.finditer(text)]
+    found += [(m.start(), _table_head(text, m.start())) for m in TABLE_TITLE.finditer(text)]
     return sorted(found)
 
 
@@ -90,7 +90,7 @@ def heading_path_at(text: str, offset: int) -> list[str]:
         open_levels.append((marks, match.start(), match.group(0).lstrip("#").strip()))
     path = [heading for _, _, heading in open_levels]
     table = None
-    for match in _TABLE_TITLE.finditer(text):
+    for match in TABLE_TITLE.finditer(text):
         if match.start() > offset:
             break
         table = match.start()

@@ -20,6 +20,7 @@ from assistant.answer import (
     sentence_spans,
     with_continuations,
 )
+from assistant.claims import split_claims
 from assistant.schema import SearchHit
 
 ZH_1950 = "1950 年,纽约州率先部分采纳谨慎人规则,允许养老金投资高达 35% 的权益资产(如股票)。"
@@ -321,3 +322,22 @@ def test_a_lead_in_that_leads_into_another_brings_the_inner_list_too():
     lead = Span("doc", 0, text.index(" and\n") + 4, text[:text.index(" and\n") + 4], "en", 0.9)
     (_, follow) = with_continuations([lead], {"doc": text}.get)
     assert follow.text.startswith("(A) for the exclusive purpose of:") and follow.text.endswith("reasonable expenses;")
+
+
+def test_render_reads_a_table_row_under_its_headings_before_the_verbatim_quote():
+    rows = "1990 97,614 19,466\n1991 111,394 19,039"
+    _, span = span_of(rows, document="tables.txt")
+
+    def table_rows(_span):
+        return "Table E19", ["1990: Number of Plans 97,614 · Active Participants (thousands) 19,466",
+                             "1991: Number of Plans 111,394 · Active Participants (thousands) 19,039"]
+
+    text, _ = render("How many 401(k) plans were there in 1990 and 1991?", [span], table_rows=table_rows)
+    assert text == ("Table E19 [1], 1990: Number of Plans 97,614 · Active Participants (thousands) 19,466. "
+                    "Table E19 [1], 1991: Number of Plans 111,394 · Active Participants (thousands) 19,039. "
+                    "Quote: “1990 97,614 19,466 1991 111,394 19,039” [1]")
+    # each row is one claim with its marker: a grader checks it against the quoted rows
+    assert [len(c.markers) for c in split_claims(text)] == [1, 1, 1]
+    text, _ = render("1990 年有多少个 401(k) 计划?", [span], table_rows=table_rows)
+    assert text.startswith("英文资料 [1] 的 Table E19,1990: Number of Plans 97,614") and text.endswith("原文:“1990 97,614 "
+                                                                                             "19,466 1991 111,394 19,039” [1]")

@@ -1,0 +1,189 @@
+"""Column headings of the fixed-width tables in a text file, so that a quoted row reads cell by cell.
+
+A statistical bulletin saved as text lays its tables out with spaces: "1990   97,614   19,466   384,854 …" under a
+heading block whose words stand above their columns. Cleaning collapses runs of spaces (a passage must not be
+mostly blanks), and with them the only thing that says which heading a number belongs to; the quote "1990 97,614
+19,466 384,854 48,998 32,028" then leaves a reader to guess. So the layout is read from the raw text at the clean
+step (``table_layouts``), kept with the document (``Document.metadata["tables"]``, by table label), and the answer
+reads a quoted row with it (``labelled_rows``): "1990: Number of Plans 97,614 · Active Participants (thousands)
+19,466 · …". The quote itself stays the verbatim row.
+
+A layout is only kept when every column gets a heading; a table whose headings cannot be placed is quoted as it
+stands rather than labelled wrongly. PDF text from pypdf has lost its alignment, so only text files are read.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from statistics import mean
+
+TABLE_TITLE = re.compile(r"^[ \t]*(Table [A-Z]?\d+)[.:]", re.M)
+_CELL = re.compile(r"\S+(?: \S+)*")  # two spaces or more separate cells; one space joins the words of a cell
+_NUMBER = re.compile(r"[$€£]?-?\d[\d,]*(?:\.\d+)?%?")
+_FOOTNOTE_MARK = re.compile(r"(?:^|\s)\d{1,2}(?=\s|$)")  # "(millions) 2", a lone "1" over a column
+MAX_HEADING_LINES = 12
+GROUP_TOLERANCE = 2.0  # characters: how much closer to one column than to its group a group heading may stand
+
+
+@dataclass(frozen=True)
+class TableLayout:
+    """A table's label ("Table E19"), its column headings (the row key's first), and the numbers of value cells a
+    row may have: all columns, or fewer when such rows fill the leading columns (later columns were added)."""
+
+    label: str
+    columns: tuple[str, ...]
+    value_counts: frozenset[int]
+
+    def to_dict(self) -> dict:
+        return {"columns": list(self.columns), "value_counts": sorted(self.value_counts)}
+
+
+def _cells(line: str) -> list[tuple[int, int, str]]:
+    return [(m.start(), m.end(), m.group(0)) for m in _CELL.finditer(line)]
+
+
+def _is_data_row(cells: list[tuple[int, int, str]]) -> bool:
+    """A row key followed by at least two numbers."""
+    return len(cells) >= 3 and all(_NUMBER.fullmatch(text) for _, _, text in cells[1:])
+
+
+def _heading_phrases(line: str) -> list[tuple[float, str]]:
+    """(centre, words) of a heading line's phrases, footnote marks left out."""
+    phrases = []
+    for start, end, text in _cells(line):
+        words = _FOOTNOTE_MARK.sub(" ", text).strip()
+        if words:
+            phrases.append(((start + end) / 2, " ".join(words.split())))
+    return phrases
+
+
+def in_order(points: list[float], centres: list[float]) -> list[int] | None:
+    """Each point's column, in order and each a different one (a heading line's phrases stand left to right above
+    distinct columns), closest in total distance; None when there are more points than columns. Headings are often
+    set narrower than the numbers below them, so the nearest column alone would put two phrases over one."""
+    k, n = len(points), len(centres)
+    if k > n:
+        return None
+    inf = float("inf")
+    # cost[i][j]: the best placing of the first i points on columns before j
+    cost = [[0.0] * (n + 1)] + [[inf] * (n + 1) for _ in range(k)]
+    for i in range(1, k + 1):
+        for j in range(i, n + 1):
+            cost[i][j] = min(cost[i][j - 1], cost[i - 1][j - 1] + abs(points[i - 1] - centres[j - 1]))
+    placed: list[int] = []
+    j = n
+    for i in range(k, 0, -1):
+        while cost[i][j] == cost[i][j - 1]:
+            j -= 1
+        placed.insert(0, j - 1)
+        j -= 1
+    return placed
+
+
+def _place(phrases: list[tuple[float, str]], centres: list[float]) -> list[list[int]] | None:
+    """The columns each phrase of one heading line stands over: one column each (``in_order``), or, when the line
+    spans the value columns in equal groups (a group heading centred above its group's sub-headings), each phrase's
+    whole group. None when the line has more phrases than the table has columns."""
+    placed = in_order([x for x, _ in phrases], centres)
+    if placed is None:
+        return None
+    values = len(centres) - 1
+    k = len(phrases)
+    if 2 <= k < values and values % k == 0 and 0 not in placed:
+        size = values // k
+        groups = [list(range(1 + g * size, 1 + (g + 1) * size)) for g in range(k)]
+        centred = all(
+            n in group and abs(x - mean(centres[i] for i in group)) <= abs(x - centres[n]) + GROUP_TOLERANCE
+            for (x, _), n, group in zip(phrases, placed, groups))
+        if centred:
+            return groups
+    return [[n] for n in placed]
+
+
+def _layout(label: str, heading_lines: list[str], rows: list[list[tuple[int, int, str]]]) -> TableLayout | None:
+    width = max(len(r) for r in rows)
+    full = [r for r in rows if len(r) == width]
+    centres = [mean((r[i][0] + r[i][1]) / 2 for r in full) for i in range(width)]
+    headings: list[list[str]] = [[] for _ in range(width)]
+    for line in heading_lines:
+        phrases = _heading_phrases(line)
+        placed = _place(phrases, centres)
+        if placed is None:
+            return None
+        for (_, words), columns in zip(phrases, placed):
+            for column in columns:
+                headings[column].append(words)
+    if not all(headings):
+        return None
+    value_counts = {width - 1}
+    for row in rows:
+        if len(row) < width:
+            # a shorter row is labelled only if its cells stand under the leading columns
+            under = [min(range(width), key=lambda i: abs(centres[i] - (s + e) / 2)) for s, e, _ in row]
+            if under != list(range(len(row))):
+                return None
+            value_counts.add(len(row) - 1)
+    return TableLayout(label, tuple(" ".join(h) for h in headings), frozenset(value_counts))
+
+
+def table_layouts(raw_text: str) -> dict[str, TableLayout]:
+    """The layouts of the labelled fixed-width tables of a raw text, by label. After the title line, the title's
+    continuation lines (one phrase each, up to the first blank line or the first line of several phrases) are not
+    headings; the heading lines run from there to the first data row."""
+    lines = raw_text.replace("\r\n", "\n").split("\n")
+    layouts: dict[str, TableLayout] = {}
+    for i, line in enumerate(lines):
+        title = TABLE_TITLE.match(line)
+        if not title or title.group(1) in layouts:
+            continue
+        j = i + 1
+        while j < len(lines) and lines[j].strip() and len(_cells(lines[j])) == 1:
+            j += 1
+        heading_lines: list[str] = []
+        while j < len(lines) and len(heading_lines) <= MAX_HEADING_LINES and not _is_data_row(_cells(lines[j])):
+            if lines[j].strip():
+                heading_lines.append(lines[j])
+            j += 1
+        rows = []
+        while j < len(lines) and (_is_data_row(_cells(lines[j])) or not lines[j].strip()):
+            if lines[j].strip():
+                rows.append(_cells(lines[j]))
+            j += 1
+        if heading_lines and len(rows) >= 2:
+            layout = _layout(title.group(1), heading_lines, rows)
+            if layout is not None:
+                layouts[layout.label] = layout
+    return layouts
+
+
+def dump_layouts(layouts: dict[str, TableLayout]) -> str:
+    return json.dumps({label: layout.to_dict() for label, layout in layouts.items()}, ensure_ascii=False)
+
+
+def load_layouts(metadata: dict[str, str]) -> dict[str, TableLayout]:
+    data = json.loads(metadata.get("tables") or "{}")
+    return {label: TableLayout(label, tuple(d["columns"]), frozenset(d["value_counts"])) for label, d in data.items()}
+
+
+def labelled_rows(text: str, start: int, end: int, layouts: dict[str, TableLayout]) -> tuple[str, list[str]]:
+    """The table label and the labelled data rows of the span ``text[start:end]`` of a cleaned document ("" and []
+    when the span holds no row of a table with a layout). The table is the last one titled before the span."""
+    if not layouts:
+        return "", []
+    titles = [m for m in TABLE_TITLE.finditer(text, 0, start + 1)]
+    layout = layouts.get(titles[-1].group(1)) if titles else None
+    if layout is None:
+        return "", []
+    rows = []
+    for line in text[start:end].split("\n"):
+        tokens = line.split()
+        values: list[str] = []
+        while len(tokens) > 1 and _NUMBER.fullmatch(tokens[-1]) and len(values) < len(layout.columns) - 1:
+            values.insert(0, tokens.pop())
+        if not tokens or len(values) not in layout.value_counts:
+            continue
+        cells = " · ".join(f"{heading} {value}" for heading, value in zip(layout.columns[1:], values))
+        rows.append(f"{' '.join(tokens)}: {cells}")
+    return (layout.label, rows) if rows else ("", [])

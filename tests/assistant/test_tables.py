@@ -1,0 +1,77 @@
+"""Fixed-width tables of text files: column headings read from the raw layout, quoted rows read cell by cell."""
+
+from __future__ import annotations
+
+from assistant.clean import clean
+from assistant.load import load_file
+from assistant.tables import in_order, labelled_rows, load_layouts, table_layouts
+from tests.conftest import DOL_TABLES
+
+
+def _line(*cells: tuple[int, str]) -> str:
+    """A fixed-width line: each text placed at its column."""
+    line = ""
+    for column, text in cells:
+        line = line.ljust(column) + text
+    return line
+
+
+# numbers centred at columns 14, 28, 43, 57; group headings centred over each pair, sub-headings set narrower
+GROUPED = "\n".join([
+    _line((17, "Table B2. Plans by sponsor")),
+    _line((23, "1990-1992")),
+    _line((14, "1")),
+    _line((17, "All Plans"), (44, "Small Plans")),
+    _line((1, "Year"), (12, "Defined"), (25, "Defined"), (40, "Defined"), (53, "Defined")),
+    _line((12, "Benefit"), (23, "Contribution"), (40, "Benefit"), (51, "Contribution")),
+    "",
+    _line((1, "1990"), (12, "1,000"), (26, "2,000"), (42, "300"), (56, "400")),
+    _line((1, "1991"), (12, "1,100"), (26, "2,100"), (42, "310"), (56, "410")),
+    _line((1, "1992"), (12, "1,200"), (26, "2,200")),
+]) + "\n"
+
+
+def test_headings_set_narrower_than_their_numbers_keep_their_order():
+    # two phrases nearest to the same column still stand over two columns, left to right
+    assert in_order([10.0, 14.0], [9.0, 20.0, 40.0]) == [0, 1]
+    assert in_order([1.0, 2.0, 3.0], [1.0, 2.0]) is None
+
+
+def test_group_headings_span_their_columns_and_sub_headings_stack():
+    layout = table_layouts(GROUPED)["Table B2"]
+    assert layout.columns == ("Year", "All Plans Defined Benefit", "All Plans Defined Contribution",
+                              "Small Plans Defined Benefit", "Small Plans Defined Contribution")
+    assert layout.value_counts == {4, 2}  # a row of two values fills the leading columns
+
+
+def test_a_table_whose_headings_cannot_all_be_placed_is_not_labelled():
+    unplaced = "Table C1. Two numbers\n\n Year        Count\n\n 1990    10        20\n 1991    11        21\n"
+    assert table_layouts(unplaced) == {}
+
+
+def test_the_dol_tables_read_their_columns(corpus_mirror):
+    layouts = table_layouts((corpus_mirror / DOL_TABLES).read_text(encoding="utf-8"))
+    assert layouts["Table E19"].columns == ("Year", "Number of Plans", "Active Participants (thousands)",
+                                            "Total Assets (millions)", "Total Contributions (millions)",
+                                            "Total Benefits (millions)")
+    e1 = layouts["Table E1"].columns
+    assert len(e1) == 13 and e1[5] == "Single−Employer Plans Defined Benefit"
+    assert e1[12] == "Multiple−Employer Plans Defined Contribution"
+    assert layouts["Table E1"].value_counts == {9, 12}  # multiple-employer plans are counted from 2017 on
+
+
+def test_a_quoted_row_of_the_cleaned_text_reads_cell_by_cell(corpus_mirror):
+    document = clean(load_file(corpus_mirror / DOL_TABLES))
+    layouts = load_layouts(document.metadata)
+    start = document.text.index("1990 97,614")
+    end = document.text.index("\n", start)
+    label, rows = labelled_rows(document.text, start, end, layouts)
+    assert label == "Table E19"
+    assert rows == ["1990: Number of Plans 97,614 · Active Participants (thousands) 19,466 · Total Assets (millions) "
+                    "384,854 · Total Contributions (millions) 48,998 · Total Benefits (millions) 32,028"]
+    # a footnote row ("2004r 5 53,100") has neither all cells nor a leading run of them: it stays unlabelled
+    start = document.text.index("2004r")
+    assert labelled_rows(document.text, start, document.text.index("\n", start), layouts) == ("", [])
+    # prose is no table row
+    start = document.text.index("NOTES:")
+    assert labelled_rows(document.text, start, start + 40, layouts) == ("", [])
