@@ -325,8 +325,13 @@ def english_people(text: str) -> frozenset[str]:
     return frozenset(people)
 
 
+# A question about a name, not for one: where it comes from, what it means ("401(k) 这个名字是从哪里来的?").
+_ABOUT_A_NAME = re.compile(r"\b(?:come|comes|came) from\b|\borigin|\bmean(?:s|ing)?\b|\bstand(?:s)? for\b|\bcalled that\b|"
+                           r"由来|来历|从哪|哪里来|什么意思|含义|意思是", re.I)
+
+
 def asks_for_name(question: str) -> bool:
-    return bool(_NAME_REQUEST.search(question))
+    return bool(_NAME_REQUEST.search(question)) and not _ABOUT_A_NAME.search(question)
 
 
 def personal_names(text: str) -> set[str]:
@@ -353,9 +358,23 @@ def english_place(text: str) -> bool:
     return any(not _ORG_WORD.search(m.group(1)) for m in _PLACE_CUE.finditer(text))
 
 
+# A number right after a designator names a thing ("Executive Order 14330 of…", "Form 5500 filings", "section 1054 of
+# this title", "第 14330 号"): it is an identifier, not a count.
+_DESIGNATOR = re.compile(r"(?:\b(?:order|no|nos|sec|section|sections|vol|title|part|chapter|paragraph|subsection|"
+                         r"clause|table|form|pub\. l|u\.s\.c|page|article|schedule)\.?|§|第)\s*$", re.I)
+
+
+def holds_count(text: str) -> bool:
+    """Whether a sentence gives a count: a match of the count rule that is no identifier (``_DESIGNATOR``)."""
+    return any(not _DESIGNATOR.search(text[max(0, m.start() - 24):m.start()])
+               for m in SENTENCE_RULES["count"].finditer(text))
+
+
 def sentence_types(text: str) -> set[str]:
     """The answer types a sentence holds (English and Chinese)."""
-    found = {name for name, rule in SENTENCE_RULES.items() if rule.search(text)}
+    found = {name for name, rule in SENTENCE_RULES.items() if name != "count" and rule.search(text)}
+    if holds_count(text):
+        found.add("count")
     if _HAN.search(text):
         flags = {flag for _, flag in pos_tags(text)}
         if chinese_people(text):

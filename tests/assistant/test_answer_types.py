@@ -84,6 +84,9 @@ def test_a_keyword_query_gets_its_type_only_where_no_question_rule_fired():
     ("那篇文章的作者叫什么名字?", True),
     ("Who chairs the working group?", False),  # a role may answer it
     ("When was the order signed?", False),
+    ("401(k) 这个名字是从哪里来的?", False),  # about a name, not for one
+    ("Where does the name 401(k) come from?", False),
+    ("What does the name 'prudent man rule' mean?", False),
 ])
 def test_a_question_asks_for_a_name(question, asks):
     assert asks_for_name(question) == asks
@@ -208,3 +211,17 @@ def test_a_year_is_a_date_not_a_count_and_a_table_row_holds_counts():
     assert "count" in sentence_types("In 2023, 90 million Americans took part.")
     assert "money" in sentence_types("$91,754") and "count" not in sentence_types("$91,754")
     assert sentence_types("up to 35% of assets") == {"percent"}
+
+
+@pytest.mark.parametrize("sentence", [
+    "Executive Order 14330 of August 7, 2025 Democratizing Access to Alternative Assets",
+    "SOURCE: Form 5500 and Form 5500-SF filings with the U.S. Department of Labor.",
+    "(B) for the purposes of paragraph (23) of this section and section 1054 of this title, shall be treated",
+    "第 14330 号行政令",
+])
+def test_a_number_after_a_designator_is_an_identifier_not_a_count(sentence):
+    assert "count" not in sentence_types(sentence)
+
+
+def test_a_count_beside_an_identifier_still_counts():
+    assert "count" in sentence_types("Under Executive Order 14330, 90 million Americans may invest.")
