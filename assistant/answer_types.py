@@ -360,7 +360,7 @@ def english_place(text: str) -> bool:
 
 # A number right after a designator names a thing ("Executive Order 14330 of…", "Form 5500 filings", "section 1054 of
 # this title", "第 14330 号"): it is an identifier, not a count.
-_DESIGNATOR = re.compile(r"(?:\b(?:order|no|nos|sec|section|sections|vol|title|part|chapter|paragraph|subsection|"
+_DESIGNATOR = re.compile(r"(?:\b(?:order|nos?\.|sec|section|sections|vol|title|part|chapter|paragraph|subsection|"
                          r"clause|table|form|pub\. l|u\.s\.c|page|article|schedule)\.?|§|第)\s*$", re.I)
 
 

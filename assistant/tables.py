@@ -167,23 +167,46 @@ def load_layouts(metadata: dict[str, str]) -> dict[str, TableLayout]:
     return {label: TableLayout(label, tuple(d["columns"]), frozenset(d["value_counts"])) for label, d in data.items()}
 
 
+def _row(line: str, layout: TableLayout) -> tuple[str, list[str]] | None:
+    """A cleaned line's row key and value cells, when it is a row of ``layout`` (all its cells, or a leading run)."""
+    tokens = line.split()
+    values: list[str] = []
+    while len(tokens) > 1 and _NUMBER.fullmatch(tokens[-1]) and len(values) < len(layout.columns) - 1:
+        values.insert(0, tokens.pop())
+    if not tokens or len(values) not in layout.value_counts:
+        return None
+    return " ".join(tokens), values
+
+
+def _inside(text: str, title_start: int, start: int, layout: TableLayout) -> bool:
+    """Whether ``start`` is still inside the table titled at ``title_start``: once its rows have begun, nothing but
+    rows and blank lines stands between them and ``start`` (a note or a later untitled table ends it)."""
+    rows_begun = False
+    for line in text[title_start:start].split("\n")[1:-1]:
+        if _row(line, layout) is not None:
+            rows_begun = True
+            continue
+        tokens = line.split()
+        row_like = len(tokens) >= 2 and all(_NUMBER.fullmatch(t) for t in tokens[1:])  # a footnote row: "2004r 5 53,100"
+        if rows_begun and tokens and not row_like:
+            return False
+    return True
+
+
 def labelled_rows(text: str, start: int, end: int, layouts: dict[str, TableLayout]) -> tuple[str, list[str]]:
     """The table label and the labelled data rows of the span ``text[start:end]`` of a cleaned document ("" and []
-    when the span holds no row of a table with a layout). The table is the last one titled before the span."""
+    when the span holds no row of a table with a layout). The table is the last one titled before the span, if the
+    span is still inside it."""
     if not layouts:
         return "", []
-    titles = [m for m in TABLE_TITLE.finditer(text, 0, start + 1)]
+    titles = list(TABLE_TITLE.finditer(text, 0, start + 1))
     layout = layouts.get(titles[-1].group(1)) if titles else None
-    if layout is None:
+    if layout is None or not _inside(text, titles[-1].start(), start, layout):
         return "", []
     rows = []
     for line in text[start:end].split("\n"):
-        tokens = line.split()
-        values: list[str] = []
-        while len(tokens) > 1 and _NUMBER.fullmatch(tokens[-1]) and len(values) < len(layout.columns) - 1:
-            values.insert(0, tokens.pop())
-        if not tokens or len(values) not in layout.value_counts:
-            continue
-        cells = " · ".join(f"{heading} {value}" for heading, value in zip(layout.columns[1:], values))
-        rows.append(f"{' '.join(tokens)}: {cells}")
+        if (row := _row(line, layout)) is not None:
+            key, values = row
+            cells = " · ".join(f"{heading} {value}" for heading, value in zip(layout.columns[1:], values))
+            rows.append(f"{key}: {cells}")
     return (layout.label, rows) if rows else ("", [])

@@ -75,3 +75,32 @@ def test_a_quoted_row_of_the_cleaned_text_reads_cell_by_cell(corpus_mirror):
     # prose is no table row
     start = document.text.index("NOTES:")
     assert labelled_rows(document.text, start, start + 40, layouts) == ("", [])
+
+
+def test_a_row_like_line_after_the_table_has_ended_is_not_read_with_its_headings():
+    layouts = table_layouts(GROUPED)
+    cleaned = ("Table B2. Plans by sponsor\n1990-1992\n\nAll Plans Small Plans\n\n1990 1,000 2,000 300 400\n"
+               "1991 1,100 2,100 310 410\n\nNOTES: figures are rounded.\n\n1993 5 6 7 8\n")
+    start = cleaned.index("1991")
+    assert labelled_rows(cleaned, start, cleaned.index("\n", start), layouts)[1] == [
+        "1991: All Plans Defined Benefit 1,100 · All Plans Defined Contribution 2,100 · Small Plans Defined Benefit "
+        "310 · Small Plans Defined Contribution 410"]
+    start = cleaned.index("1993")
+    assert labelled_rows(cleaned, start, cleaned.index("\n", start), layouts) == ("", [])
+
+
+def test_rows_after_a_footnote_row_are_still_inside_their_table(corpus_mirror):
+    document = clean(load_file(corpus_mirror / DOL_TABLES))
+    start = document.text.index("2023 724,720")
+    label, rows = labelled_rows(document.text, start, document.text.index("\n", start),
+                                load_layouts(document.metadata))
+    assert label == "Table E19" and rows[0].startswith("2023: Number of Plans 724,720 · Active Participants")
+
+
+def test_footnote_marks_above_the_headings_do_not_start_the_rows(corpus_mirror):
+    # Table E1's first heading line is its footnote marks ("1 2"): the rows below the headings are still read
+    document = clean(load_file(corpus_mirror / DOL_TABLES))
+    start = document.text.index("2000 735,651")
+    label, rows = labelled_rows(document.text, start, document.text.index("\n", start),
+                                load_layouts(document.metadata))
+    assert label == "Table E1" and "Single−Employer Plans Defined Contribution 685,639" in rows[0]
