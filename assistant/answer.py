@@ -27,10 +27,12 @@ from typing import Protocol
 import numpy as np
 
 from assistant.answer_model import (
+    DECADE_PATTERN,
     AnswerModel,
     AnswerModels,
     Candidate,
     Evidence,
+    decade_of,
     featurize,
     idf_overlap,
     question_features,
@@ -50,11 +52,13 @@ from assistant.tables import labelled_rows, load_layouts
 # 7"), a count in 万 or 亿 is written out ("20 万" is 200,000, not "20"); other numbers keep a section's bracket
 # ("401(k)") and shares their sign, Latin-script names their words.
 _FACT = re.compile(r"(?:(?P<year>\d{4})\s*年\s*)?(?P<month>1[0-2]|0?[1-9])\s*月(?:\s*(?P<day>3[01]|[12]\d|0?[1-9])\s*[日号])?"
-                   r"|(?P<decade>\d{3}0)\s*年代"
+                   rf"|{DECADE_PATTERN}"
+                   r"|(?P<century>\d{1,2})\s*世纪(?P<century_part>初|末|中叶|中期)?"
                    r"|(?P<count>\d[\d,]*(?:\.\d+)?)\s*(?P<magnitude>万亿|亿|万)"
                    r"|\d[\d,.]*(?:\([a-zA-Z0-9]+\))*(?:\s*%|s\b)?"
                    r"|[A-Za-z][A-Za-z0-9()’'.\-]*(?:\s+[A-Za-z(][A-Za-z0-9()’'.\-]*)*")
 _MONTHS = MONTH_NAMES.split("|")
+_CENTURY_PART = {"初": "early ", "末": "late ", "中叶": "mid-", "中期": "mid-"}
 _MAGNITUDES = {"万": 1e4, "亿": 1e8, "万亿": 1e12}
 _SCALE_WORDS = ((1e12, "trillion"), (1e9, "billion"), (1e6, "million"))
 _CJK = re.compile(f"[{CJK}]")
@@ -296,8 +300,15 @@ def one_line(text: str) -> str:
     return _LINE_BREAK.sub(joined, text)
 
 
+def ordinal(n: int) -> str:
+    """1st, 2nd, 3rd, 4th … 11th, 12th, 13th … 21st."""
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
 def _in_english(match: re.Match) -> str:
-    """A Chinese date, decade or count in 万/亿 matched by ``_FACT`` as English writes it ("" for any other fact)."""
+    """A Chinese date, decade, century or count in 万/亿 matched by ``_FACT`` as English writes it ("" for any other
+    fact)."""
     groups = match.groupdict()
     if groups.get("magnitude"):
         value = float(groups["count"].replace(",", "")) * _MAGNITUDES[groups["magnitude"]]
@@ -305,8 +316,10 @@ def _in_english(match: re.Match) -> str:
             if value >= scale:
                 return f"{value / scale:g} {word}"
         return f"{value:,.0f}"
-    if groups.get("decade"):
-        return f"{groups['decade']}s"
+    if groups.get("full") or groups.get("short_zh") or groups.get("short_en"):
+        return decade_of(match)
+    if groups.get("century"):
+        return _CENTURY_PART.get(groups.get("century_part") or "", "") + ordinal(int(groups["century"])) + " century"
     if not groups.get("month"):
         return ""
     month_day = _MONTHS[int(groups["month"]) - 1] + (f" {int(groups['day'])}" if groups.get("day") else "")

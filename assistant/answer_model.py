@@ -96,9 +96,10 @@ _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _YEAR = re.compile(rf"(?<![\d.]){YEAR_DIGITS}(?!\d|,\d{{3}}(?!\d))")
 # "1930s", "1930’s", "1930 年代"; "上世纪 30 年代" and a bare "30 年代" (the 20th century unless 本世纪 says otherwise);
 # "the '30s", "the 30s" (an age is "their 30s", not "the 30s")
-_DECADE = re.compile(r"(?<![\d.,])(?P<full>1[6-9]\d|20\d)0(?:\s*年代|['’]?s\b)"
-                     r"|(?:(?P<this_century>本世纪|21\s*世纪)|上个?世纪|20\s*世纪)?\s*(?<![\d.])(?P<short_zh>[1-9])0\s*年代"
-                     r"|\bthe\s+['’]?(?P<short_en>[1-9])0s\b", re.I)
+DECADE_PATTERN = (r"(?<![\d.])(?<!\d,)(?P<full>1[6-9]\d|20\d)0(?:\s*年代|['’]?s\b)"
+                  r"|(?:(?P<this_century>本世纪|21\s*世纪)|上个?世纪|20\s*世纪)?\s*(?<![\d.])(?P<short_zh>[1-9])0\s*年代"
+                  r"|\bthe\s+['’]?(?P<short_en>[1-9])0s\b")
+_DECADE = re.compile(DECADE_PATTERN, re.I)
 _DECADE_ITEM = re.compile(r"(?:1[6-9]|20)\d0s")
 _LATIN_NAME = re.compile(r"(?<!^)(?<![.?!]\s)\b(?:[A-Z][a-zA-Z]+|[A-Z]{2,}[a-z]?)\b|\b\w*\d\w*\([a-z]\)")
 _ZH_NAME_FLAGS = {"nr", "nrfg", "nrt", "ns", "nt", "nz"}
@@ -148,12 +149,17 @@ def question_decades(question: str) -> tuple[set[str], str]:
     decades: set[str] = set()
 
     def found(match: re.Match) -> str:
-        full, short_zh, short_en = match.group("full", "short_zh", "short_en")
-        century = "20" if match.group("this_century") else "19"
-        decades.add(f"{full}0s" if full else f"{century}{short_zh or short_en}0s")
+        decades.add(decade_of(match))
         return " "
 
     return decades, _DECADE.sub(found, question)
+
+
+def decade_of(match: re.Match) -> str:
+    """The decade a match of ``DECADE_PATTERN`` names, as "1930s" (a bare "30 年代" is of the 20th century)."""
+    full, short_zh, short_en = match.group("full", "short_zh", "short_en")
+    century = "20" if match.group("this_century") else "19"
+    return f"{full}0s" if full else f"{century}{short_zh or short_en}0s"
 
 
 def question_numbers(question: str) -> set[str]:

@@ -16,6 +16,7 @@ from assistant.answer import (
     leads_in,
     list_marker,
     one_line,
+    ordinal,
     render,
     sentence_spans,
     with_continuations,
@@ -150,6 +151,8 @@ def test_language_neutral_facts_keeps_latin_names_and_numbers():
     ("2025 年 8 月 7 日", "August 7, 2025"), ("2025年8月7日", "August 7, 2025"), ("2025 年 3 月", "March 2025"),
     ("8 月 12 日", "August 12"), ("1970 年代末", "1970s"), ("约 20 万枚", "200,000"), ("1 万亿美元", "1 trillion"),
     ("3.5 亿人", "350 million"), ("1950 年", "1950"), ("35%", "35%"),
+    ("上世纪 30 年代", "1930s"), ("本世纪 20 年代", "2020s"), ("1940s", "1940s"),
+    ("20 世纪初", "early 20th century"), ("19 世纪的信托法", "19th century"), ("21 世纪", "21st century"),
 ])
 def test_chinese_dates_decades_and_counts_are_stated_as_english_writes_them(chinese, english):
     assert language_neutral_facts(f"据报道,{chinese}。") == [english]
@@ -163,6 +166,11 @@ def test_chinese_dates_decades_and_counts_are_stated_as_english_writes_them(chin
 ])
 def test_a_chinese_quote_is_shown_on_one_line_without_gluing_words(text, shown):
     assert one_line(text) == shown
+
+
+def test_ordinals():
+    assert [ordinal(n) for n in (1, 2, 3, 4, 11, 12, 13, 19, 20, 21, 22, 102)] == [
+        "1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "19th", "20th", "21st", "22nd", "102nd"]
 
 
 def test_a_duration_in_months_is_not_read_as_a_month():
