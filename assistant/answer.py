@@ -46,7 +46,7 @@ from assistant.schema import ChatTurn, Citation, Document, SearchHit
 from assistant.sentences import SentenceHit, SentenceIndex, ends_sentence
 from assistant.sentences import sentence_spans as text_sentence_spans
 from assistant.settings import Settings
-from assistant.tables import labelled_rows, load_layouts
+from assistant.tables import labelled_rows
 
 # A Chinese date or decade is one fact for a reader of English ("2025 年 8 月 7 日" is August 7, 2025, not "2025, 8,
 # 7"), a count in 万 or 亿 is written out ("20 万" is 200,000, not "20"); other numbers keep a section's bracket
@@ -417,7 +417,7 @@ class ExtractiveAnswerer:
         document = self._document(span.document)
         if document is None:
             return "", []
-        return labelled_rows(document.text, span.start, span.end, load_layouts(document.metadata))
+        return labelled_rows(document.text, span.start, span.end, document.metadata)
 
     def _text(self, doc_id: str) -> str | None:
         document = self._document(doc_id)

@@ -5,8 +5,9 @@ heading block whose words stand above their columns. Cleaning collapses runs of 
 mostly blanks), and with them the only thing that says which heading a number belongs to; the quote "1990 97,614
 19,466 384,854 48,998 32,028" then leaves a reader to guess. So the layout is read from the raw text at the clean
 step (``table_layouts``), kept with the document (``Document.metadata["tables"]``, by table label), and the answer
-reads a quoted row with it (``labelled_rows``): "1990: Number of Plans 97,614 · Active Participants (thousands)
-19,466 · …". The quote itself stays the verbatim row.
+reads a quoted row with it (``labelled_rows``; where each table stands in the cleaned text is worked out once per
+document version): "1990: Number of Plans 97,614 · Active Participants (thousands) 19,466 · …". The quote itself
+stays the verbatim row.
 
 A layout is only kept when every column gets a heading; a table whose headings cannot be placed is quoted as it
 stands rather than labelled wrongly. PDF text from pypdf has lost its alignment, so only text files are read.
@@ -16,7 +17,9 @@ from __future__ import annotations
 
 import json
 import re
+from bisect import bisect_right
 from dataclasses import dataclass
+from functools import lru_cache
 from statistics import mean
 
 TABLE_TITLE = re.compile(r"^[ \t]*(Table [A-Z]?\d+)[.:]", re.M)
@@ -162,8 +165,9 @@ def dump_layouts(layouts: dict[str, TableLayout]) -> str:
     return json.dumps({label: layout.to_dict() for label, layout in layouts.items()}, ensure_ascii=False)
 
 
-def load_layouts(metadata: dict[str, str]) -> dict[str, TableLayout]:
-    data = json.loads(metadata.get("tables") or "{}")
+@lru_cache(maxsize=64)
+def _parse_layouts(tables: str) -> dict[str, TableLayout]:
+    data = json.loads(tables)
     return {label: TableLayout(label, tuple(d["columns"]), frozenset(d["value_counts"])) for label, d in data.items()}
 
 
@@ -178,31 +182,62 @@ def _row(line: str, layout: TableLayout) -> tuple[str, list[str]] | None:
     return " ".join(tokens), values
 
 
-def _inside(text: str, title_start: int, start: int, layout: TableLayout) -> bool:
-    """Whether ``start`` is still inside the table titled at ``title_start``: once its rows have begun, nothing but
-    rows and blank lines stands between them and ``start`` (a note or a later untitled table ends it)."""
+@dataclass(frozen=True)
+class _Region:
+    """Where a titled table stands in a cleaned text: a span starting from ``first`` on is under this title (later
+    titles start their own regions), and stays inside the table up to ``last``: the end of the first line after its
+    rows that is neither a row nor blank (a note, or a later untitled table). ``layout`` is None for a table without
+    one."""
+
+    first: int
+    last: int
+    layout: TableLayout | None
+
+
+def _table_end(text: str, line_start: int, layout: TableLayout | None) -> int:
+    """The end of the first line from ``line_start`` on that follows the table's rows and is neither a row, a footnote
+    row ("2004r 5 53,100") nor blank; the text's end when there is none."""
     rows_begun = False
-    for line in text[title_start:start].split("\n")[1:-1]:
-        if _row(line, layout) is not None:
+    offset = line_start
+    for line in text[line_start:].split("\n"):
+        offset += len(line) + 1
+        if layout is not None and _row(line, layout) is not None:
             rows_begun = True
             continue
         tokens = line.split()
-        row_like = len(tokens) >= 2 and all(_NUMBER.fullmatch(t) for t in tokens[1:])  # a footnote row: "2004r 5 53,100"
+        row_like = len(tokens) >= 2 and all(_NUMBER.fullmatch(t) for t in tokens[1:])
         if rows_begun and tokens and not row_like:
-            return False
-    return True
+            return offset - 1
+    return len(text)
 
 
-def labelled_rows(text: str, start: int, end: int, layouts: dict[str, TableLayout]) -> tuple[str, list[str]]:
-    """The table label and the labelled data rows of the span ``text[start:end]`` of a cleaned document ("" and []
-    when the span holds no row of a table with a layout). The table is the last one titled before the span, if the
-    span is still inside it."""
-    if not layouts:
+@lru_cache(maxsize=64)
+def _regions(text: str, tables: str) -> tuple[_Region, ...]:
+    """The regions of every titled table of a cleaned text, once per document version: quoting reads them for every
+    span of every answer."""
+    layouts = _parse_layouts(tables)
+    regions = []
+    for title in TABLE_TITLE.finditer(text):
+        layout = layouts.get(title.group(1))
+        after_title = text.find("\n", title.start())
+        last = len(text) if after_title < 0 or layout is None else _table_end(text, after_title + 1, layout)
+        regions.append(_Region(title.end() - 1, last, layout))
+    return tuple(regions)
+
+
+def labelled_rows(text: str, start: int, end: int, metadata: dict[str, str]) -> tuple[str, list[str]]:
+    """The table label and the labelled data rows of the span ``text[start:end]`` of a cleaned document whose
+    ``metadata`` holds its table layouts ("" and [] when the span holds no row of a table with a layout). The table
+    is the last one titled before the span, if the span is still inside it."""
+    tables = metadata.get("tables")
+    if not tables:
         return "", []
-    titles = list(TABLE_TITLE.finditer(text, 0, start + 1))
-    layout = layouts.get(titles[-1].group(1)) if titles else None
-    if layout is None or not _inside(text, titles[-1].start(), start, layout):
+    regions = _regions(text, tables)
+    at = bisect_right([r.first for r in regions], start) - 1
+    region = regions[at] if at >= 0 else None
+    if region is None or region.layout is None or start > region.last:
         return "", []
+    layout = region.layout
     rows = []
     for line in text[start:end].split("\n"):
         if (row := _row(line, layout)) is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from assistant.clean import clean
 from assistant.load import load_file
-from assistant.tables import in_order, labelled_rows, load_layouts, table_layouts
+from assistant.tables import dump_layouts, in_order, labelled_rows, table_layouts
 from tests.conftest import DOL_TABLES
 
 
@@ -62,38 +62,38 @@ def test_the_dol_tables_read_their_columns(corpus_mirror):
 
 def test_a_quoted_row_of_the_cleaned_text_reads_cell_by_cell(corpus_mirror):
     document = clean(load_file(corpus_mirror / DOL_TABLES))
-    layouts = load_layouts(document.metadata)
+    metadata = document.metadata
     start = document.text.index("1990 97,614")
     end = document.text.index("\n", start)
-    label, rows = labelled_rows(document.text, start, end, layouts)
+    label, rows = labelled_rows(document.text, start, end, metadata)
     assert label == "Table E19"
     assert rows == ["1990: Number of Plans 97,614 · Active Participants (thousands) 19,466 · Total Assets (millions) "
                     "384,854 · Total Contributions (millions) 48,998 · Total Benefits (millions) 32,028"]
     # a footnote row ("2004r 5 53,100") has neither all cells nor a leading run of them: it stays unlabelled
     start = document.text.index("2004r")
-    assert labelled_rows(document.text, start, document.text.index("\n", start), layouts) == ("", [])
+    assert labelled_rows(document.text, start, document.text.index("\n", start), metadata) == ("", [])
     # prose is no table row
     start = document.text.index("NOTES:")
-    assert labelled_rows(document.text, start, start + 40, layouts) == ("", [])
+    assert labelled_rows(document.text, start, start + 40, metadata) == ("", [])
 
 
 def test_a_row_like_line_after_the_table_has_ended_is_not_read_with_its_headings():
-    layouts = table_layouts(GROUPED)
+    metadata = {"tables": dump_layouts(table_layouts(GROUPED))}
     cleaned = ("Table B2. Plans by sponsor\n1990-1992\n\nAll Plans Small Plans\n\n1990 1,000 2,000 300 400\n"
                "1991 1,100 2,100 310 410\n\nNOTES: figures are rounded.\n\n1993 5 6 7 8\n")
     start = cleaned.index("1991")
-    assert labelled_rows(cleaned, start, cleaned.index("\n", start), layouts)[1] == [
+    assert labelled_rows(cleaned, start, cleaned.index("\n", start), metadata)[1] == [
         "1991: All Plans Defined Benefit 1,100 · All Plans Defined Contribution 2,100 · Small Plans Defined Benefit "
         "310 · Small Plans Defined Contribution 410"]
     start = cleaned.index("1993")
-    assert labelled_rows(cleaned, start, cleaned.index("\n", start), layouts) == ("", [])
+    assert labelled_rows(cleaned, start, cleaned.index("\n", start), metadata) == ("", [])
 
 
 def test_rows_after_a_footnote_row_are_still_inside_their_table(corpus_mirror):
     document = clean(load_file(corpus_mirror / DOL_TABLES))
     start = document.text.index("2023 724,720")
     label, rows = labelled_rows(document.text, start, document.text.index("\n", start),
-                                load_layouts(document.metadata))
+                                document.metadata)
     assert label == "Table E19" and rows[0].startswith("2023: Number of Plans 724,720 · Active Participants")
 
 
@@ -102,5 +102,5 @@ def test_footnote_marks_above_the_headings_do_not_start_the_rows(corpus_mirror):
     document = clean(load_file(corpus_mirror / DOL_TABLES))
     start = document.text.index("2000 735,651")
     label, rows = labelled_rows(document.text, start, document.text.index("\n", start),
-                                load_layouts(document.metadata))
+                                document.metadata)
     assert label == "Table E1" and "Single−Employer Plans Defined Contribution 685,639" in rows[0]
