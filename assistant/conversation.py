@@ -10,6 +10,7 @@ import uuid
 from contextlib import closing
 from pathlib import Path
 
+from assistant.answer_types import YEAR_DIGITS
 from assistant.errors import NotFound
 from assistant.schema import ChatTurn
 
@@ -115,4 +116,103 @@ def standalone_query(question: str, history: list[ChatTurn]) -> str:
     carried = [previous.pop()]
     while previous and is_elliptical(question) and needs_history(carried[-1]):
         carried.append(previous.pop())
-    return f"{question} ({' '.join(reversed(carried))})"
+    return f"{question} ({with_year_of(question, ' '.join(reversed(carried)))})"
+
+
+# --- years a follow-up points to -------------------------------------------------------------------------------------
+_NOT_A_YEAR_AFTER = r"(?![\d%]|,\d|s\b|’s|'s)"  # "1950s" is a decade, "2,010" and "2010%" no years
+_EXPLICIT_YEAR = re.compile(rf"(?<![\d.,$¥]){YEAR_DIGITS}{_NOT_A_YEAR_AFTER}")
+_ENGLISH_COUNTS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
+                   "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "fifteen": 15, "twenty": 20,
+                   "thirty": 30, "forty": 40, "fifty": 50}
+_CHINESE_DIGITS = {"一": 1, "两": 2, "二": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
+_LATER, _EARLIER = r"later|after(?:wards)?|on", r"earlier|before|prior|previously"
+_ENGLISH_SPAN = re.compile(
+    rf"\b(?P<n>\d{{1,2}}|{'|'.join(_ENGLISH_COUNTS)})[\s-]+(?P<unit>years?|decades?)\s+(?:(?P<later>{_LATER})|"
+    rf"(?P<earlier>{_EARLIER}))\b", re.I)
+_ENGLISH_STEP = re.compile(
+    r"\bthe\s+(?:(?P<next>next|following|subsequent)\s+year|year\s+(?P<after>after)|"
+    r"(?P<prev>previous|prior|preceding)\s+year|year\s+(?P<before>before))\b|"
+    r"\b(?P<same>that|the\s+same|that\s+same)\s+year\b", re.I)
+_CHINESE_SPAN = re.compile(r"(?<![\d,.])(?P<n>\d{1,2}|[一两二三四五六七八九十]{1,3})\s*年\s*(?:(?P<later>之?后|以后)|"
+                           r"(?P<earlier>之?前|以前))")
+_CHINESE_STEP = re.compile(r"(?P<next>次年|翌年|第二年|后一年|下一年)|(?P<prev>前一年|上一年)|(?P<same>那一?年|同一?年|当年|这一年)")
+
+
+def _chinese_count(numeral: str) -> int | None:
+    """"3" → 3, "十" → 10, "十五" → 15, "二十" → 20; None for what is not a plain count."""
+    if numeral.isdigit():
+        return int(numeral)
+    tens, _, units = numeral.partition("十")
+    if "十" not in numeral:
+        return _CHINESE_DIGITS.get(numeral)
+    if (tens and tens not in _CHINESE_DIGITS) or (units and units not in _CHINESE_DIGITS):
+        return None
+    return _CHINESE_DIGITS.get(tens, 1) * 10 + _CHINESE_DIGITS.get(units, 0)
+
+
+def year_offset(question: str) -> int | None:
+    """How far from the year the conversation is about a question points: "five years later" +5, "a decade earlier"
+    -10, "the year before" -1, "that year" 0, "三年前" -3, "次年" +1. None when it points to no year; vague spans
+    ("a few years later") point to none either."""
+    if match := _ENGLISH_SPAN.search(question):
+        n = match["n"].lower()
+        count = int(n) if n.isdigit() else _ENGLISH_COUNTS[n]
+        count *= 10 if match["unit"].lower().startswith("decade") else 1
+        return count if match["later"] else -count
+    if match := _CHINESE_SPAN.search(question):
+        years = _chinese_count(match["n"])
+        return None if years is None else (years if match["later"] else -years)
+    for pattern in (_ENGLISH_STEP, _CHINESE_STEP):
+        if match := pattern.search(question):
+            if match["same"]:
+                return 0
+            return 1 if match["next"] or match.groupdict().get("after") else -1
+    return None
+
+
+def explicit_years(text: str) -> list[str]:
+    """The years a text names, in order, without repeats ("in 1995", "2010 年"), not amounts such as "$2,010"."""
+    return list(dict.fromkeys(_EXPLICIT_YEAR.findall(text)))
+
+
+def resolve_relative_year(question: str, history: list[ChatTurn]) -> str:
+    """Name the year a follow-up points to: "and five years later?" after a question about 2000 becomes "and five
+    years later? (2005)", "那一年的缴款总额是多少?" after one about 2010 gets "(2010)".
+
+    Retrieval and the answer model match years by their digits; a relative year has none, so the table row of the
+    year the user means could not be told from its neighbours. The base year is the one the latest user question
+    names (its own relative year resolved first), looking further back through continuations that name none ("and
+    their total assets?"); a question that names no year is answered by its reply, if that names exactly one ("when
+    did North Carolina let its pensions buy bonds?" "In 1957"). Nothing is added where the question names a year of
+    its own, or the base is not one year."""
+    offset = year_offset(question)
+    if offset is None or explicit_years(question):
+        return question
+    base = _base_year(history)
+    return question if base is None else f"{question} ({base + offset})"
+
+
+def _base_year(history: list[ChatTurn]) -> int | None:
+    for at in range(len(history) - 1, -1, -1):
+        turn = history[at]
+        if turn.role != "user":
+            continue
+        years = explicit_years(resolve_relative_year(turn.content, history[:at]))
+        if not years and is_elliptical(turn.content):
+            continue  # a continuation that names no year is about the year before it
+        if not years:
+            replies = [t.content for t in history[at + 1:] if t.role == "assistant"]
+            years = explicit_years(replies[0]) if replies else []
+        return int(years[0]) if len(years) == 1 else None
+    return None
+
+
+def with_year_of(question: str, carried: str) -> str:
+    """The previous question with its year changed to the one the follow-up names: "and in 2005?" after "how many
+    plans were there in 2000?" searches for "how many plans were there in 2005?", not for both years at once. Only
+    where each names exactly one year."""
+    asked, earlier = explicit_years(question), explicit_years(carried)
+    if len(asked) != 1 or len(earlier) != 1 or asked == earlier:
+        return carried
+    return re.sub(rf"(?<![\d.,$¥]){earlier[0]}{_NOT_A_YEAR_AFTER}", asked[0], carried)

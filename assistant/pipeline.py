@@ -21,7 +21,7 @@ from assistant.answer_types import english_pipeline
 from assistant.bilingual import dictionary
 from assistant.cite import verified
 from assistant.clean import detect_language
-from assistant.conversation import ConversationStore, needs_history, standalone_query
+from assistant.conversation import ConversationStore, needs_history, resolve_relative_year, standalone_query
 from assistant.embed import TextEmbedder, make_embedder
 from assistant.errors import InvalidInput
 from assistant.glossary import from_metadata as glossary_pairs
@@ -172,6 +172,7 @@ class Assistant:
         """
         timings = timings if timings is not None else {}
         mark = time.perf_counter()
+        question = resolve_relative_year(question, history or [])
         queries = [question]
         rewritten = self._standalone(question, history or [])
         if rewritten != question:

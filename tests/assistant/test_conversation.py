@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.conversation import ConversationStore, UnknownConversation, needs_history, standalone_query
+from assistant.conversation import (
+    ConversationStore,
+    UnknownConversation,
+    explicit_years,
+    needs_history,
+    resolve_relative_year,
+    standalone_query,
+    year_offset,
+)
 from assistant.schema import ChatTurn
 
 NY_QUESTION = "When did New York let pension funds hold stocks?"
@@ -152,3 +160,83 @@ def test_without_a_previous_user_question_nothing_is_added():
     assert standalone_query(follow_up, []) == follow_up
     assistant_only = [ChatTurn(role="assistant", content=NY_ANSWER)]
     assert standalone_query(follow_up, assistant_only) == follow_up
+
+
+# --- the year a follow-up points to ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("question", "offset"), [
+    ("and five years later?", 5),
+    ("and a decade later", 10),
+    ("how about two years earlier", -2),
+    ("what did the total assets look like 10 years before that?", -10),
+    ("and in the following year?", 1),
+    ("what about the year before?", -1),
+    ("and their total assets that year?", 0),
+    ("三年前呢?", -3),
+    ("十年后 401(k) 计划支付了多少福利?", 10),
+    ("十五年之后呢", 15),
+    ("次年呢", 1),
+    ("前一年呢", -1),
+    ("那一年的缴款总额是多少?", 0),
+])
+def test_year_offset_reads_relative_years_in_both_languages(question, offset):
+    assert year_offset(question) == offset
+
+
+@pytest.mark.parametrize("question", [
+    "a few years later?",  # vague: no year to name
+    "1990 年前的情况",  # "before 1990", a year of its own, not "1990 years ago"
+    "How many years must an employee work before vesting?",
+    "What happened to pensions after the crash?",
+])
+def test_year_offset_is_none_where_no_relative_year_is_named(question):
+    assert year_offset(question) is None
+
+
+def test_explicit_years_are_years_not_amounts_or_decades():
+    assert explicit_years("$91,754 in 1984, 2,010 plans, 2010 年, the 1950s, 2020% and 1995 again 1984") == [
+        "1984", "2010", "1995"]
+
+
+def exchange(*turns: str) -> list[ChatTurn]:
+    return [ChatTurn(role="user" if i % 2 == 0 else "assistant", content=t) for i, t in enumerate(turns)]
+
+
+def test_a_relative_year_is_named_from_the_previous_question():
+    history = exchange("how many 401(k) plans were there in 2000?", "348,053 in 2000.")
+    assert resolve_relative_year("and five years later?", history) == "and five years later? (2005)"
+    assert resolve_relative_year("三年前呢?", history) == "三年前呢? (1997)"
+    assert resolve_relative_year("and their total assets that year?", history) == (
+        "and their total assets that year? (2000)")
+
+
+def test_a_relative_year_is_counted_from_the_resolved_one_before_it_and_through_continuations_without_a_year():
+    history = exchange("how many 401(k) plans were there in 2000?", "348,053.",
+                       "and five years later?", "436,207.",
+                       "and their total assets?", "2,395,792 million.")
+    assert resolve_relative_year("and the year after?", history) == "and the year after? (2006)"
+
+
+def test_a_question_without_a_year_takes_the_year_its_reply_named():
+    history = exchange("when did North Carolina let its pensions buy corporate bonds?", "In 1957, per the article.")
+    assert resolve_relative_year("and four years later?", history) == "and four years later? (1961)"
+
+
+@pytest.mark.parametrize(("question", "history"), [
+    ("and five years later?", exchange("how many plans were there in 1975 and in 2023?", "311,094 and 836,843.")),
+    ("and five years later?", exchange("what is a 401(k) plan?", "A plan of 1978, amended in 1981.")),  # two years
+    ("and five years later?", exchange("what is a 401(k) plan?", "An employer-sponsored savings plan.")),
+    ("how many were there in 2005, five years later?", exchange("how many plans were there in 2000?", "348,053.")),
+    ("and five years later?", []),
+])
+def test_nothing_is_added_where_the_base_is_not_one_year_or_the_question_names_its_own(question, history):
+    assert resolve_relative_year(question, history) == question
+
+
+def test_the_carried_question_takes_the_year_the_follow_up_names():
+    history = exchange("how many 401(k) plans were there in 2000?", "348,053 in 2000.")
+    assert standalone_query("and in 2005?", history) == "and in 2005? (how many 401(k) plans were there in 2005?)"
+    assert standalone_query("and five years later? (2005)", history) == (
+        "and five years later? (2005) (how many 401(k) plans were there in 2005?)")
+    assert standalone_query("and their assets?", history) == "and their assets? (how many 401(k) plans were there in 2000?)"

@@ -222,6 +222,18 @@ def test_a_follow_up_is_also_tried_alone_within_the_documents_the_conversation_f
     assert [query for query, _, _ in calls] == [question]
 
 
+def test_a_follow_up_that_points_to_a_relative_year_is_retrieved_and_answered_for_that_year(assistant, monkeypatch):
+    queries = []
+    retrieve = assistant.retriever.retrieve
+    monkeypatch.setattr(assistant.retriever, "retrieve", lambda query, **kw: queries.append(query) or retrieve(query, **kw))
+    history = [ChatTurn(role="user", content="How many 401(k)-type plans were there in 2000?"),
+               ChatTurn(role="assistant", content="348,053.")]
+    request = assistant.evidence("and five years later?", history)
+    assert request.question == "and five years later? (2005)"  # what the answer model matches sentences' years with
+    assert queries[:2] == ["and five years later? (2005)",
+                           "and five years later? (2005) (How many 401(k)-type plans were there in 2005?)"]
+
+
 def test_a_three_turn_conversation_follows_up_then_changes_topic(answering):
     first = answering.ask(PARTICIPANTS)
     follow_up = answering.ask("And what share of them can invest in alternative assets?",
