@@ -537,8 +537,12 @@ class ExtractiveAnswerer:
                 chosen[longer] = c
         return chosen
 
+    def assess(self, request: AnswerRequest) -> Evidence:
+        """The evidence an answer to the request is chosen from: none where nothing retrieved is on topic."""
+        return self.candidates(request) if self.supported(request) else Evidence()
+
     def stream(self, request: AnswerRequest) -> Iterator[str | Draft]:
-        candidates = self.candidates(request) if self.supported(request) else Evidence()
+        candidates = self.assess(request)
         confidence = self.confidence(candidates)
         if not self.answers(candidates):
             text = abstain_text(request.question)

@@ -670,8 +670,9 @@ def collect(assistant, items) -> list[QuestionRecord]:
         candidates = list(assistant.extractive.candidates(request))
         labels = [item.answerable and answers_reference(c.text, item.reference_contexts) for c in candidates]
         passages = [f"{h.title}\n{h.context}\n{h.text}" for h in request.hits]
-        records.append(QuestionRecord(item.question, candidates, labels, item.answerable, passages,
-                                      assistant.store.idf(tokenize(item.question)),
+        # the question as the answer model read it: a relative year named ("and that year? (1995)")
+        records.append(QuestionRecord(request.question, candidates, labels, item.answerable, passages,
+                                      assistant.store.idf(tokenize(request.question)),
                                       best_match_score(request.hits), item.category == "off_topic"))
     return records
 

@@ -200,7 +200,8 @@ class Assistant:
         if len(requests) == 1:
             return requests[0]
         mark = time.perf_counter()
-        confidences = [self.extractive.confidence(self.extractive.candidates(r)) for r in requests]
+        # judged as the answer will be: a try whose passages are all below the on-topic floor has no evidence
+        confidences = [self.extractive.confidence(self.extractive.assess(r)) for r in requests]
         timings["history_check"] = time.perf_counter() - mark
         # ties: a question that leans on what came before takes the conversation's evidence (the later tries)
         leans = needs_history(question)

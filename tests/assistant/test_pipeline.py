@@ -222,6 +222,26 @@ def test_a_follow_up_is_also_tried_alone_within_the_documents_the_conversation_f
     assert [query for query, _, _ in calls] == [question]
 
 
+def test_a_try_with_nothing_on_topic_never_wins_the_comparison(assistant, monkeypatch):
+    """The tries are judged as the answer will be: one whose passages are all below the on-topic floor has no
+    evidence, however its sentences score, or the answer would abstain although another try was on topic."""
+    follow_up = "why?"
+    history = [ChatTurn(role="user", content=PARTICIPANTS), ChatTurn(role="assistant", content="More than 90 million.")]
+    on_topic, candidates = assistant.extractive.supported, assistant.extractive.candidates
+
+    def rated(request):  # the question alone is the best-rated try, but nothing it retrieves is on topic
+        evidence = candidates(request)
+        if request.query == follow_up:
+            evidence.confidence = 0.99
+        return evidence
+
+    monkeypatch.setattr(assistant.extractive, "candidates", rated)
+    monkeypatch.setattr(assistant.extractive, "supported", lambda request: request.query != follow_up and on_topic(request))
+    request = assistant.evidence(follow_up, history)
+    assert request.query == f"{follow_up} ({PARTICIPANTS})"
+    assert assistant.extractive.confidence(assistant.extractive.assess(request)) > 0
+
+
 def test_a_follow_up_that_points_to_a_relative_year_is_retrieved_and_answered_for_that_year(assistant, monkeypatch):
     queries = []
     retrieve = assistant.retriever.retrieve
