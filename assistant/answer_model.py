@@ -102,6 +102,10 @@ DECADE_PATTERN = (r"(?<![\d.])(?<!\d,)(?P<full>1[6-9]\d|20\d)0(?:\s*年代|['’
 _DECADE = re.compile(DECADE_PATTERN, re.I)
 _DECADE_ITEM = re.compile(r"(?:1[6-9]|20)\d0s")
 _LATIN_NAME = re.compile(r"(?<!^)(?<![.?!]\s)\b(?:[A-Z][a-zA-Z]+|[A-Z]{2,}[a-z]?)\b|\b\w*\d\w*\([a-z]\)")
+# a code such as "401(k)", "401k", "403b", "457(b)": the name of a plan or a provision, not a number the question
+# pins down. Users write "401k" as often as the statutes write "401(k)", so both are the name "401(k)". A trailing
+# "s" is a plural ("their 30s"), not a code.
+_CODE = re.compile(r"(?<![\w.,])(\d+)(?:\(([a-z])\)|([a-rt-z]))(?![\w(])", re.I)
 _ZH_NAME_FLAGS = {"nr", "nrfg", "nrt", "ns", "nt", "nz"}
 
 
@@ -163,9 +167,15 @@ def decade_of(match: re.Match) -> str:
 
 
 def question_numbers(question: str) -> set[str]:
-    """The numbers a question pins down, its decades as "1930s" (``holds_number``)."""
+    """The numbers a question pins down, its decades as "1930s" (``holds_number``); not the digits of a code such as
+    "401(k)" or "401k", which is a name (``question_names``)."""
     decades, rest = question_decades(question)
-    return set(_NUMBER.findall(rest)) | decades
+    return set(_NUMBER.findall(_CODE.sub(" ", rest))) | decades
+
+
+def question_codes(question: str) -> set[str]:
+    """The codes a question names, written as the statutes write them: "401k" and "401(K)" are "401(k)"."""
+    return {f"{m.group(1)}({(m.group(2) or m.group(3)).lower()})" for m in _CODE.finditer(question)}
 
 
 def question_years(question: str) -> set[str]:
@@ -185,7 +195,7 @@ def holds_number(item: str, text: str) -> bool:
 def question_names(question: str) -> set[str]:
     """Names the question pins down: capitalised words not opening it, acronyms, "401(k)"-like codes; Chinese
     proper nouns (jieba's person, place, organisation and other proper-noun tags)."""
-    names = {m.group(0) for m in _LATIN_NAME.finditer(question.strip())}
+    names = {m.group(0) for m in _LATIN_NAME.finditer(question.strip())} | question_codes(question)
     if detect_language(question) == "zh":
         names |= {w for w, flag in pos_tags(question) if flag in _ZH_NAME_FLAGS and len(w) >= 2}
     return names
