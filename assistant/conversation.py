@@ -126,17 +126,23 @@ _ENGLISH_COUNTS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "
                    "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "fifteen": 15, "twenty": 20,
                    "thirty": 30, "forty": 40, "fifty": 50}
 _CHINESE_DIGITS = {"一": 1, "两": 2, "二": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
-_LATER, _EARLIER = r"later|after(?:wards)?|on", r"earlier|before|prior|previously"
+# "before" and "after" end the span ("ten years before that?"): followed by a clause they measure a duration ("work
+# two years before you vest"), as does a Chinese span inside a clause ("工作满 3 年后"), which must open the question
+# or close it with 呢
+_CLAUSE_END = r"(?=(?:\s+(?:that|then|this|it))?\s*(?:[?？.!,，;]|$))"
+_LATER = rf"(?:later|afterwards)\b|after{_CLAUSE_END}"
+_EARLIER = rf"(?:earlier|previously)\b|(?:before|prior){_CLAUSE_END}"
 _ENGLISH_SPAN = re.compile(
     rf"\b(?P<n>\d{{1,2}}|{'|'.join(_ENGLISH_COUNTS)})[\s-]+(?P<unit>years?|decades?)\s+(?:(?P<later>{_LATER})|"
-    rf"(?P<earlier>{_EARLIER}))\b", re.I)
+    rf"(?P<earlier>{_EARLIER}))", re.I)
 _ENGLISH_STEP = re.compile(
-    r"\bthe\s+(?:(?P<next>next|following|subsequent)\s+year|year\s+(?P<after>after)|"
-    r"(?P<prev>previous|prior|preceding)\s+year|year\s+(?P<before>before))\b|"
+    rf"\bthe\s+(?:(?P<next>next|following|subsequent)\s+year|year\s+(?P<after>after){_CLAUSE_END}|"
+    rf"(?P<prev>previous|prior|preceding)\s+year|year\s+(?P<before>before){_CLAUSE_END})|"
     r"\b(?P<same>that|the\s+same|that\s+same)\s+year\b", re.I)
-_CHINESE_SPAN = re.compile(r"(?<![\d,.])(?P<n>\d{1,2}|[一两二三四五六七八九十]{1,3})\s*年\s*(?:(?P<later>之?后|以后)|"
-                           r"(?P<earlier>之?前|以前))")
-_CHINESE_STEP = re.compile(r"(?P<next>次年|翌年|第二年|后一年|下一年)|(?P<prev>前一年|上一年)|(?P<same>那一?年|同一?年|当年|这一年)")
+_CHINESE_SPAN_CORE = r"(?P<n>\d{1,2}|[一两二三四五六七八九十]{1,3})\s*年\s*(?:(?P<later>之?后|以后)|(?P<earlier>之?前|以前))"
+_CHINESE_SPANS = (re.compile(rf"^\s*(?:那么?|而|再|还有)?\s*{_CHINESE_SPAN_CORE}"),
+                  re.compile(rf"(?<![\d,.]){_CHINESE_SPAN_CORE}\s*呢"))
+_CHINESE_STEP = re.compile(r"(?P<next>次年|翌年|第二年|后一年|下一年)|(?P<prev>前一年|上一年)|(?P<same>那一?年|同一?年|这一年)")
 
 
 def _chinese_count(numeral: str) -> int | None:
@@ -153,16 +159,18 @@ def _chinese_count(numeral: str) -> int | None:
 
 def year_offset(question: str) -> int | None:
     """How far from the year the conversation is about a question points: "five years later" +5, "a decade earlier"
-    -10, "the year before" -1, "that year" 0, "三年前" -3, "次年" +1. None when it points to no year; vague spans
-    ("a few years later") point to none either."""
+    -10, "the year before" -1, "that year" 0, "三年前" -3, "次年" +1. None when it points to no year: vague spans
+    ("a few years later"), durations ("work 3 years before you vest", "工作满 3 年后") and 当年 ("back then" as often as
+    "that year") point to none."""
     if match := _ENGLISH_SPAN.search(question):
         n = match["n"].lower()
         count = int(n) if n.isdigit() else _ENGLISH_COUNTS[n]
         count *= 10 if match["unit"].lower().startswith("decade") else 1
         return count if match["later"] else -count
-    if match := _CHINESE_SPAN.search(question):
-        years = _chinese_count(match["n"])
-        return None if years is None else (years if match["later"] else -years)
+    for pattern in _CHINESE_SPANS:
+        if match := pattern.search(question):
+            years = _chinese_count(match["n"])
+            return None if years is None else (years if match["later"] else -years)
     for pattern in (_ENGLISH_STEP, _CHINESE_STEP):
         if match := pattern.search(question):
             if match["same"]:

@@ -176,6 +176,9 @@ def test_without_a_previous_user_question_nothing_is_added():
     ("三年前呢?", -3),
     ("十年后 401(k) 计划支付了多少福利?", 10),
     ("十五年之后呢", 15),
+    ("那五年后的情况呢?", 5),
+    ("what about ten years before that?", -10),
+    ("and two years after?", 2),
     ("次年呢", 1),
     ("前一年呢", -1),
     ("那一年的缴款总额是多少?", 0),
@@ -189,6 +192,13 @@ def test_year_offset_reads_relative_years_in_both_languages(question, offset):
     "1990 年前的情况",  # "before 1990", a year of its own, not "1990 years ago"
     "How many years must an employee work before vesting?",
     "What happened to pensions after the crash?",
+    # durations, not years: "before" / "after" followed by a clause, a Chinese span inside a clause
+    "must an employee work 3 years before becoming eligible?",
+    "can I withdraw 2 years after leaving my job?",
+    "what happened the year before the crash?",
+    "工作满 3 年后才能领钱吗?",
+    "员工要工作两年以后才能参加吗?",
+    "跟当年引入股票相比,作者怎么评价现在引入加密资产",  # 当年 is "back then" as often as "that year"
 ])
 def test_year_offset_is_none_where_no_relative_year_is_named(question):
     assert year_offset(question) is None
