@@ -92,8 +92,9 @@ EVIDENCE_SENTENCES = 3  # the answer length of a sentence model saved without it
 
 _END = tuple(".。!?！？;；:：")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
-# four digits not inside a longer number (a thousands group has three digits, so "E1,2023" still names 2023)
-_YEAR = re.compile(rf"(?<![\d.]){YEAR_DIGITS}(?!\d|,\d{{3}}(?!\d))")
+# four digits not inside a longer number (a thousands group has three digits, so "E1,2023" still names 2023), nor a
+# share ("2020%") or a decade ("1950s")
+YEAR = re.compile(rf"(?<![\d.]){YEAR_DIGITS}(?!\d|,\d{{3}}(?!\d)|%|s\b|['’]s)")
 # "1930s", "1930’s", "1930 年代"; "上世纪 30 年代" and a bare "30 年代" (the 20th century unless 本世纪 says otherwise);
 # "the '30s", "the 30s" (an age is "their 30s", not "the 30s")
 DECADE_PATTERN = (r"(?<![\d.])(?<!\d,)(?P<full>1[6-9]\d|20\d)0(?:\s*年代|['’]?s\b)"
@@ -181,7 +182,13 @@ def question_codes(question: str) -> set[str]:
 def question_years(question: str) -> set[str]:
     """The years a question pins down ("in 1984", "1990 年"), its decades as "1930s"; not amounts such as "1,984"."""
     decades, rest = question_decades(question)
-    return set(_YEAR.findall(rest)) | decades
+    return set(YEAR.findall(rest)) | decades
+
+
+def explicit_years(text: str) -> list[str]:
+    """The years a text names, in order and once each ("in 1995", "2010 年"); not its decades, nor amounts such as
+    "1,984" or shares such as "2020%"."""
+    return list(dict.fromkeys(YEAR.findall(question_decades(text)[1])))
 
 
 def holds_number(item: str, text: str) -> bool:

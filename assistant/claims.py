@@ -143,9 +143,9 @@ _CN_BIG = {"万": 10_000, "亿": 100_000_000, "万亿": 1_000_000_000_000}
 _CN_NUM = "零〇○一二两三四五六七八九十百千点"
 _SCALE = {"thousand": 1e3, "million": 1e6, "billion": 1e9, "trillion": 1e12, "千": 1e3, "万": 1e4, "亿": 1e8,
           "万亿": 1e12}
-_WORDS = {w: i for i, w in enumerate("zero one two three four five six seven eight nine ten eleven twelve thirteen "
+NUMBER_WORDS = {w: i for i, w in enumerate("zero one two three four five six seven eight nine ten eleven twelve thirteen "
                                      "fourteen fifteen sixteen seventeen eighteen nineteen twenty".split())}
-_WORDS.update({"thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90})
+NUMBER_WORDS.update({"thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90})
 _MONTHS = {m: i + 1 for i, m in enumerate("january february march april may june july august september october "
                                           "november december".split())}
 _MONTHS.update({m[:3]: n for m, n in list(_MONTHS.items())})
@@ -247,12 +247,12 @@ def _number(text: str) -> tuple[float, float] | None:
     """(value, precision) of a number in digits (commas as thousands), Chinese numerals or English words."""
     raw = text.strip()
     low = raw.lower().replace("-", " ")
-    if low in _WORDS:
-        return float(_WORDS[low]), 0.5
+    if low in NUMBER_WORDS:
+        return float(NUMBER_WORDS[low]), 0.5
     if " " in low:
         tens, _, unit = low.partition(" ")
-        if tens in _WORDS and unit in _WORDS:
-            return float(_WORDS[tens] + _WORDS[unit]), 0.5
+        if tens in NUMBER_WORDS and unit in NUMBER_WORDS:
+            return float(NUMBER_WORDS[tens] + NUMBER_WORDS[unit]), 0.5
     if re.fullmatch(_NUM, raw):
         digits = raw.replace(",", "")
         decimals = len(digits.partition(".")[2])
@@ -262,6 +262,12 @@ def _number(text: str) -> tuple[float, float] | None:
         return None
     decimals = len(raw.partition("点")[2])
     return value, 0.5 * 10 ** -decimals
+
+
+def number_value(text: str) -> float | None:
+    """The value of a number written in digits, English words ("five", "twenty one") or Chinese numerals ("十五")."""
+    parsed = _number(text)
+    return None if parsed is None else parsed[0]
 
 
 def _month(match: re.Match) -> int | None:

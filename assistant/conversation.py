@@ -10,7 +10,8 @@ import uuid
 from contextlib import closing
 from pathlib import Path
 
-from assistant.answer_types import YEAR_DIGITS
+from assistant.answer_model import YEAR, explicit_years
+from assistant.claims import NUMBER_WORDS, number_value
 from assistant.errors import NotFound
 from assistant.schema import ChatTurn
 
@@ -120,12 +121,6 @@ def standalone_query(question: str, history: list[ChatTurn]) -> str:
 
 
 # --- years a follow-up points to -------------------------------------------------------------------------------------
-_NOT_A_YEAR_AFTER = r"(?![\d%]|,\d|s\b|’s|'s)"  # "1950s" is a decade, "2,010" and "2010%" no years
-_EXPLICIT_YEAR = re.compile(rf"(?<![\d.,$¥]){YEAR_DIGITS}{_NOT_A_YEAR_AFTER}")
-_ENGLISH_COUNTS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
-                   "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "fifteen": 15, "twenty": 20,
-                   "thirty": 30, "forty": 40, "fifty": 50}
-_CHINESE_DIGITS = {"一": 1, "两": 2, "二": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
 # "before" and "after" end the span ("ten years before that?"): followed by a clause they measure a duration ("work
 # two years before you vest"), as does a Chinese span inside a clause ("工作满 3 年后"), which must open the question
 # or close it with 呢
@@ -133,7 +128,7 @@ _CLAUSE_END = r"(?=(?:\s+(?:that|then|this|it))?\s*(?:[?？.!,，;]|$))"
 _LATER = rf"(?:later|afterwards)\b|after{_CLAUSE_END}"
 _EARLIER = rf"(?:earlier|previously)\b|(?:before|prior){_CLAUSE_END}"
 _ENGLISH_SPAN = re.compile(
-    rf"\b(?P<n>\d{{1,2}}|{'|'.join(_ENGLISH_COUNTS)})[\s-]+(?P<unit>years?|decades?)\s+(?:(?P<later>{_LATER})|"
+    rf"\b(?P<n>\d{{1,2}}|an?|{'|'.join(NUMBER_WORDS)})[\s-]+(?P<unit>years?|decades?)\s+(?:(?P<later>{_LATER})|"
     rf"(?P<earlier>{_EARLIER}))", re.I)
 _ENGLISH_STEP = re.compile(
     rf"\bthe\s+(?:(?P<next>next|following|subsequent)\s+year|year\s+(?P<after>after){_CLAUSE_END}|"
@@ -145,43 +140,26 @@ _CHINESE_SPANS = (re.compile(rf"^\s*(?:那么?|而|再|还有)?\s*{_CHINESE_SPAN
 _CHINESE_STEP = re.compile(r"(?P<next>次年|翌年|第二年|后一年|下一年)|(?P<prev>前一年|上一年)|(?P<same>那一?年|同一?年|这一年)")
 
 
-def _chinese_count(numeral: str) -> int | None:
-    """"3" → 3, "十" → 10, "十五" → 15, "二十" → 20; None for what is not a plain count."""
-    if numeral.isdigit():
-        return int(numeral)
-    tens, _, units = numeral.partition("十")
-    if "十" not in numeral:
-        return _CHINESE_DIGITS.get(numeral)
-    if (tens and tens not in _CHINESE_DIGITS) or (units and units not in _CHINESE_DIGITS):
-        return None
-    return _CHINESE_DIGITS.get(tens, 1) * 10 + _CHINESE_DIGITS.get(units, 0)
-
-
 def year_offset(question: str) -> int | None:
     """How far from the year the conversation is about a question points: "five years later" +5, "a decade earlier"
     -10, "the year before" -1, "that year" 0, "三年前" -3, "次年" +1. None when it points to no year: vague spans
     ("a few years later"), durations ("work 3 years before you vest", "工作满 3 年后") and 当年 ("back then" as often as
     "that year") point to none."""
-    if match := _ENGLISH_SPAN.search(question):
-        n = match["n"].lower()
-        count = int(n) if n.isdigit() else _ENGLISH_COUNTS[n]
-        count *= 10 if match["unit"].lower().startswith("decade") else 1
-        return count if match["later"] else -count
-    for pattern in _CHINESE_SPANS:
-        if match := pattern.search(question):
-            years = _chinese_count(match["n"])
-            return None if years is None else (years if match["later"] else -years)
+    for pattern in (_ENGLISH_SPAN, *_CHINESE_SPANS):
+        if span := pattern.search(question):
+            n = span["n"].lower()
+            count = 1 if n in ("a", "an") else number_value(n)  # digits, English words, Chinese numerals
+            if count is None:
+                return None
+            decades = (span.groupdict().get("unit") or "").lower().startswith("decade")
+            years = int(count) * (10 if decades else 1)
+            return years if span["later"] else -years
     for pattern in (_ENGLISH_STEP, _CHINESE_STEP):
         if match := pattern.search(question):
             if match["same"]:
                 return 0
             return 1 if match["next"] or match.groupdict().get("after") else -1
     return None
-
-
-def explicit_years(text: str) -> list[str]:
-    """The years a text names, in order, without repeats ("in 1995", "2010 年"), not amounts such as "$2,010"."""
-    return list(dict.fromkeys(_EXPLICIT_YEAR.findall(text)))
 
 
 def resolve_relative_year(question: str, history: list[ChatTurn]) -> str:
@@ -223,4 +201,4 @@ def with_year_of(question: str, carried: str) -> str:
     asked, earlier = explicit_years(question), explicit_years(carried)
     if len(asked) != 1 or len(earlier) != 1 or asked == earlier:
         return carried
-    return re.sub(rf"(?<![\d.,$¥]){earlier[0]}{_NOT_A_YEAR_AFTER}", asked[0], carried)
+    return YEAR.sub(lambda year: asked[0] if year.group(0) == earlier[0] else year.group(0), carried)
