@@ -155,7 +155,9 @@ _MONTH_RE = r"(?:January|February|March|April|May|June|July|August|September|Oct
 
 _NUM = r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?"
 _CNN = f"[{_CN_NUM}]+"
-_WORD_NUM = r"(?:(?:twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)(?:[-\s](?:one|two|three|four|five|six|" \
+# An English count in words, compounds included ("twenty one", "thirty-five"); zero and one are left to the
+# patterns that read them, where a bare "one" is a pronoun as often as a count.
+WORD_NUMBER = r"(?:(?:twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)(?:[-\s](?:one|two|three|four|five|six|" \
             r"seven|eight|nine))?|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|" \
             r"fifteen|sixteen|seventeen|eighteen|nineteen)"
 
@@ -169,7 +171,7 @@ _PATTERNS: list[tuple[str, re.Pattern]] = [
                         rf"(?P<d>\d{{1,2}}|[{_CN_NUM}]{{1,3}})\s*[日号]")),
     ("month", re.compile(rf"(?:(?P<y>\d{{4}}|[{_CN_NUM}]{{4}})\s*年\s*)(?P<mn>\d{{1,2}}|[{_CN_NUM}]{{1,3}})\s*月")),
     ("month", re.compile(rf"\b(?P<m>{_MONTH_RE})(?:\s+(?:of\s+)?(?P<y>\d{{4}}))\b")),
-    ("percent", re.compile(rf"(?<![A-Za-z0-9_.,])(?P<n>{_NUM}|{_WORD_NUM})\s*(?:%|％|percent\b|per\s+cent\b|"
+    ("percent", re.compile(rf"(?<![A-Za-z0-9_.,])(?P<n>{_NUM}|{WORD_NUMBER})\s*(?:%|％|percent\b|per\s+cent\b|"
                            r"percentage\s+points?\b)", re.I)),
     ("percent", re.compile(rf"百分之\s*(?P<n>{_NUM}|{_CNN})")),
     ("percent", re.compile(rf"(?P<n>{_NUM}|{_CNN})\s*个?百分点")),
@@ -181,7 +183,7 @@ _PATTERNS: list[tuple[str, re.Pattern]] = [
     ("year", re.compile(r"(?<![A-Za-z0-9_,.$])(?P<n>1[6-9]\d\d|20\d\d)(?![A-Za-z0-9_]|[,.]\d|\s*(?:%|percent))")),
     ("number", re.compile(rf"(?<![A-Za-z0-9_.])(?P<cur>\$|US\$)?(?P<n>{_NUM})(?![\d])(?:\s*(?:美元|元|dollars?))?")),
     ("number", re.compile(rf"(?P<n>{_CNN})\s*(?=[个名家项条位人次倍岁座所份种])")),
-    ("number", re.compile(rf"\b(?P<n>{_WORD_NUM})\b(?=\s+[a-z])", re.I)),
+    ("number", re.compile(rf"\b(?P<n>{WORD_NUMBER})\b(?=\s+[a-z])", re.I)),
 ]
 _NEGATION = re.compile(r"\b(?:not|no|never|none|neither|nor|cannot|without|prohibit\w*|forbid\w*)\b|n't\b|"
                        r"不|没有|没|未|无须|无需|并非|禁止")  # 非 alone is mostly a prefix (非政府, 而非)

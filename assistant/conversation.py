@@ -11,7 +11,7 @@ from contextlib import closing
 from pathlib import Path
 
 from assistant.answer_model import YEAR, explicit_years
-from assistant.claims import NUMBER_WORDS, number_value
+from assistant.claims import WORD_NUMBER, number_value
 from assistant.errors import NotFound
 from assistant.schema import ChatTurn
 
@@ -128,7 +128,7 @@ _CLAUSE_END = r"(?=(?:\s+(?:that|then|this|it))?\s*(?:[?？.!,，;]|$))"
 _LATER = rf"(?:later|afterwards)\b|after{_CLAUSE_END}"
 _EARLIER = rf"(?:earlier|previously)\b|(?:before|prior){_CLAUSE_END}"
 _ENGLISH_SPAN = re.compile(
-    rf"\b(?P<n>\d{{1,2}}|an?|{'|'.join(NUMBER_WORDS)})[\s-]+(?P<unit>years?|decades?)\s+(?:(?P<later>{_LATER})|"
+    rf"\b(?P<n>\d{{1,2}}|an?|one|{WORD_NUMBER})[\s-]+(?P<unit>years?|decades?)\s+(?:(?P<later>{_LATER})|"
     rf"(?P<earlier>{_EARLIER}))", re.I)
 _ENGLISH_STEP = re.compile(
     rf"\bthe\s+(?:(?P<next>next|following|subsequent)\s+year|year\s+(?P<after>after){_CLAUSE_END}|"

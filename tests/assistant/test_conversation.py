@@ -179,6 +179,9 @@ def test_without_a_previous_user_question_nothing_is_added():
     ("那五年后的情况呢?", 5),
     ("what about ten years before that?", -10),
     ("and two years after?", 2),
+    ("and twenty one years later?", 21),  # a compound count, not the "one" at its end
+    ("what about thirty-five years earlier", -35),
+    ("and one year later?", 1),
     ("次年呢", 1),
     ("前一年呢", -1),
     ("那一年的缴款总额是多少?", 0),
