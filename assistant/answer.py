@@ -94,6 +94,8 @@ class AnswerRequest:
     # The scored evidence, once an answerer has built it: deciding whether a follow-up needs its history already
     # scores both requests, and the chosen one is not scored again when it is answered.
     evidence: Evidence | None = field(default=None, repr=False)
+    # Table rows computed for the question (the answering row first; see assistant/table_query.py): quoted first.
+    table_rows: list[SentenceHit] = field(default_factory=list)
 
 
 @dataclass
@@ -458,6 +460,17 @@ class ExtractiveAnswerer:
                 sentence_id=row.sentence_id, document=row.document, chunk_id=row.chunk_id, start=row.start,
                 end=row.end, text=row.text, language=row.language, position=row.position, context=row.context,
                 title=row.title, cosine=row.score)
+        unseen = [row for row in request.table_rows if row.sentence_id not in found]
+        row_vectors = index.vectors([row.sentence_id for row in unseen]) if unseen else {}
+        for row in unseen:  # a computed row whose passage was folded away
+            if row.sentence_id in row_vectors:
+                found[row.sentence_id] = Candidate(
+                    sentence_id=row.sentence_id, document=row.document, chunk_id=row.chunk_id, start=row.start,
+                    end=row.end, text=row.text, language=row.language, position=row.position, context=row.context,
+                    title=row.title, cosine=float(np.dot(vector, row_vectors[row.sentence_id])))
+        for row in request.table_rows:
+            if row.sentence_id in found:
+                found[row.sentence_id].computed = True
         candidates = list(found.values())
         direct = [c for c in candidates if c.question_cosine is None]
         if own is not None and direct:  # the passages' sentences came with their vectors; these did not
@@ -469,7 +482,9 @@ class ExtractiveAnswerer:
         analysis, idf = analyse(request.question), self._idf(tokenize(request.question))
         featurize(analysis, request.question, candidates, float(top), idf)
         self.model.score(candidates)
-        ranked = sorted(candidates, key=lambda c: c.probability, reverse=True)
+        order = {row.sentence_id: i for i, row in enumerate(request.table_rows)}
+        # computed rows first, in their order (the answering row, then the one that shows a crossing)
+        ranked = sorted(candidates, key=lambda c: (order.get(c.sentence_id, len(order)), -c.probability))
         features = question_features(analysis, request.question, ranked,
                                      [f"{h.title}\n{h.context}\n{h.text}" for h in hits], idf)
         return Evidence(ranked, features, self.question_model.probability(features) if ranked else 0.0)
@@ -516,6 +531,8 @@ class ExtractiveAnswerer:
         all is what keeps the fact in the answer (the fit measures that trade on dev, see ``fit_near_tie_ratio``)."""
         if not candidates:
             return []
+        if candidates[0].computed:  # the rows a table computation picked say what the question asks
+            return [c for c in candidates if c.computed]
         threshold = self.near_tie_ratio * candidates[0].probability
         limit = self.settings.max_answer_sentences
         chosen = [candidates[0]]

@@ -39,6 +39,7 @@ from assistant.answer_types import (
 from assistant.bilingual import matched_words
 from assistant.clean import detect_language
 from assistant.retrieve import tokenize
+from assistant.table_query import without_bounds
 
 MODEL_PATH = Path(__file__).with_name("answer_model.json")
 FORMAT_VERSION = 4  # 3: the sentence model's threshold is the near-tie ratio; 4: the on-topic floor is fit with them
@@ -129,6 +130,7 @@ class Candidate:
     passage_score: float = 0.0
     passage_rank: int | None = None
     question_cosine: float | None = None  # cosine to the question alone when the query added history; None: = cosine
+    computed: bool = False  # a table row the question's computation picked (assistant/table_query.py), not the model
     features: dict[str, float] = field(default_factory=dict)
     types: set[str] = field(default_factory=set)
     probability: float = 0.0
@@ -234,6 +236,8 @@ def featurize(analysis: QuestionAnalysis, question: str, candidates: list[Candid
         return
     query_tokens = set(tokenize(question))
     numbers, names, years = question_numbers(question), question_names(question), question_years(question)
+    # a table row computed to answer "first exceed 800,000" is past the bound, not at it: it need not hold 800,000
+    computed_numbers = question_numbers(without_bounds(question))
     reader = detect_language(question)
     best = max(c.cosine for c in candidates)
     own = {id(c): c.cosine if c.question_cosine is None else c.question_cosine for c in candidates}
@@ -257,7 +261,7 @@ def featurize(analysis: QuestionAnalysis, question: str, candidates: list[Candid
             "type_asked": float(asked),
             "type_match": match,
             "type_miss": float(asked and match == 0.0),
-            "numbers_missing": missing_share(numbers, evidence),
+            "numbers_missing": missing_share(computed_numbers if c.computed else numbers, evidence),
             "years_missing": missing_share(years, c.text),
             "names_missing": missing_share(names, evidence),
             "position_inv": 1.0 / (1 + c.position),

@@ -22,7 +22,7 @@ import re
 import threading
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -30,10 +30,12 @@ import numpy as np
 
 from assistant.embed import TextEmbedder
 from assistant.lexical import tokenize  # one tokenizer for BM25, word statistics and the answer model
-from assistant.schema import Passage, SearchHit
+from assistant.schema import Document, Passage, SearchHit
 from assistant.sentences import SentenceHit
 from assistant.settings import Settings
 from assistant.store import IndexStore, hit_from
+from assistant.table_query import answer_rows, choose_column, series_question
+from assistant.tables import TableSeries, table_series
 
 _NORMALISE = re.compile(r"[\W_]+", re.U)
 FIT_PATH = Path(__file__).with_name("retrieval_fit.json")
@@ -68,6 +70,9 @@ def near_duplicate(a: str, b: str, threshold: float = 0.6) -> bool:
 class Retrieval:
     hits: list[SearchHit]
     sentences: list[SentenceHit] | None  # nearest sentences, best first; None: the sentence index was not searched
+    # Table rows computed for a question that describes a row by its values (assistant/table_query.py): the answering
+    # row first; their passages lead ``hits``.
+    table_rows: list[SentenceHit] = field(default_factory=list)
 
 
 @dataclass
@@ -95,6 +100,7 @@ class Retriever:
         self.store = store
         self._view: View | None = None
         self._lock = threading.Lock()
+        self._column_vectors: dict[tuple[str, str, str], np.ndarray] = {}  # (content hash, table, title) -> columns
         configured = settings.sentence_weight
         self.sentence_weight = fitted_sentence_weight() if configured is None else configured
 
@@ -174,7 +180,60 @@ class Retriever:
             ),
             key=lambda h: h.score, reverse=True,
         )
-        return Retrieval(fold_duplicates(ranked_hits, k), sentences)
+        hits = fold_duplicates(ranked_hits, k)
+        rows = self.table_rows(query, vector, hits, view.revision)
+        if rows:  # the computed rows' passages lead, whatever their similarity
+            lead = {r.chunk_id for r in rows}
+            by_id = {h.chunk_id: h for h in ranked_hits}
+            missing = [c for c in dict.fromkeys(r.chunk_id for r in rows) if c not in by_id]
+            for p, v in self.store.passages_by_id(missing):
+                by_id[p.chunk_id] = hit_from(p, float(np.dot(v, vector)), dense_score=round(float(np.dot(v, vector)), 4))
+            top = hits[0].score if hits else 0.0
+            first = [by_id[c].model_copy(update={"score": max(top, by_id[c].score)})
+                     for c in dict.fromkeys(r.chunk_id for r in rows) if c in by_id]
+            hits = fold_duplicates(first + [h for h in ranked_hits if h.chunk_id not in lead], k)
+        return Retrieval(hits, sentences, rows)
+
+    def table_rows(self, query: str, vector: np.ndarray, hits: list[SearchHit], revision: str) -> list[SentenceHit]:
+        """For a question that describes a row by its values ("the first year … above 800,000", "the year with the
+        most …"), the rows of the top passage's document's tables that answer it: the row, and for a crossing the
+        year before it (see assistant/table_query.py). [] for any other question, and where the question is not
+        about a table ("the peak of the Dow before the 1929 crash": the best passage is the article's)."""
+        asked = series_question(query)
+        if asked is None or not hits:
+            return []
+        documents: list[Document] = []
+        tables: list[TableSeries] = []
+        vectors: list[np.ndarray] = []
+        for doc_id in (hits[0].document,):
+            document = self.store.document(doc_id)
+            layouts = document.metadata.get("tables") if document is not None else None
+            if document is None or not layouts:
+                continue
+            for series in table_series(document.text, layouts):
+                documents.append(document)
+                tables.append(series)
+                vectors.append(self._columns(document, series))
+        choice = choose_column(query, vector, tables, vectors)
+        if choice is None:
+            return []
+        table, column = choice
+        rows = answer_rows(asked, tables[table], column)
+        document = documents[table]
+        if not rows or self.store.versions_of([document.doc_id], revision).get(document.doc_id) != document.version:
+            return []
+        found = self.store.sentences.within(document.doc_id, document.version, min(r.start for r in rows),
+                                            max(r.end for r in rows))
+        # each row's sentences, the answering row's first
+        return [s for r in rows for s in found if r.start <= s.start and s.end <= r.end]
+
+    def _columns(self, document: Document, series: TableSeries) -> np.ndarray:
+        """A table's columns embedded with its title, once per document text."""
+        key = (document.content_hash, series.label, series.title)
+        if key not in self._column_vectors:
+            inputs = [self.embedder.document_input(series.title, heading) for heading in series.columns]
+            self._column_vectors[key] = np.asarray(self.embedder.embed_document_inputs(inputs), dtype=np.float32)
+        return self._column_vectors[key]
 
 
 def fold_duplicates(ranked: list[SearchHit], k: int, threshold: float = 0.6) -> list[SearchHit]:

@@ -218,6 +218,13 @@ class SentenceIndex:
         """The stored vectors of these sentences (ids not stored are left out)."""
         return vectors_by_id(self.collection, sentence_ids, self.max_batch)
 
+    def within(self, doc_id: str, version: str, start: int, end: int) -> list[SentenceHit]:
+        """The stored sentences of one document version that lie inside ``[start, end)``, in document order."""
+        where = {"$and": [{"document": doc_id}, {"version": version}]}
+        found = [_hit(sid, text, meta) for sid, meta, text, _ in self._pages(where=where, include=["metadatas",
+                                                                                                 "documents"])]
+        return sorted((h for h in found if start <= h.start and h.end <= end), key=lambda h: h.start)
+
     def for_passages(self, chunk_ids: list[str]) -> list[tuple[SentenceHit, np.ndarray]]:
         """Every stored sentence of these passages with its vector, in passage order then sentence order."""
         order = {cid: i for i, cid in enumerate(dict.fromkeys(chunk_ids))}

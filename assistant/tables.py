@@ -245,3 +245,62 @@ def labelled_rows(text: str, start: int, end: int, metadata: dict[str, str]) -> 
             cells = " · ".join(f"{heading} {value}" for heading, value in zip(layout.columns[1:], values))
             rows.append(f"{key}: {cells}")
     return (layout.label, rows) if rows else ("", [])
+
+
+# --- a table's columns as series, for questions answered by computing over rows --------------------------------------
+
+_YEAR_KEY = re.compile(r"(?:19|20)\d\d")
+
+
+@dataclass(frozen=True)
+class SeriesRow:
+    """A row keyed by a plain year; ``values`` are its cells as printed (fewer than the columns where the table
+    added columns later), ``start``/``end`` its line in the cleaned text."""
+
+    year: int
+    values: tuple[str, ...]
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class TableSeries:
+    """A titled table with a layout: its title as printed, its value columns' headings, and its yearly rows."""
+
+    label: str
+    title: str
+    columns: tuple[str, ...]
+    rows: tuple[SeriesRow, ...]
+
+
+def _title(text: str, at: int) -> str:
+    """A table title's lines, up to a blank line or one that opens with a digit (a year range, footnote marks)."""
+    lines = []
+    for line in text[at:].split("\n"):
+        if not line.strip() or line.lstrip()[:1].isdigit():
+            break
+        lines.append(line.strip())
+    return " ".join(lines)
+
+
+@lru_cache(maxsize=16)
+def table_series(text: str, tables: str) -> tuple[TableSeries, ...]:
+    """The tables of a cleaned text whose layout is known (``tables``: the document's ``metadata["tables"]``), each
+    with the rows keyed by a plain year ("2004r", a revised figure, is a note to its year rather than a year of the
+    series). Once per document version, like the regions quoting reads."""
+    series = []
+    for title, region in zip(TABLE_TITLE.finditer(text), _regions(text, tables)):
+        layout = region.layout
+        if layout is None:
+            continue
+        rows = []
+        offset = region.first
+        for line in text[region.first:region.last].split("\n"):
+            row = _row(line, layout)
+            if row is not None and _YEAR_KEY.fullmatch(row[0]):
+                rows.append(SeriesRow(int(row[0]), tuple(row[1]), offset, offset + len(line)))
+            offset += len(line) + 1
+        if rows:
+            series.append(TableSeries(layout.label, _title(text, title.start()), layout.columns[1:],
+                                      tuple(sorted(rows, key=lambda r: r.year))))
+    return tuple(series)

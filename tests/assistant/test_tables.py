@@ -104,3 +104,18 @@ def test_footnote_marks_above_the_headings_do_not_start_the_rows(corpus_mirror):
     label, rows = labelled_rows(document.text, start, document.text.index("\n", start),
                                 document.metadata)
     assert label == "Table E1" and "Single−Employer Plans Defined Contribution 685,639" in rows[0]
+
+
+def test_the_dol_tables_read_as_yearly_series(corpus_mirror):
+    from assistant.tables import table_series
+
+    document = clean(load_file(corpus_mirror / DOL_TABLES))
+    series = {s.label: s for s in table_series(document.text, document.metadata["tables"])}
+    e19 = series["Table E19"]
+    assert e19.title == ("Table E19. Number of 401(k)-Type Plans, Active Participants, Assets, Contributions, "
+                         "and Benefits")
+    assert [r.year for r in e19.rows] == list(range(1984, 2024))  # "2004r", a revised figure, is no year of its own
+    row = e19.rows[12]
+    assert document.text[row.start:row.end].split() == ["1996", *row.values] and row.values[2] == "1,061,493"
+    e1 = series["Table E1"]
+    assert len(e1.rows[0].values) == 9 and len(e1.rows[-1].values) == 12  # columns added in 2017

@@ -1,0 +1,175 @@
+"""Step 6 (retrieve), for questions that describe a table row by its values rather than its words.
+
+"In which year did 401(k) assets first top $1 trillion?" and "哪一年 401(k) 类计划数量最少?" name no row: the row
+that answers holds neither "1 trillion" nor "最少", and looks like its forty neighbours to the embedding model, so
+similarity search cannot find it. The table can: the first year a column crosses a threshold, or its highest or
+lowest year, is a computation over the column. This module reads what such a question asks (``series_question``),
+picks the column it is about (``choose_column``) and finds the row (``answer_rows``); the retriever puts that row's
+passage first and hands the row to the answerer as computed evidence. The row is quoted verbatim like any other
+evidence, and the answer model still decides, with its calibrated confidence, whether to answer.
+
+A crossing is only claimed where the table shows it: an earlier year on the other side of the threshold. A series
+that starts past it, or never reaches it, gives no row (the table cannot say when, or says it never happened).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from assistant.bilingual import matched_words
+from assistant.claims import cn_number
+from assistant.lexical import tokenize
+from assistant.tables import SeriesRow, TableSeries
+
+Operation = Literal["above", "below", "highest", "lowest"]
+
+_SCALES = {"thousand": 1e3, "million": 1e6, "mn": 1e6, "billion": 1e9, "bn": 1e9, "trillion": 1e12, "tn": 1e12, "千": 1e3, "万": 1e4, "百万": 1e6, "千万": 1e7, "亿": 1e8,
+           "十亿": 1e9, "百亿": 1e10, "千亿": 1e11, "万亿": 1e12}
+# not a code such as "401(k)" or "401k": a number followed by a letter or a bracket is a name
+_EN_NUMBER = r"\$?\s?(?P<n>\d[\d,]*(?:\.\d+)?)(?:\s*(?P<scale>thousand|million|billion|trillion|mn|bn|tn)\b)?(?![\w(])"
+_CN_NUMBER = r"(?P<n>\d[\d,]*(?:\.\d+)?|[零〇一二两三四五六七八九十百千]+)\s*(?P<scale>万亿|千亿|百亿|十亿|千万|百万|亿|万|千)?"
+_EN_UP = r"above|over|more\s+than|greater\s+than|higher\s+than|in\s+excess\s+of|exceed(?:s|ed|ing)?|top(?:s|ped)?|" \
+         r"pass(?:es|ed)?|surpass(?:es|ed)?|cross(?:es|ed)?|break(?:s)?|broke|past|beyond|reach(?:es|ed)?|hit|" \
+         r"at\s+least"
+_EN_DOWN = r"below|under|beneath|less\s+than|fewer\s+than|lower\s+than"
+_THRESHOLDS = (
+    (re.compile(rf"\b(?:{_EN_UP})\s+(?:the\s+)?{_EN_NUMBER}", re.I), "above"),
+    (re.compile(rf"\b(?:{_EN_DOWN})\s+(?:the\s+)?{_EN_NUMBER}", re.I), "below"),
+    (re.compile(rf"(?:超过|超出|突破|高于|多于|大于|达到|逾)\s*{_CN_NUMBER}"), "above"),
+    (re.compile(rf"(?:跌破|低于|少于|小于|不足|不到)\s*{_CN_NUMBER}"), "below"),
+)
+# "at most", 最多能, 最高不得 bound a single figure ("at most how much GDP"); they ask for no extreme of a series
+_EXTREMES = (
+    (re.compile(r"(?<!at )\b(?:most|highest|largest|biggest|greatest|peak(?:ed|s)?|maximum|record\s+high)\b|"
+                r"(?:最多|最高|最大)(?![能可不只])|峰值|顶峰|高峰", re.I), "highest"),
+    (re.compile(r"(?<!at )\b(?:fewest|least|lowest|smallest|minimum|record\s+low)\b|(?:最少|最低|最小)(?![能可不只])|"
+                r"谷底|低谷", re.I), "lowest"),
+)
+# The question asks for a year (or, for an extreme, the value there): "when", "which year", 哪一年, 什么时候, 多少.
+_ASKS_YEAR = re.compile(r"\b(?:when|which\s+year|what\s+year)\b|哪一?年|哪个年份|什么时候|何时", re.I)
+_ASKS_VALUE = re.compile(r"\bhow\s+(?:many|much)\b|\bwhat\s+was\b|多少", re.I)
+_UNIT = re.compile(r"\(([^)]*)\)")
+_TOTAL = "total"  # a statistical table's aggregate: the reading a question means when it names no part
+
+
+@dataclass(frozen=True)
+class SeriesQuestion:
+    """What a question asks of a column: the first year past ``threshold`` (in plain units: dollars, plans,
+    people), or its highest or lowest year."""
+
+    operation: Operation
+    threshold: float | None = None
+
+
+def _amount(match: re.Match) -> float | None:
+    digits = match["n"].replace(",", "")
+    value = float(digits) if digits[:1].isdigit() else cn_number(digits)
+    if value is None:
+        return None
+    scale = (match["scale"] or "").lower()
+    return value * _SCALES.get(scale, 1.0)
+
+
+def series_question(question: str) -> SeriesQuestion | None:
+    """The operation a question asks of a table column, or None. A threshold needs a question for a year ("when
+    did … first exceed 800,000"); an extreme needs one for a year or a value ("which year had the most …", "what
+    was the highest …")."""
+    if _ASKS_YEAR.search(question):
+        for pattern, operation in _THRESHOLDS:
+            if (match := pattern.search(question)) and (amount := _amount(match)) is not None:
+                return SeriesQuestion(operation, amount)  # type: ignore[arg-type]
+    if _ASKS_YEAR.search(question) or _ASKS_VALUE.search(question):
+        for pattern, operation in _EXTREMES:
+            if pattern.search(question):
+                return SeriesQuestion(operation)  # type: ignore[arg-type]
+    return None
+
+
+def without_bounds(question: str) -> str:
+    """The question with its bounds blanked out: in "when did assets first exceed $5 trillion?" the 5 trillion is
+    what the answer is compared with, not a number the evidence must hold."""
+    for pattern, _ in _THRESHOLDS:
+        question = pattern.sub(lambda m: " " * len(m.group(0)), question)
+    return question
+
+
+def column_scale(heading: str) -> float:
+    """What one unit of a column is worth: "Total Assets (millions)" 1e6, "Active Participants (thousands)" 1e3."""
+    for unit in _UNIT.findall(heading):
+        for word in unit.lower().split():
+            word = word.removesuffix("s")
+            if word in _SCALES and len(word) > 2:
+                return _SCALES[word]
+    return 1.0
+
+
+def cell_value(cell: str) -> float | None:
+    try:
+        return float(cell.lstrip("$€£").rstrip("%").replace(",", ""))
+    except ValueError:
+        return None
+
+
+def answer_rows(asked: SeriesQuestion, series: TableSeries, column: int) -> list[SeriesRow]:
+    """The row that answers, and for a crossing the year before it (which shows the crossing): [] where the column
+    gives no answer (no year past the threshold, or the first year already past it)."""
+    values: list[tuple[SeriesRow, float]] = []
+    for row in series.rows:
+        value = cell_value(row.values[column]) if column < len(row.values) else None
+        if value is not None:
+            values.append((row, value))
+    if not values:
+        return []
+    if asked.operation in ("highest", "lowest"):
+        pick = max if asked.operation == "highest" else min
+        return [pick(values, key=lambda rv: rv[1])[0]]
+    threshold = (asked.threshold or 0.0) / column_scale(series.columns[column])
+    past = (lambda v: v > threshold) if asked.operation == "above" else (lambda v: v < threshold)
+    for i, (row, value) in enumerate(values):
+        if past(value):
+            return [row, values[i - 1][0]] if i > 0 else []
+    return []
+
+
+def _heading_words(heading: str) -> set[str]:
+    """A heading's words without its unit and without "total", which a question about the aggregate leaves out."""
+    return {w for w in tokenize(_UNIT.sub(" ", heading).replace("−", "-")) if w != _TOTAL}
+
+
+def _initials(heading: str) -> set[str]:
+    """Two-word phrases of a heading as initials: "Defined Contribution" → "dc"."""
+    words = re.findall(r"[A-Za-z]+", _UNIT.sub(" ", heading))
+    return {(a[0] + b[0]).lower() for a, b in zip(words, words[1:])}
+
+
+def words_left_out(question: str, heading: str) -> int:
+    """How many of a heading's words the question does not name (as they are, translated, or as initials such as
+    "DC"): "defined benefit plans" leaves out nothing of "Total Plans Defined Benefit" but "multiemployer" of
+    "Multiemployer Plans Defined Benefit"."""
+    words = _heading_words(heading)
+    named = matched_words(words, question)
+    for initials in _initials(heading) & set(tokenize(question)):
+        named |= {w for w in words if w[:1] in initials}
+    return len(words - named)
+
+
+def choose_column(question: str, question_vector: np.ndarray, series: list[TableSeries],
+                  column_vectors: list[np.ndarray]) -> tuple[int, int] | None:
+    """(table, column) the question is about: the table with the column nearest in meaning, then within it the
+    column whose heading the question names most completely (fewest words left out), nearest in meaning among
+    equals. ``column_vectors[t]`` holds table ``t``'s columns, each embedded with the table's title.
+
+    Meaning alone confuses sibling columns ("Multiemployer Plans Defined Benefit" came nearest to "the most defined
+    benefit plans"); words alone cannot compare a Chinese question with most English headings, whose words the
+    dictionary does not translate, and then leave meaning to decide."""
+    if not series:
+        return None
+    cosines = [vectors @ question_vector for vectors in column_vectors]
+    table = int(np.argmax([float(c.max()) for c in cosines]))
+    headings = series[table].columns
+    column = min(range(len(headings)), key=lambda i: (words_left_out(question, headings[i]), -float(cosines[table][i])))
+    return table, column

@@ -1,0 +1,166 @@
+"""Questions that describe a table row by its values: the first year past a bound, the highest or lowest year."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from assistant.answer_model import Candidate, featurize, question_numbers
+from assistant.answer_types import analyse
+from assistant.pipeline import Assistant
+from assistant.settings import Settings
+from assistant.table_query import (
+    SeriesQuestion,
+    answer_rows,
+    cell_value,
+    choose_column,
+    column_scale,
+    series_question,
+    without_bounds,
+    words_left_out,
+)
+from assistant.tables import SeriesRow, TableSeries
+from tests.conftest import CEA_MD, DOL_TABLES, MANIFEST, MINILM_ABSTAIN_THRESHOLD, close_store, copy_into
+
+
+@pytest.mark.parametrize(("question", "asked"), [
+    ("In which year did total 401(k) assets first top $1 trillion?", SeriesQuestion("above", 1e12)),
+    ("when did the number of plans first exceed 800,000?", SeriesQuestion("above", 800_000)),
+    ("which year did plans first have more than 60 million active participants?", SeriesQuestion("above", 6e7)),
+    ("When did defined benefit plans first fall below 50,000?", SeriesQuestion("below", 50_000)),
+    ("401(k) 计划的总缴款是哪一年首次超过 5000 亿美元的?", SeriesQuestion("above", 5e11)),
+    ("活跃参与者人数哪一年首次突破三千万?", SeriesQuestion("above", 3e7)),
+    ("哪一年 DB 计划跌破五万个?", SeriesQuestion("below", 5e4)),
+    ("which year had the most defined benefit plans?", SeriesQuestion("highest")),
+    ("what was the lowest number of multiemployer plans?", SeriesQuestion("lowest")),
+    ("哪一年 401(k) 类计划数量最少?", SeriesQuestion("lowest")),
+])
+def test_a_question_about_a_row_by_its_values_is_read_as_an_operation(question, asked):
+    assert series_question(question) == asked
+
+
+@pytest.mark.parametrize("question", [
+    "How many 401(k)-type plans were there in 2000?",  # names its row
+    "Under the 401k safe harbor match, what's the match rate on the first 3%?",  # "under the 401k" is a code
+    "how much GDP could private equity add at most?",  # "at most" bounds one figure
+    "合格自动供款安排的自动供款比例最高不得超过工资的多少?",  # 最高不得: "at most", not the highest year
+    "did more than 90 million Americans have such plans?",  # a bound, but no year or value asked for
+    "Which company offered the most generous 401(k) match?",  # an extreme, but neither a year nor a value
+])
+def test_other_questions_ask_no_operation(question):
+    assert series_question(question) is None
+
+
+def test_a_bound_is_not_a_number_the_evidence_must_hold():
+    assert question_numbers("when did the number of plans first exceed 800,000?") == {"800,000"}
+    assert question_numbers(without_bounds("when did the number of plans first exceed 800,000?")) == set()
+    assert question_numbers(without_bounds("how many plans were there in 1990?")) == {"1990"}
+
+
+def test_units_and_cells_are_read_as_printed():
+    assert column_scale("Total Assets (millions)") == 1e6
+    assert column_scale("Active Participants (thousands)") == 1e3
+    assert column_scale("Number of Plans") == 1.0
+    assert cell_value("$91,754") == 91754.0
+    assert cell_value("1,061,493") == 1061493.0
+    assert cell_value("n/a") is None
+
+
+ASSETS = TableSeries("Table X1", "Table X1. Plans and assets", ("Number of Plans", "Total Assets (millions)"), (
+    SeriesRow(1994, ("174,945", "674,681"), 0, 10),
+    SeriesRow(1995, ("200,813", "863,918"), 11, 20),
+    SeriesRow(1996, ("230,808", "1,061,493"), 21, 30),
+    SeriesRow(1997, ("210,000", "1,264,168"), 31, 40),
+))
+
+
+def test_a_crossing_is_the_first_year_past_the_bound_with_the_year_before_it():
+    rows = answer_rows(SeriesQuestion("above", 1e12), ASSETS, 1)  # $1 trillion in a column of millions
+    assert [r.year for r in rows] == [1996, 1995]
+    falling = TableSeries("Table X3", "Table X3", ("Defined Benefit",), (
+        SeriesRow(1997, ("59,499",), 0, 5), SeriesRow(1998, ("56,405",), 6, 11), SeriesRow(1999, ("49,895",), 12, 20)))
+    assert [r.year for r in answer_rows(SeriesQuestion("below", 50_000), falling, 0)] == [1999, 1998]
+
+
+def test_no_crossing_is_claimed_where_the_table_does_not_show_one():
+    assert answer_rows(SeriesQuestion("above", 1e13), ASSETS, 1) == []  # never reached
+    assert answer_rows(SeriesQuestion("above", 100_000), ASSETS, 0) == []  # already past in the first year
+
+
+def test_extremes_are_the_highest_and_lowest_years():
+    assert [r.year for r in answer_rows(SeriesQuestion("highest"), ASSETS, 0)] == [1996]
+    assert [r.year for r in answer_rows(SeriesQuestion("lowest"), ASSETS, 1)] == [1994]
+
+
+def test_a_shorter_row_is_skipped_for_the_columns_it_lacks():
+    grown = TableSeries("Table X2", "Table X2", ("Total", "Added later"), (
+        SeriesRow(2015, ("10",), 0, 5), SeriesRow(2016, ("12",), 6, 11), SeriesRow(2017, ("13", "4"), 12, 20),
+        SeriesRow(2018, ("14", "6"), 21, 30)))
+    assert [r.year for r in answer_rows(SeriesQuestion("highest"), grown, 1)] == [2018]
+    assert [r.year for r in answer_rows(SeriesQuestion("lowest"), grown, 1)] == [2017]
+
+
+def test_words_left_out_prefer_the_column_the_question_names_whole():
+    question = "which year had the most defined benefit plans?"
+    assert words_left_out(question, "Total Plans Defined Benefit") == 0  # "total" is the aggregate, implied
+    assert words_left_out(question, "Multiemployer Plans Defined Benefit") == 1
+    assert words_left_out("单一雇主 DC 计划数量最多的是哪一年?", "Single−Employer Plans Defined Contribution") == 0
+    assert words_left_out("单一雇主 DC 计划数量最多的是哪一年?", "Single−Employer Plans Defined Benefit") == 2
+    assert words_left_out("total assets", "Total Assets (millions)") == 0  # the unit is no word of the heading
+
+
+def test_the_column_is_the_most_completely_named_then_the_nearest_in_meaning():
+    e1 = TableSeries("Table E1", "Table E1. Number of Pension Plans", (
+        "Total Plans Defined Benefit", "Multiemployer Plans Defined Benefit", "Total Plans Defined Contribution"), ())
+    e19 = TableSeries("Table E19", "Table E19. 401(k)-Type Plans", ("Number of Plans", "Total Assets (millions)"), ())
+    vector = np.array([1.0, 0.0], dtype=np.float32)
+    vectors = [np.array([[0.6, 0.8], [0.9, 0.1], [0.5, 0.5]], dtype=np.float32),  # E1 holds the nearest column
+               np.array([[0.2, 0.9], [0.1, 0.9]], dtype=np.float32)]
+    # meaning alone would take Multiemployer (0.9); the question never says "multiemployer"
+    assert choose_column("which year had the most defined benefit plans?", vector, [e1, e19], vectors) == (0, 0)
+    # nothing named: the heading that leaves out fewest words (the aggregate), then meaning
+    assert choose_column("哪一年最多?", vector, [e1, e19], vectors) == (0, 0)
+    assert choose_column("哪一年最多?", np.array([0.0, 1.0], dtype=np.float32), [e1, e19], vectors) == (1, 1)
+    assert choose_column("anything", vector, [], []) is None
+
+
+def test_a_computed_row_need_not_hold_the_bound_but_other_sentences_must():
+    question = "when did the number of plans first exceed 800,000?"
+    rows = [Candidate(sentence_id=f"s{i}", document="d", chunk_id="c", start=0, end=10, text="2022 801,371 46,508",
+                      language="en", position=0, context="", title="t", cosine=0.5) for i in range(2)]
+    rows[0].computed = True
+    featurize(analyse(question), question, rows, 0.5, {})
+    assert rows[0].features["numbers_missing"] == 0.0
+    assert rows[1].features["numbers_missing"] == 1.0
+
+
+# --- through the pipeline: the real DOL tables, the real store ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tables_assistant(tmp_path_factory, minilm_path, corpus_mirror, shared_embedder):
+    base = tmp_path_factory.mktemp("tables")
+    settings = Settings(corpus_dir=base / "corpus", index_dir=base / "index", model_cache=base / "models",
+                        embedding_model=minilm_path, embedding_dtype="float32", corpus_manifest=MANIFEST,
+                        llm_provider="none", lexical_weight=0.0, abstain_threshold=MINILM_ABSTAIN_THRESHOLD,
+                        answer_threshold=0.0)
+    copy_into(settings.corpus_dir, [DOL_TABLES, CEA_MD], corpus_mirror)
+    built = Assistant(settings, embedder=shared_embedder)
+    assert not built.sync(show_progress=False).failed
+    yield built
+    close_store(built.store)
+
+
+def test_the_row_past_a_bound_leads_retrieval_and_is_quoted(tables_assistant):
+    question = "In which year did total 401(k) plan assets first exceed $1 trillion?"
+    retrieval = tables_assistant.retriever.retrieve(question)
+    assert [r.text.split()[0] for r in retrieval.table_rows] == ["1996", "1995"]
+    assert retrieval.table_rows[0].text in retrieval.hits[0].text
+    answer = tables_assistant.ask(question, history=[])
+    quotes = " ".join(c.quote for c in answer.citations)
+    assert "1996 230,808 30,643 1,061,493" in quotes and "1995 200,813" in quotes
+    assert "Total Assets (millions) 1,061,493" in answer.answer  # the row read under its headings
+
+
+def test_a_question_that_names_its_row_computes_nothing(tables_assistant):
+    assert tables_assistant.retriever.retrieve("How many 401(k)-type plans were there in 1996?").table_rows == []
