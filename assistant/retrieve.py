@@ -34,7 +34,7 @@ from assistant.schema import Document, Passage, SearchHit
 from assistant.sentences import SentenceHit
 from assistant.settings import Settings
 from assistant.store import IndexStore, hit_from
-from assistant.table_query import answer_rows, choose_column, series_question
+from assistant.table_query import answer_rows, choose_column, never_reached, series_question
 from assistant.tables import TableSeries, table_series
 
 _NORMALISE = re.compile(r"[\W_]+", re.U)
@@ -73,6 +73,14 @@ class Retrieval:
     # Table rows computed for a question that describes a row by its values (assistant/table_query.py): the answering
     # row first; their passages lead ``hits``.
     table_rows: list[SentenceHit] = field(default_factory=list)
+    # The question asks when a column of the top document's table first passed a bound it never passes
+    bound_never_reached: bool = False
+
+
+@dataclass
+class TableFinding:
+    rows: list[SentenceHit] = field(default_factory=list)  # the answering row first
+    bound_never_reached: bool = False
 
 
 @dataclass
@@ -181,7 +189,8 @@ class Retriever:
             key=lambda h: h.score, reverse=True,
         )
         hits = fold_duplicates(ranked_hits, k)
-        rows = self.table_rows(query, vector, hits, view.revision)
+        finding = self.table_finding(query, vector, hits, view.revision)
+        rows = finding.rows
         if rows:  # the computed rows' passages lead, whatever their similarity
             lead = {r.chunk_id for r in rows}
             by_id = {h.chunk_id: h for h in ranked_hits}
@@ -192,16 +201,17 @@ class Retriever:
             first = [by_id[c].model_copy(update={"score": max(top, by_id[c].score)})
                      for c in dict.fromkeys(r.chunk_id for r in rows) if c in by_id]
             hits = fold_duplicates(first + [h for h in ranked_hits if h.chunk_id not in lead], k)
-        return Retrieval(hits, sentences, rows)
+        return Retrieval(hits, sentences, rows, finding.bound_never_reached)
 
-    def table_rows(self, query: str, vector: np.ndarray, hits: list[SearchHit], revision: str) -> list[SentenceHit]:
+    def table_finding(self, query: str, vector: np.ndarray, hits: list[SearchHit], revision: str) -> TableFinding:
         """For a question that describes a row by its values ("the first year … above 800,000", "the year with the
         most …"), the rows of the top passage's document's tables that answer it: the row, and for a crossing the
-        year before it (see assistant/table_query.py). [] for any other question, and where the question is not
-        about a table ("the peak of the Dow before the 1929 crash": the best passage is the article's)."""
+        year before it (see assistant/table_query.py), or that the column never passes the bound asked about.
+        Nothing for any other question, nor where the question is not about a table ("the peak of the Dow before
+        the 1929 crash": the best passage is the article's)."""
         asked = series_question(query)
         if asked is None or not hits:
-            return []
+            return TableFinding()
         documents: list[Document] = []
         tables: list[TableSeries] = []
         vectors: list[np.ndarray] = []
@@ -216,16 +226,18 @@ class Retriever:
                 vectors.append(self._columns(document, series))
         choice = choose_column(query, vector, tables, vectors)
         if choice is None:
-            return []
+            return TableFinding()
         table, column = choice
+        if never_reached(asked, tables[table], column):
+            return TableFinding(bound_never_reached=True)
         rows = answer_rows(asked, tables[table], column)
         document = documents[table]
         if not rows or self.store.versions_of([document.doc_id], revision).get(document.doc_id) != document.version:
-            return []
+            return TableFinding()
         found = self.store.sentences.within(document.doc_id, document.version, min(r.start for r in rows),
                                             max(r.end for r in rows))
         # each row's sentences, the answering row's first
-        return [s for r in rows for s in found if r.start <= s.start and s.end <= r.end]
+        return TableFinding([s for r in rows for s in found if r.start <= s.start and s.end <= r.end])
 
     def _columns(self, document: Document, series: TableSeries) -> np.ndarray:
         """A table's columns embedded with its title, once per document text."""

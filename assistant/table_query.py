@@ -9,7 +9,8 @@ passage first and hands the row to the answerer as computed evidence. The row is
 evidence, and the answer model still decides, with its calibrated confidence, whether to answer.
 
 A crossing is only claimed where the table shows it: an earlier year on the other side of the threshold. A series
-that starts past it, or never reaches it, gives no row (the table cannot say when, or says it never happened).
+that starts past it gives no row (the table cannot say when); one that never reaches it says the question has no
+answer in the table (``never_reached``), and the answerer abstains rather than quote a year that does not cross.
 """
 
 from __future__ import annotations
@@ -114,21 +115,40 @@ def cell_value(cell: str) -> float | None:
         return None
 
 
-def answer_rows(asked: SeriesQuestion, series: TableSeries, column: int) -> list[SeriesRow]:
-    """The row that answers, and for a crossing the year before it (which shows the crossing): [] where the column
-    gives no answer (no year past the threshold, or the first year already past it)."""
+def _values(series: TableSeries, column: int) -> list[tuple[SeriesRow, float]]:
     values: list[tuple[SeriesRow, float]] = []
     for row in series.rows:
         value = cell_value(row.values[column]) if column < len(row.values) else None
         if value is not None:
             values.append((row, value))
+    return values
+
+
+def _is_past(asked: SeriesQuestion, series: TableSeries, column: int):
+    threshold = (asked.threshold or 0.0) / column_scale(series.columns[column])
+    return (lambda v: v > threshold) if asked.operation == "above" else (lambda v: v < threshold)
+
+
+def never_reached(asked: SeriesQuestion, series: TableSeries, column: int) -> bool:
+    """Whether the column asked about never gets past the question's bound in any year of the table: "when did
+    401(k) assets first pass $10 trillion?" has no answer in a table that tops out at 8.0 trillion."""
+    if asked.operation not in ("above", "below"):
+        return False
+    values = _values(series, column)
+    past = _is_past(asked, series, column)
+    return bool(values) and not any(past(v) for _, v in values)
+
+
+def answer_rows(asked: SeriesQuestion, series: TableSeries, column: int) -> list[SeriesRow]:
+    """The row that answers, and for a crossing the year before it (which shows the crossing): [] where the column
+    gives no answer (no year past the threshold, or the first year already past it)."""
+    values = _values(series, column)
     if not values:
         return []
     if asked.operation in ("highest", "lowest"):
         pick = max if asked.operation == "highest" else min
         return [pick(values, key=lambda rv: rv[1])[0]]
-    threshold = (asked.threshold or 0.0) / column_scale(series.columns[column])
-    past = (lambda v: v > threshold) if asked.operation == "above" else (lambda v: v < threshold)
+    past = _is_past(asked, series, column)
     for i, (row, value) in enumerate(values):
         if past(value):
             return [row, values[i - 1][0]] if i > 0 else []

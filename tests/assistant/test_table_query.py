@@ -15,6 +15,7 @@ from assistant.table_query import (
     cell_value,
     choose_column,
     column_scale,
+    never_reached,
     series_question,
     without_bounds,
     words_left_out,
@@ -85,6 +86,13 @@ def test_a_crossing_is_the_first_year_past_the_bound_with_the_year_before_it():
 def test_no_crossing_is_claimed_where_the_table_does_not_show_one():
     assert answer_rows(SeriesQuestion("above", 1e13), ASSETS, 1) == []  # never reached
     assert answer_rows(SeriesQuestion("above", 100_000), ASSETS, 0) == []  # already past in the first year
+
+
+def test_a_bound_never_reached_is_told_from_one_passed_before_the_table_begins():
+    assert never_reached(SeriesQuestion("above", 1e13), ASSETS, 1)  # the table says: not by its last year
+    assert not never_reached(SeriesQuestion("above", 100_000), ASSETS, 0)  # the table cannot say when
+    assert not never_reached(SeriesQuestion("above", 1e12), ASSETS, 1)
+    assert not never_reached(SeriesQuestion("highest"), ASSETS, 1)
 
 
 def test_extremes_are_the_highest_and_lowest_years():
@@ -160,6 +168,14 @@ def test_the_row_past_a_bound_leads_retrieval_and_is_quoted(tables_assistant):
     quotes = " ".join(c.quote for c in answer.citations)
     assert "1996 230,808 30,643 1,061,493" in quotes and "1995 200,813" in quotes
     assert "Total Assets (millions) 1,061,493" in answer.answer  # the row read under its headings
+
+
+def test_a_bound_the_table_never_reaches_is_refused(tables_assistant):
+    question = "When did total 401(k) plan assets first exceed $20 trillion?"
+    retrieval = tables_assistant.retriever.retrieve(question)
+    assert retrieval.bound_never_reached and retrieval.table_rows == []
+    answer = tables_assistant.ask(question, history=[])  # this fixture answers at any confidence, yet refuses
+    assert not answer.grounded and answer.citations == []
 
 
 def test_a_question_that_names_its_row_computes_nothing(tables_assistant):
