@@ -205,17 +205,17 @@ class Retriever:
 
     def table_finding(self, query: str, vector: np.ndarray, hits: list[SearchHit], revision: str) -> TableFinding:
         """For a question that describes a row by its values ("the first year … above 800,000", "the year with the
-        most …"), the rows of the top passage's document's tables that answer it: the row, and for a crossing the
-        year before it (see assistant/table_query.py), or that the column never passes the bound asked about.
-        Nothing for any other question, nor where the question is not about a table ("the peak of the Dow before
-        the 1929 crash": the best passage is the article's)."""
+        most …"), the rows of a table that answer it: the row, and for a crossing the year before it (see
+        assistant/table_query.py), or that the column never passes the bound asked about. Only the tables of the
+        documents the retrieval points to (``table_candidates``): nothing for a question not about a table ("the
+        peak of the Dow before the 1929 crash": the article's passages lead)."""
         asked = series_question(query)
         if asked is None or not hits:
             return TableFinding()
         documents: list[Document] = []
         tables: list[TableSeries] = []
         vectors: list[np.ndarray] = []
-        for doc_id in (hits[0].document,):
+        for doc_id in table_candidates(hits):
             document = self.store.document(doc_id)
             layouts = document.metadata.get("tables") if document is not None else None
             if document is None or not layouts:
@@ -246,6 +246,17 @@ class Retriever:
             inputs = [self.embedder.document_input(series.title, heading) for heading in series.columns]
             self._column_vectors[key] = np.asarray(self.embedder.embed_document_inputs(inputs), dtype=np.float32)
         return self._column_vectors[key]
+
+
+def table_candidates(hits: list[SearchHit]) -> list[str]:
+    """The documents a retrieval points to: the top passage's, and one that holds more than half of the passages
+    (a question on 401(k) contributions can find the article's definition of a 401(k) first, and the table's rows
+    after it)."""
+    if not hits:
+        return []
+    counts = Counter(h.document for h in hits)
+    most, n = counts.most_common(1)[0]
+    return list(dict.fromkeys([hits[0].document] + ([most] if n * 2 > len(hits) else [])))
 
 
 def fold_duplicates(ranked: list[SearchHit], k: int, threshold: float = 0.6) -> list[SearchHit]:

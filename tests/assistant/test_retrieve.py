@@ -271,3 +271,17 @@ def test_a_search_after_a_sync_reads_only_its_candidates_versions(make_settings,
         monkeypatch.setattr(store, name, whole_read)
     hits = retriever.search("fact sheet alternative assets 401(k)", k=5)
     assert FACT_SHEET_MD in {h.document for h in hits}
+
+
+def test_a_table_is_read_for_the_top_passages_document_or_the_one_holding_most_passages():
+    from assistant.retrieve import table_candidates
+    from assistant.schema import SearchHit
+
+    def hits(*docs: str) -> list[SearchHit]:
+        return [SearchHit(chunk_id=f"{d}-{i}", document=d, title=d, page=None, start=0, end=1, text="x", score=1.0)
+                for i, d in enumerate(docs)]
+
+    assert table_candidates(hits("article", "table", "table", "table", "article")) == ["article", "table"]
+    assert table_candidates(hits("article", "article", "article", "table", "table")) == ["article"]
+    assert table_candidates(hits("table", "article", "order")) == ["table"]
+    assert table_candidates([]) == []
