@@ -22,7 +22,7 @@ from typing import Literal
 import numpy as np
 
 from assistant.bilingual import matched_words
-from assistant.claims import cn_number
+from assistant.claims import WORD_NUMBER, cn_number, number_value
 from assistant.lexical import tokenize
 from assistant.tables import SeriesRow, TableSeries
 
@@ -31,7 +31,10 @@ Operation = Literal["above", "below", "highest", "lowest"]
 _SCALES = {"thousand": 1e3, "million": 1e6, "mn": 1e6, "billion": 1e9, "bn": 1e9, "trillion": 1e12, "tn": 1e12, "千": 1e3, "万": 1e4, "百万": 1e6, "千万": 1e7, "亿": 1e8,
            "十亿": 1e9, "百亿": 1e10, "千亿": 1e11, "万亿": 1e12}
 # not a code such as "401(k)" or "401k": a number followed by a letter or a bracket is a name
-_EN_NUMBER = r"\$?\s?(?P<n>\d[\d,]*(?:\.\d+)?)(?:\s*(?P<scale>thousand|million|billion|trillion|mn|bn|tn)\b)?(?![\w(])"
+_EN_NUMBER = r"\$?\s?(?:(?P<n>\d[\d,]*(?:\.\d+)?)(?:\s*(?P<scale>thousand|million|billion|trillion|mn|bn|tn)\b)?" \
+             rf"(?![\w(])|(?P<w>half\s+an?|an?|one|{WORD_NUMBER})(?:\s+(?P<hundred>hundred))?" \
+             r"\s+(?P<wscale>thousand|million|billion|trillion)\b)"
+# in words, a count needs its scale: "half a million", "a trillion dollars", "two hundred billion"
 _CN_NUMBER = r"(?P<n>\d[\d,]*(?:\.\d+)?|[零〇一二两三四五六七八九十百千]+)\s*(?P<scale>万亿|千亿|百亿|十亿|千万|百万|亿|万|千)?"
 _EN_UP = r"above|over|more\s+than|greater\s+than|higher\s+than|in\s+excess\s+of|exceed(?:s|ed|ing)?|top(?:s|ped)?|" \
          r"pass(?:es|ed)?|surpass(?:es|ed)?|cross(?:es|ed)?|break(?:s)?|broke|past|beyond|reach(?:es|ed)?|hit|" \
@@ -67,6 +70,13 @@ class SeriesQuestion:
 
 
 def _amount(match: re.Match) -> float | None:
+    groups = match.groupdict()
+    if groups.get("w"):
+        words = " ".join(groups["w"].lower().split())
+        count = 0.5 if words.startswith("half") else 1.0 if words in ("a", "an", "one") else number_value(words)
+        if count is None:
+            return None
+        return count * (100 if groups.get("hundred") else 1) * _SCALES[groups["wscale"].lower()]
     digits = match["n"].replace(",", "")
     value = float(digits) if digits[:1].isdigit() else cn_number(digits)
     if value is None:
