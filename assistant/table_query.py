@@ -21,7 +21,7 @@ from typing import Literal
 
 import numpy as np
 
-from assistant.bilingual import matched_words
+from assistant.bilingual import dictionary, matched_words
 from assistant.claims import WORD_NUMBER, cn_number, number_value
 from assistant.lexical import tokenize
 from assistant.tables import SeriesRow, TableSeries
@@ -57,7 +57,8 @@ _EXTREMES = (
 _ASKS_YEAR = re.compile(r"\b(?:when|which\s+year|what\s+year)\b|哪一?年|哪个年份|什么时候|何时", re.I)
 _ASKS_VALUE = re.compile(r"\bhow\s+(?:many|much)\b|\bwhat\s+was\b|多少", re.I)
 _UNIT = re.compile(r"\(([^)]*)\)")
-_TOTAL = "total"  # a statistical table's aggregate: the reading a question means when it names no part
+_TOTAL = "total"
+_MIN_COMPOUND_END = 5  # letters: "employer" ends "multiemployer"; a short word ("plan", "tax") ends too many  # a statistical table's aggregate: the reading a question means when it names no part
 
 
 @dataclass(frozen=True)
@@ -176,22 +177,27 @@ def _initials(heading: str) -> set[str]:
     return {(a[0] + b[0]).lower() for a, b in zip(words, words[1:])}
 
 
-def words_left_out(question: str, heading: str) -> int:
-    """How many of a heading's words the question does not name (as they are, translated, or as initials such as
-    "DC"): "defined benefit plans" leaves out nothing of "Total Plans Defined Benefit" but "multiemployer" of
-    "Multiemployer Plans Defined Benefit"."""
+def heading_match(question: str, heading: str) -> tuple[int, int]:
+    """(left out, named): how many of a heading's words the question does not name, and how many it does (as they
+    are, translated, as initials such as "DC", or as the end of a compound: 多雇主 names "multiemployer" through
+    雇主, "employer"). "defined benefit plans" leaves out nothing of "Total Plans Defined Benefit" but
+    "multiemployer" of "Multiemployer Plans Defined Benefit"."""
     words = _heading_words(heading)
+    tokens = tokenize(question)
     named = matched_words(words, question)
-    for initials in _initials(heading) & set(tokenize(question)):
+    for initials in _initials(heading) & set(tokens):
         named |= {w for w in words if w[:1] in initials}
-    return len(words - named)
+    ends = {f for f in dictionary().forms(tokens) if f.isascii() and f.isalpha() and len(f) >= _MIN_COMPOUND_END}
+    named |= {w for w in words if any(w != f and w.endswith(f) for f in ends)}
+    return len(words - named), len(named)
 
 
 def choose_column(question: str, question_vector: np.ndarray, series: list[TableSeries],
                   column_vectors: list[np.ndarray]) -> tuple[int, int] | None:
     """(table, column) the question is about: the table with the column nearest in meaning, then within it the
-    column whose heading the question names most completely (fewest words left out), nearest in meaning among
-    equals. ``column_vectors[t]`` holds table ``t``'s columns, each embedded with the table's title.
+    column whose heading the question names most completely (fewest words left out); among headings it names whole,
+    the most specific (most words named: "multiemployer defined benefit plans" is "Multiemployer Plans Defined
+    Benefit", not the aggregate "Total Plans Defined Benefit"); else the nearest in meaning. ``column_vectors[t]`` holds table ``t``'s columns, each embedded with the table's title.
 
     Meaning alone confuses sibling columns ("Multiemployer Plans Defined Benefit" came nearest to "the most defined
     benefit plans"); words alone cannot compare a Chinese question with most English headings, whose words the
@@ -201,5 +207,7 @@ def choose_column(question: str, question_vector: np.ndarray, series: list[Table
     cosines = [vectors @ question_vector for vectors in column_vectors]
     table = int(np.argmax([float(c.max()) for c in cosines]))
     headings = series[table].columns
-    column = min(range(len(headings)), key=lambda i: (words_left_out(question, headings[i]), -float(cosines[table][i])))
+    matches = [heading_match(question, h) for h in headings]
+    column = min(range(len(headings)), key=lambda i: (matches[i][0], -matches[i][1] if matches[i][0] == 0 else 0,
+                                                      -float(cosines[table][i])))
     return table, column

@@ -15,10 +15,10 @@ from assistant.table_query import (
     cell_value,
     choose_column,
     column_scale,
+    heading_match,
     never_reached,
     series_question,
     without_bounds,
-    words_left_out,
 )
 from assistant.tables import SeriesRow, TableSeries
 from tests.conftest import CEA_MD, DOL_TABLES, MANIFEST, MINILM_ABSTAIN_THRESHOLD, close_store, copy_into
@@ -112,13 +112,16 @@ def test_a_shorter_row_is_skipped_for_the_columns_it_lacks():
     assert [r.year for r in answer_rows(SeriesQuestion("lowest"), grown, 1)] == [2017]
 
 
-def test_words_left_out_prefer_the_column_the_question_names_whole():
+def test_a_heading_is_matched_by_the_words_the_question_names_and_leaves_out():
     question = "which year had the most defined benefit plans?"
-    assert words_left_out(question, "Total Plans Defined Benefit") == 0  # "total" is the aggregate, implied
-    assert words_left_out(question, "Multiemployer Plans Defined Benefit") == 1
-    assert words_left_out("单一雇主 DC 计划数量最多的是哪一年?", "Single−Employer Plans Defined Contribution") == 0
-    assert words_left_out("单一雇主 DC 计划数量最多的是哪一年?", "Single−Employer Plans Defined Benefit") == 2
-    assert words_left_out("total assets", "Total Assets (millions)") == 0  # the unit is no word of the heading
+    assert heading_match(question, "Total Plans Defined Benefit") == (0, 3)  # "total" is the aggregate, implied
+    assert heading_match(question, "Multiemployer Plans Defined Benefit") == (1, 3)
+    assert heading_match("单一雇主 DC 计划数量最多的是哪一年?", "Single−Employer Plans Defined Contribution") == (0, 5)
+    assert heading_match("单一雇主 DC 计划数量最多的是哪一年?", "Single−Employer Plans Defined Benefit") == (2, 3)
+    assert heading_match("total assets", "Total Assets (millions)") == (0, 1)  # the unit is no word of the heading
+    # 多雇主: 雇主 is "employer", the end of the compound "multiemployer"
+    assert heading_match("哪一年多雇主 DB 计划最多?", "Multiemployer Plans Defined Benefit") == (0, 4)
+    assert heading_match("哪一年多雇主 DB 计划最多?", "Single−Employer Plans Defined Benefit") == (1, 4)
 
 
 def test_the_column_is_the_most_completely_named_then_the_nearest_in_meaning():
@@ -130,6 +133,9 @@ def test_the_column_is_the_most_completely_named_then_the_nearest_in_meaning():
                np.array([[0.2, 0.9], [0.1, 0.9]], dtype=np.float32)]
     # meaning alone would take Multiemployer (0.9); the question never says "multiemployer"
     assert choose_column("which year had the most defined benefit plans?", vector, [e1, e19], vectors) == (0, 0)
+    # named whole by both, the more specific heading wins over the aggregate nearer in meaning
+    nearer_total = [np.array([[0.9, 0.1], [0.6, 0.8], [0.5, 0.5]], dtype=np.float32), vectors[1]]
+    assert choose_column("the most multiemployer defined benefit plans?", vector, [e1, e19], nearer_total) == (0, 1)
     # nothing named: the heading that leaves out fewest words (the aggregate), then meaning
     assert choose_column("哪一年最多?", vector, [e1, e19], vectors) == (0, 0)
     assert choose_column("哪一年最多?", np.array([0.0, 1.0], dtype=np.float32), [e1, e19], vectors) == (1, 1)
