@@ -96,8 +96,8 @@ class AnswerRequest:
     evidence: Evidence | None = field(default=None, repr=False)
     # Table rows computed for the question (the answering row first; see assistant/table_query.py): quoted first.
     table_rows: list[SentenceHit] = field(default_factory=list)
-    # The table the question is about never passes the bound it asks about: the sources hold no answer.
-    bound_never_reached: bool = False
+    # The table the question is about shows that no year answers it: the sources hold no answer.
+    table_says_none: bool = False
 
 
 @dataclass
@@ -515,9 +515,9 @@ class ExtractiveAnswerer:
     def supported(self, request: AnswerRequest) -> bool:
         """Whether anything retrieved is on topic at all: a passage or one of its sentences at least
         ``on_topic_floor`` from the question (below it no sentence is considered). Not where the table the question
-        is about never passes the bound it asks about (``table_query.never_reached``)."""
+        is about shows that no year answers it (``table_query.table_says_none``)."""
         hits = request.hits
-        return not request.bound_never_reached and bool(hits) and best_match_score(hits) >= self.on_topic_floor
+        return not request.table_says_none and bool(hits) and best_match_score(hits) >= self.on_topic_floor
 
     @property
     def on_topic_floor(self) -> float:

@@ -194,7 +194,7 @@ class Assistant:
         requests = [compose.AnswerRequest(question=question, query=q, hits=r.hits, query_vector=v,
                                           history=list(history or []), documents=scope, language=language,
                                           nearest_sentences=r.sentences, table_rows=r.table_rows,
-                                          bound_never_reached=r.bound_never_reached,
+                                          table_says_none=r.table_says_none,
                                           question_vector=None if q == question else vectors[0])
                     for q, v, r, scope in zip(queries, vectors, found, scopes)]
         timings["retrieve"] = time.perf_counter() - mark

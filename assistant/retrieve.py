@@ -34,7 +34,7 @@ from assistant.schema import Document, Passage, SearchHit
 from assistant.sentences import SentenceHit
 from assistant.settings import Settings
 from assistant.store import IndexStore, hit_from
-from assistant.table_query import answer_rows, choose_column, never_reached, series_question
+from assistant.table_query import answer_rows, choose_column, series_question, table_says_none
 from assistant.tables import TableSeries, table_series
 
 _NORMALISE = re.compile(r"[\W_]+", re.U)
@@ -73,14 +73,14 @@ class Retrieval:
     # Table rows computed for a question that describes a row by its values (assistant/table_query.py): the answering
     # row first; their passages lead ``hits``.
     table_rows: list[SentenceHit] = field(default_factory=list)
-    # The question asks when a column of the top document's table first passed a bound it never passes
-    bound_never_reached: bool = False
+    # The table the question is about shows that no year answers it (a bound never passed, a rise never seen)
+    table_says_none: bool = False
 
 
 @dataclass
 class TableFinding:
     rows: list[SentenceHit] = field(default_factory=list)  # the answering row first
-    bound_never_reached: bool = False
+    table_says_none: bool = False
 
 
 @dataclass
@@ -201,7 +201,7 @@ class Retriever:
             first = [by_id[c].model_copy(update={"score": max(top, by_id[c].score)})
                      for c in dict.fromkeys(r.chunk_id for r in rows) if c in by_id]
             hits = fold_duplicates(first + [h for h in ranked_hits if h.chunk_id not in lead], k)
-        return Retrieval(hits, sentences, rows, finding.bound_never_reached)
+        return Retrieval(hits, sentences, rows, finding.table_says_none)
 
     def table_finding(self, query: str, vector: np.ndarray, hits: list[SearchHit], revision: str) -> TableFinding:
         """For a question that describes a row by its values ("the first year … above 800,000", "the year with the
@@ -228,8 +228,8 @@ class Retriever:
         if choice is None:
             return TableFinding()
         table, column = choice
-        if never_reached(asked, tables[table], column):
-            return TableFinding(bound_never_reached=True)
+        if table_says_none(asked, tables[table], column):
+            return TableFinding(table_says_none=True)
         rows = answer_rows(asked, tables[table], column)
         document = documents[table]
         if not rows or self.store.versions_of([document.doc_id], revision).get(document.doc_id) != document.version:

@@ -10,7 +10,8 @@ evidence, and the answer model still decides, with its calibrated confidence, wh
 
 A crossing is only claimed where the table shows it: an earlier year on the other side of the threshold. A series
 that starts past it gives no row (the table cannot say when); one that never reaches it says the question has no
-answer in the table (``never_reached``), and the answerer abstains rather than quote a year that does not cross.
+answer in the table (``table_says_none``, as does a column that never rises or falls as asked), and the answerer
+abstains rather than quote a year that does not cross.
 """
 
 from __future__ import annotations
@@ -26,10 +27,10 @@ from assistant.claims import WORD_NUMBER, cn_number, number_value
 from assistant.lexical import tokenize
 from assistant.tables import SeriesRow, TableSeries
 
-Operation = Literal["above", "below", "highest", "lowest"]
+Operation = Literal["above", "below", "highest", "lowest", "largest_rise", "largest_fall"]
 
-_SCALES = {"thousand": 1e3, "million": 1e6, "mn": 1e6, "billion": 1e9, "bn": 1e9, "trillion": 1e12, "tn": 1e12, "千": 1e3, "万": 1e4, "百万": 1e6, "千万": 1e7, "亿": 1e8,
-           "十亿": 1e9, "百亿": 1e10, "千亿": 1e11, "万亿": 1e12}
+_SCALES = {"thousand": 1e3, "million": 1e6, "mn": 1e6, "billion": 1e9, "bn": 1e9, "trillion": 1e12, "tn": 1e12,
+           "千": 1e3, "万": 1e4, "百万": 1e6, "千万": 1e7, "亿": 1e8, "十亿": 1e9, "百亿": 1e10, "千亿": 1e11, "万亿": 1e12}
 # not a code such as "401(k)" or "401k": a number followed by a letter or a bracket is a name
 _EN_NUMBER = r"\$?\s?(?:(?P<n>\d[\d,]*(?:\.\d+)?)(?:\s*(?P<scale>thousand|million|billion|trillion|mn|bn|tn)\b)?" \
              rf"(?![\w(])|(?P<w>half\s+an?|an?|one|{WORD_NUMBER})(?:\s+(?P<hundred>hundred))?" \
@@ -53,18 +54,26 @@ _EXTREMES = (
     (re.compile(r"(?<!at )\b(?:fewest|least|lowest|smallest|minimum|record\s+low)\b|(?:最少|最低|最小)(?![能可不只])|"
                 r"谷底|低谷", re.I), "lowest"),
 )
+# A change from one year to the next ("fell the most", "the biggest jump", 下降最多, 增长最大): an extreme of the change,
+# not of the column (without this, "which year did assets fall the most?" read "most" as the highest year)
+_CHANGES = (
+    (re.compile(r"\b(?:grow|grew|grows|growth|rise|rose|rises|increase[sd]?|jump(?:ed|s)?|gain(?:ed|s)?|"
+                r"climb(?:ed|s)?)\b|增长|上升|增加|上涨", re.I), "largest_rise"),
+    (re.compile(r"\b(?:drop(?:ped|s)?|fall|fell|falls|decline[sd]?|decrease[sd]?|shrank|shrink|plunge[sd]?|"
+                r"los[st])\b|下降|下跌|减少|缩水", re.I), "largest_fall"),
+)
 # The question asks for a year (or, for an extreme, the value there): "when", "which year", 哪一年, 什么时候, 多少.
 _ASKS_YEAR = re.compile(r"\b(?:when|which\s+year|what\s+year)\b|哪一?年|哪个年份|什么时候|何时", re.I)
 _ASKS_VALUE = re.compile(r"\bhow\s+(?:many|much)\b|\bwhat\s+was\b|多少", re.I)
 _UNIT = re.compile(r"\(([^)]*)\)")
-_TOTAL = "total"
-_MIN_COMPOUND_END = 5  # letters: "employer" ends "multiemployer"; a short word ("plan", "tax") ends too many  # a statistical table's aggregate: the reading a question means when it names no part
+_TOTAL = "total"  # a statistical table's aggregate: the reading a question means when it names no part
+_MIN_COMPOUND_END = 5  # letters: "employer" ends "multiemployer"; a short word ("plan", "tax") ends too many
 
 
 @dataclass(frozen=True)
 class SeriesQuestion:
     """What a question asks of a column: the first year past ``threshold`` (in plain units: dollars, plans,
-    people), or its highest or lowest year."""
+    people), its highest or lowest year, or the year of its largest rise or fall from the year before."""
 
     operation: Operation
     threshold: float | None = None
@@ -97,7 +106,10 @@ def series_question(question: str) -> SeriesQuestion | None:
     if _ASKS_YEAR.search(question) or _ASKS_VALUE.search(question):
         for pattern, operation in _EXTREMES:
             if pattern.search(question):
-                return SeriesQuestion(operation)  # type: ignore[arg-type]
+                changes = [change for change_pattern, change in _CHANGES if change_pattern.search(question)]
+                if len(changes) > 1:  # "rise and fall": no one change asked for
+                    return None
+                return SeriesQuestion(changes[0] if changes else operation)  # type: ignore[arg-type]
     return None
 
 
@@ -140,22 +152,33 @@ def _is_past(asked: SeriesQuestion, series: TableSeries, column: int):
     return (lambda v: v > threshold) if asked.operation == "above" else (lambda v: v < threshold)
 
 
-def never_reached(asked: SeriesQuestion, series: TableSeries, column: int) -> bool:
-    """Whether the column asked about never gets past the question's bound in any year of the table: "when did
-    401(k) assets first pass $10 trillion?" has no answer in a table that tops out at 8.0 trillion."""
-    if asked.operation not in ("above", "below"):
-        return False
+def table_says_none(asked: SeriesQuestion, series: TableSeries, column: int) -> bool:
+    """Whether the column shows that no year answers: it never gets past the question's bound ("when did 401(k)
+    assets first pass $10 trillion?" of a table that tops out at 8.0 trillion), or never rises or never falls as
+    the question asks."""
     values = _values(series, column)
-    past = _is_past(asked, series, column)
-    return bool(values) and not any(past(v) for _, v in values)
+    if not values or asked.operation in ("highest", "lowest"):
+        return False
+    if asked.operation in ("above", "below"):
+        past = _is_past(asked, series, column)
+        return not any(past(v) for _, v in values)
+    steps = [later - earlier for (_, earlier), (_, later) in zip(values, values[1:])]
+    return bool(steps) and not any((step > 0) if asked.operation == "largest_rise" else (step < 0) for step in steps)
 
 
 def answer_rows(asked: SeriesQuestion, series: TableSeries, column: int) -> list[SeriesRow]:
-    """The row that answers, and for a crossing the year before it (which shows the crossing): [] where the column
-    gives no answer (no year past the threshold, or the first year already past it)."""
+    """The row that answers, and for a crossing or a change the year before it (which shows it): [] where the
+    column gives no answer (no year past the threshold, the first year already past it, no rise or no fall)."""
     values = _values(series, column)
     if not values:
         return []
+    if asked.operation in ("largest_rise", "largest_fall"):
+        steps = [(later[1] - earlier[1], later[0], earlier[0]) for earlier, later in zip(values, values[1:])]
+        if not steps:
+            return []
+        pick = max if asked.operation == "largest_rise" else min
+        change, row, before = pick(steps, key=lambda s: s[0])
+        return [row, before] if (change > 0 if asked.operation == "largest_rise" else change < 0) else []
     if asked.operation in ("highest", "lowest"):
         pick = max if asked.operation == "highest" else min
         return [pick(values, key=lambda rv: rv[1])[0]]

@@ -16,8 +16,8 @@ from assistant.table_query import (
     choose_column,
     column_scale,
     heading_match,
-    never_reached,
     series_question,
+    table_says_none,
     without_bounds,
 )
 from assistant.tables import SeriesRow, TableSeries
@@ -39,6 +39,13 @@ from tests.conftest import CEA_MD, DOL_TABLES, MANIFEST, MINILM_ABSTAIN_THRESHOL
     ("which year had the most defined benefit plans?", SeriesQuestion("highest")),
     ("what was the lowest number of multiemployer plans?", SeriesQuestion("lowest")),
     ("哪一年 401(k) 类计划数量最少?", SeriesQuestion("lowest")),
+    # a change from the year before: "most" is the largest change, not the highest year
+    ("which year did 401(k) assets fall the most?", SeriesQuestion("largest_fall")),
+    ("when did the number of DB plans drop the most?", SeriesQuestion("largest_fall")),
+    ("In which year did the number of plans grow the most?", SeriesQuestion("largest_rise")),
+    ("哪一年 401(k) 总资产下降最多?", SeriesQuestion("largest_fall")),
+    ("哪一年缴款总额增长最大?", SeriesQuestion("largest_rise")),
+    ("when did assets first fall below 2 trillion?", SeriesQuestion("below", 2e12)),  # a bound, not a change
 ])
 def test_a_question_about_a_row_by_its_values_is_read_as_an_operation(question, asked):
     assert series_question(question) == asked
@@ -51,6 +58,7 @@ def test_a_question_about_a_row_by_its_values_is_read_as_an_operation(question, 
     "合格自动供款安排的自动供款比例最高不得超过工资的多少?",  # 最高不得: "at most", not the highest year
     "did more than 90 million Americans have such plans?",  # a bound, but no year or value asked for
     "Which company offered the most generous 401(k) match?",  # an extreme, but neither a year nor a value
+    "what was the biggest rise and fall of assets?",  # both changes: no one asked for
 ])
 def test_other_questions_ask_no_operation(question):
     assert series_question(question) is None
@@ -93,15 +101,27 @@ def test_no_crossing_is_claimed_where_the_table_does_not_show_one():
 
 
 def test_a_bound_never_reached_is_told_from_one_passed_before_the_table_begins():
-    assert never_reached(SeriesQuestion("above", 1e13), ASSETS, 1)  # the table says: not by its last year
-    assert not never_reached(SeriesQuestion("above", 100_000), ASSETS, 0)  # the table cannot say when
-    assert not never_reached(SeriesQuestion("above", 1e12), ASSETS, 1)
-    assert not never_reached(SeriesQuestion("highest"), ASSETS, 1)
+    assert table_says_none(SeriesQuestion("above", 1e13), ASSETS, 1)  # the table says: not by its last year
+    assert not table_says_none(SeriesQuestion("above", 100_000), ASSETS, 0)  # the table cannot say when
+    assert not table_says_none(SeriesQuestion("above", 1e12), ASSETS, 1)
+    assert not table_says_none(SeriesQuestion("highest"), ASSETS, 1)
 
 
 def test_extremes_are_the_highest_and_lowest_years():
     assert [r.year for r in answer_rows(SeriesQuestion("highest"), ASSETS, 0)] == [1996]
     assert [r.year for r in answer_rows(SeriesQuestion("lowest"), ASSETS, 1)] == [1994]
+
+
+def test_the_largest_change_is_the_year_with_the_year_before_it():
+    assert [r.year for r in answer_rows(SeriesQuestion("largest_rise"), ASSETS, 1)] == [1997, 1996]  # +202,675
+    assert [r.year for r in answer_rows(SeriesQuestion("largest_fall"), ASSETS, 0)] == [1997, 1996]  # −20,808
+    assert answer_rows(SeriesQuestion("largest_fall"), ASSETS, 1) == []  # assets never fell
+
+
+def test_a_column_that_never_changes_as_asked_says_no_year_answers():
+    assert table_says_none(SeriesQuestion("largest_fall"), ASSETS, 1)
+    assert not table_says_none(SeriesQuestion("largest_rise"), ASSETS, 1)
+    assert not table_says_none(SeriesQuestion("largest_fall"), ASSETS, 0)
 
 
 def test_a_shorter_row_is_skipped_for_the_columns_it_lacks():
@@ -183,7 +203,7 @@ def test_the_row_past_a_bound_leads_retrieval_and_is_quoted(tables_assistant):
 def test_a_bound_the_table_never_reaches_is_refused(tables_assistant):
     question = "When did total 401(k) plan assets first exceed $20 trillion?"
     retrieval = tables_assistant.retriever.retrieve(question)
-    assert retrieval.bound_never_reached and retrieval.table_rows == []
+    assert retrieval.table_says_none and retrieval.table_rows == []
     answer = tables_assistant.ask(question, history=[])  # this fixture answers at any confidence, yet refuses
     assert not answer.grounded and answer.citations == []
 
