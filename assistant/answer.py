@@ -445,10 +445,8 @@ class ExtractiveAnswerer:
         found: dict[str, Candidate] = {}
         for row, sentence_vector in index.for_passages([h.chunk_id for h in hits]):
             rank, hit = by_chunk[row.chunk_id]
-            found[row.sentence_id] = Candidate(
-                sentence_id=row.sentence_id, document=row.document, chunk_id=row.chunk_id, start=row.start,
-                end=row.end, text=row.text, language=row.language, position=row.position, context=row.context,
-                title=row.title, cosine=float(np.dot(vector, sentence_vector)), passage_text=hit.text,
+            found[row.sentence_id] = Candidate.of(
+                row, float(np.dot(vector, sentence_vector)), passage_text=hit.text,
                 passage_score=float(hit.dense_score if hit.dense_score is not None else hit.score), passage_rank=rank,
                 question_cosine=None if own is None else float(np.dot(own, sentence_vector)))
         n = self.settings.answer_sentence_candidates
@@ -458,18 +456,14 @@ class ExtractiveAnswerer:
         for row in rows:
             if row.sentence_id in found or versions.get(row.document) != row.version:
                 continue
-            found[row.sentence_id] = Candidate(
-                sentence_id=row.sentence_id, document=row.document, chunk_id=row.chunk_id, start=row.start,
-                end=row.end, text=row.text, language=row.language, position=row.position, context=row.context,
-                title=row.title, cosine=row.score)
+            found[row.sentence_id] = Candidate.of(row, row.score)
         unseen = [row for row in request.table_rows if row.sentence_id not in found]
         row_vectors = index.vectors([row.sentence_id for row in unseen]) if unseen else {}
         for row in unseen:  # a computed row whose passage was folded away
-            if row.sentence_id in row_vectors:
-                found[row.sentence_id] = Candidate(
-                    sentence_id=row.sentence_id, document=row.document, chunk_id=row.chunk_id, start=row.start,
-                    end=row.end, text=row.text, language=row.language, position=row.position, context=row.context,
-                    title=row.title, cosine=float(np.dot(vector, row_vectors[row.sentence_id])))
+            if (row_vector := row_vectors.get(row.sentence_id)) is not None:
+                found[row.sentence_id] = Candidate.of(
+                    row, float(np.dot(vector, row_vector)),
+                    question_cosine=None if own is None else float(np.dot(own, row_vector)))
         for row in request.table_rows:
             if row.sentence_id in found:
                 found[row.sentence_id].computed = True

@@ -39,6 +39,7 @@ from assistant.answer_types import (
 from assistant.bilingual import matched_words
 from assistant.clean import detect_language
 from assistant.retrieve import tokenize
+from assistant.sentences import SentenceHit
 from assistant.table_query import without_bounds
 
 MODEL_PATH = Path(__file__).with_name("answer_model.json")
@@ -134,6 +135,14 @@ class Candidate:
     features: dict[str, float] = field(default_factory=dict)
     types: set[str] = field(default_factory=set)
     probability: float = 0.0
+
+    @classmethod
+    def of(cls, row: SentenceHit, cosine: float, **found) -> Candidate:
+        """A stored sentence as a candidate: where it stands and what the index keeps with it, its cosine to the
+        query, and what else was found with it (its passage, the cosine to the question alone)."""
+        return cls(sentence_id=row.sentence_id, document=row.document, chunk_id=row.chunk_id, start=row.start,
+                   end=row.end, text=row.text, language=row.language, position=row.position, context=row.context,
+                   title=row.title, cosine=cosine, **found)
 
 
 def idf_overlap(query_tokens: set[str], text: str | Sequence[str], idf: dict[str, float]) -> float:
@@ -237,7 +246,7 @@ def featurize(analysis: QuestionAnalysis, question: str, candidates: list[Candid
     query_tokens = set(tokenize(question))
     numbers, names, years = question_numbers(question), question_names(question), question_years(question)
     # a table row computed to answer "first exceed 800,000" is past the bound, not at it: it need not hold 800,000
-    computed_numbers = question_numbers(without_bounds(question))
+    computed_numbers = question_numbers(without_bounds(question)) if any(c.computed for c in candidates) else numbers
     reader = detect_language(question)
     best = max(c.cosine for c in candidates)
     own = {id(c): c.cosine if c.question_cosine is None else c.question_cosine for c in candidates}

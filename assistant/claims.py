@@ -141,11 +141,12 @@ _CN_DIGITS = {"零": 0, "〇": 0, "○": 0, "一": 1, "二": 2, "两": 2, "三":
 _CN_UNITS = {"十": 10, "百": 100, "千": 1000}
 _CN_BIG = {"万": 10_000, "亿": 100_000_000, "万亿": 1_000_000_000_000}
 _CN_NUM = "零〇○一二两三四五六七八九十百千点"
-_SCALE = {"thousand": 1e3, "million": 1e6, "billion": 1e9, "trillion": 1e12, "千": 1e3, "万": 1e4, "亿": 1e8,
-          "万亿": 1e12}
-NUMBER_WORDS = {w: i for i, w in enumerate("zero one two three four five six seven eight nine ten eleven twelve thirteen "
+# what a scale word multiplies by ("5 trillion", "5000 亿", "3 bn"; a unit heading's "(millions)" in the singular)
+SCALES = {"thousand": 1e3, "million": 1e6, "mn": 1e6, "billion": 1e9, "bn": 1e9, "trillion": 1e12, "tn": 1e12,
+          "千": 1e3, "万": 1e4, "百万": 1e6, "千万": 1e7, "亿": 1e8, "十亿": 1e9, "百亿": 1e10, "千亿": 1e11, "万亿": 1e12}
+_WORDS = {w: i for i, w in enumerate("zero one two three four five six seven eight nine ten eleven twelve thirteen "
                                      "fourteen fifteen sixteen seventeen eighteen nineteen twenty".split())}
-NUMBER_WORDS.update({"thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90})
+_WORDS.update({"thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90})
 _MONTHS = {m: i + 1 for i, m in enumerate("january february march april may june july august september october "
                                           "november december".split())}
 _MONTHS.update({m[:3]: n for m, n in list(_MONTHS.items())})
@@ -154,6 +155,7 @@ _MONTH_RE = r"(?:January|February|March|April|May|June|July|August|September|Oct
             r"Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sept?|Oct|Nov|Dec)\.?"
 
 _NUM = r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?"
+DIGITS = _NUM  # a number in digits, commas as thousands separators: what ``number_value`` reads
 _CNN = f"[{_CN_NUM}]+"
 # An English count in words, compounds included ("twenty one", "thirty-five"); zero and one are left to the
 # patterns that read them, where a bare "one" is a pronoun as often as a count.
@@ -249,12 +251,12 @@ def _number(text: str) -> tuple[float, float] | None:
     """(value, precision) of a number in digits (commas as thousands), Chinese numerals or English words."""
     raw = text.strip()
     low = raw.lower().replace("-", " ")
-    if low in NUMBER_WORDS:
-        return float(NUMBER_WORDS[low]), 0.5
+    if low in _WORDS:
+        return float(_WORDS[low]), 0.5
     if " " in low:
         tens, _, unit = low.partition(" ")
-        if tens in NUMBER_WORDS and unit in NUMBER_WORDS:
-            return float(NUMBER_WORDS[tens] + NUMBER_WORDS[unit]), 0.5
+        if tens in _WORDS and unit in _WORDS:
+            return float(_WORDS[tens] + _WORDS[unit]), 0.5
     if re.fullmatch(_NUM, raw):
         digits = raw.replace(",", "")
         decimals = len(digits.partition(".")[2])
@@ -270,6 +272,14 @@ def number_value(text: str) -> float | None:
     """The value of a number written in digits, English words ("five", "twenty one") or Chinese numerals ("十五")."""
     parsed = _number(text)
     return None if parsed is None else parsed[0]
+
+
+def scaled_value(number: str, scale: str | None = None) -> float | None:
+    """A number (``number_value``) times its scale word: ("5000", "亿") → 5e11, ("1.5", "trillion") → 1.5e12."""
+    value = number_value(number)
+    if value is None:
+        return None
+    return value * SCALES[scale.lower()] if scale else value
 
 
 def _month(match: re.Match) -> int | None:
@@ -316,7 +326,7 @@ def _fact(kind: str, match: re.Match) -> list[Fact]:
     if kind == "number" and groups["n"] == "一" and not groups.get("s"):
         return []  # 一次, 一项: "a", "once" far more often than the number one
     if kind == "number" and groups.get("s"):
-        scale = _SCALE[groups["s"].lower()]
+        scale = SCALES[groups["s"].lower()]
         value, precision = value * scale, precision * scale
     if kind == "year" and not 1000 <= value <= 2200:
         return []

@@ -216,11 +216,11 @@ class Retriever:
         tables: list[TableSeries] = []
         vectors: list[np.ndarray] = []
         for doc_id in table_candidates(hits):
-            document = self.store.document(doc_id)
-            layouts = document.metadata.get("tables") if document is not None else None
-            if document is None or not layouts:
+            record = self.store.record(doc_id)  # its registry row says whether it has tables; its text is read if so
+            document = self.store.document(doc_id) if record is not None and record.metadata.get("tables") else None
+            if document is None:
                 continue
-            for series in table_series(document.text, layouts):
+            for series in table_series(document.text, document.metadata["tables"]):
                 documents.append(document)
                 tables.append(series)
                 vectors.append(self._columns(document, series))

@@ -23,20 +23,18 @@ from typing import Literal
 import numpy as np
 
 from assistant.bilingual import dictionary, matched_words
-from assistant.claims import WORD_NUMBER, cn_number, number_value
+from assistant.claims import DIGITS, SCALES, WORD_NUMBER, number_value, scaled_value
 from assistant.lexical import tokenize
 from assistant.tables import SeriesRow, TableSeries
 
 Operation = Literal["above", "below", "highest", "lowest", "largest_rise", "largest_fall"]
 
-_SCALES = {"thousand": 1e3, "million": 1e6, "mn": 1e6, "billion": 1e9, "bn": 1e9, "trillion": 1e12, "tn": 1e12,
-           "千": 1e3, "万": 1e4, "百万": 1e6, "千万": 1e7, "亿": 1e8, "十亿": 1e9, "百亿": 1e10, "千亿": 1e11, "万亿": 1e12}
 # not a code such as "401(k)" or "401k": a number followed by a letter or a bracket is a name
-_EN_NUMBER = r"\$?\s?(?:(?P<n>\d[\d,]*(?:\.\d+)?)(?:\s*(?P<scale>thousand|million|billion|trillion|mn|bn|tn)\b)?" \
+_EN_NUMBER = rf"\$?\s?(?:(?P<n>{DIGITS})(?:\s*(?P<scale>thousand|million|billion|trillion|mn|bn|tn)\b)?" \
              rf"(?![\w(])|(?P<w>half\s+an?|an?|one|{WORD_NUMBER})(?:\s+(?P<hundred>hundred))?" \
              r"\s+(?P<wscale>thousand|million|billion|trillion)\b)"
 # in words, a count needs its scale: "half a million", "a trillion dollars", "two hundred billion"
-_CN_NUMBER = r"(?P<n>\d[\d,]*(?:\.\d+)?|[零〇一二两三四五六七八九十百千]+)\s*(?P<scale>万亿|千亿|百亿|十亿|千万|百万|亿|万|千)?"
+_CN_NUMBER = rf"(?P<n>{DIGITS}|[零〇一二两三四五六七八九十百千]+)\s*(?P<scale>万亿|千亿|百亿|十亿|千万|百万|亿|万|千)?"
 _EN_UP = r"above|over|more\s+than|greater\s+than|higher\s+than|in\s+excess\s+of|exceed(?:s|ed|ing)?|top(?:s|ped)?|" \
          r"pass(?:es|ed)?|surpass(?:es|ed)?|cross(?:es|ed)?|break(?:s)?|broke|past|beyond|reach(?:es|ed)?|hit|" \
          r"at\s+least"
@@ -86,13 +84,8 @@ def _amount(match: re.Match) -> float | None:
         count = 0.5 if words.startswith("half") else 1.0 if words in ("a", "an", "one") else number_value(words)
         if count is None:
             return None
-        return count * (100 if groups.get("hundred") else 1) * _SCALES[groups["wscale"].lower()]
-    digits = match["n"].replace(",", "")
-    value = float(digits) if digits[:1].isdigit() else cn_number(digits)
-    if value is None:
-        return None
-    scale = (match["scale"] or "").lower()
-    return value * _SCALES.get(scale, 1.0)
+        return count * (100 if groups.get("hundred") else 1) * SCALES[groups["wscale"].lower()]
+    return scaled_value(groups["n"], groups["scale"])
 
 
 def series_question(question: str) -> SeriesQuestion | None:
@@ -126,16 +119,14 @@ def column_scale(heading: str) -> float:
     for unit in _UNIT.findall(heading):
         for word in unit.lower().split():
             word = word.removesuffix("s")
-            if word in _SCALES and len(word) > 2:
-                return _SCALES[word]
+            if word in SCALES and len(word) > 2:
+                return SCALES[word]
     return 1.0
 
 
 def cell_value(cell: str) -> float | None:
-    try:
-        return float(cell.lstrip("$€£").rstrip("%").replace(",", ""))
-    except ValueError:
-        return None
+    """A table cell's number, its currency sign or percent sign aside ("$91,754" → 91754)."""
+    return number_value(cell.lstrip("$€£").rstrip("%"))
 
 
 def _values(series: TableSeries, column: int) -> list[tuple[SeriesRow, float]]:

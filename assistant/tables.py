@@ -187,11 +187,12 @@ class _Region:
     """Where a titled table stands in a cleaned text: a span starting from ``first`` on is under this title (later
     titles start their own regions), and stays inside the table up to ``last``: the end of the first line after its
     rows that is neither a row nor blank (a note, or a later untitled table). ``layout`` is None for a table without
-    one."""
+    one; ``title_at`` is where its title begins."""
 
     first: int
     last: int
     layout: TableLayout | None
+    title_at: int
 
 
 def _table_end(text: str, line_start: int, layout: TableLayout | None) -> int:
@@ -221,7 +222,7 @@ def _regions(text: str, tables: str) -> tuple[_Region, ...]:
         layout = layouts.get(title.group(1))
         after_title = text.find("\n", title.start())
         last = len(text) if after_title < 0 or layout is None else _table_end(text, after_title + 1, layout)
-        regions.append(_Region(title.end() - 1, last, layout))
+        regions.append(_Region(title.end() - 1, last, layout, title.start()))
     return tuple(regions)
 
 
@@ -289,7 +290,7 @@ def table_series(text: str, tables: str) -> tuple[TableSeries, ...]:
     with the rows keyed by a plain year ("2004r", a revised figure, is a note to its year rather than a year of the
     series). Once per document version, like the regions quoting reads."""
     series = []
-    for title, region in zip(TABLE_TITLE.finditer(text), _regions(text, tables)):
+    for region in _regions(text, tables):
         layout = region.layout
         if layout is None:
             continue
@@ -301,6 +302,6 @@ def table_series(text: str, tables: str) -> tuple[TableSeries, ...]:
                 rows.append(SeriesRow(int(row[0]), tuple(row[1]), offset, offset + len(line)))
             offset += len(line) + 1
         if rows:
-            series.append(TableSeries(layout.label, _title(text, title.start()), layout.columns[1:],
+            series.append(TableSeries(layout.label, _title(text, region.title_at), layout.columns[1:],
                                       tuple(sorted(rows, key=lambda r: r.year))))
     return tuple(series)

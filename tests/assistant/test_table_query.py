@@ -29,6 +29,7 @@ from tests.conftest import CEA_MD, DOL_TABLES, MANIFEST, MINILM_ABSTAIN_THRESHOL
     ("when did the number of plans first exceed 800,000?", SeriesQuestion("above", 800_000)),
     ("which year did plans first have more than 60 million active participants?", SeriesQuestion("above", 6e7)),
     ("When did defined benefit plans first fall below 50,000?", SeriesQuestion("below", 50_000)),
+    ("in which year did DB plans first fall below 50,000, and what was the count?", SeriesQuestion("below", 50_000)),
     ("401(k) 计划的总缴款是哪一年首次超过 5000 亿美元的?", SeriesQuestion("above", 5e11)),
     ("活跃参与者人数哪一年首次突破三千万?", SeriesQuestion("above", 3e7)),
     ("哪一年 DB 计划跌破五万个?", SeriesQuestion("below", 5e4)),
