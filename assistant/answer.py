@@ -41,7 +41,7 @@ from assistant.answer_types import MONTH_NAMES, analyse
 from assistant.cite import make_citation
 from assistant.clean import CJK, detect_language
 from assistant.glossary import terms_in
-from assistant.retrieve import filter_where, shingles, tokenize
+from assistant.retrieve import TableFinding, filter_where, shingles, tokenize
 from assistant.schema import ChatTurn, Citation, Document, SearchHit
 from assistant.sentences import SentenceHit, SentenceIndex, ends_sentence
 from assistant.sentences import sentence_spans as text_sentence_spans
@@ -94,10 +94,9 @@ class AnswerRequest:
     # The scored evidence, once an answerer has built it: deciding whether a follow-up needs its history already
     # scores both requests, and the chosen one is not scored again when it is answered.
     evidence: Evidence | None = field(default=None, repr=False)
-    # Table rows computed for the question (the answering row first; see assistant/table_query.py): quoted first.
-    table_rows: list[SentenceHit] = field(default_factory=list)
-    # The table the question is about shows that no year answers it: the sources hold no answer.
-    table_says_none: bool = False
+    # What a table computed for the question (assistant/table_query.py): its rows are quoted first, after a statement
+    # of what they answer; a table that shows no year answers means the sources hold no answer.
+    table: TableFinding = field(default_factory=TableFinding)
 
 
 @dataclass
@@ -383,6 +382,17 @@ def render(question: str, spans: list[Span],
     return "\n".join(parts), numbered
 
 
+def table_statement(question: str, table: TableFinding, numbered: list[tuple[int, Span]]) -> str | None:
+    """What a table computation found, said with the marker of the quote that holds its answering row (None when
+    no quote holds it)."""
+    if table.answer is None or not table.rows:
+        return None
+    row = table.rows[0]
+    marker = next((m for m, span in numbered if span.document == row.document and span.start <= row.start < span.end),
+                  None)
+    return None if marker is None else table.answer.statement(detect_language(question), marker)
+
+
 def abstain_text(question: str) -> str:
     return ABSTAIN[detect_language(question)]
 
@@ -457,14 +467,14 @@ class ExtractiveAnswerer:
             if row.sentence_id in found or versions.get(row.document) != row.version:
                 continue
             found[row.sentence_id] = Candidate.of(row, row.score)
-        unseen = [row for row in request.table_rows if row.sentence_id not in found]
+        unseen = [row for row in request.table.rows if row.sentence_id not in found]
         row_vectors = index.vectors([row.sentence_id for row in unseen]) if unseen else {}
         for row in unseen:  # a computed row whose passage was folded away
             if (row_vector := row_vectors.get(row.sentence_id)) is not None:
                 found[row.sentence_id] = Candidate.of(
                     row, float(np.dot(vector, row_vector)),
                     question_cosine=None if own is None else float(np.dot(own, row_vector)))
-        for row in request.table_rows:
+        for row in request.table.rows:
             if row.sentence_id in found:
                 found[row.sentence_id].computed = True
         candidates = list(found.values())
@@ -478,7 +488,7 @@ class ExtractiveAnswerer:
         analysis, idf = analyse(request.question), self._idf(tokenize(request.question))
         featurize(analysis, request.question, candidates, float(top), idf)
         self.model.score(candidates)
-        order = {row.sentence_id: i for i, row in enumerate(request.table_rows)}
+        order = {row.sentence_id: i for i, row in enumerate(request.table.rows)}
         # computed rows first, in their order (the answering row, then the one that shows a crossing)
         ranked = sorted(candidates, key=lambda c: (order.get(c.sentence_id, len(order)), -c.probability))
         features = question_features(analysis, request.question, ranked,
@@ -511,7 +521,7 @@ class ExtractiveAnswerer:
         ``on_topic_floor`` from the question (below it no sentence is considered). Not where the table the question
         is about shows that no year answers it (``table_query.table_says_none``)."""
         hits = request.hits
-        return not request.table_says_none and bool(hits) and best_match_score(hits) >= self.on_topic_floor
+        return not request.table.says_none and bool(hits) and best_match_score(hits) >= self.on_topic_floor
 
     @property
     def on_topic_floor(self) -> float:
@@ -567,6 +577,8 @@ class ExtractiveAnswerer:
         spans = [Span(c.document, c.start, c.end, c.text, c.language, c.probability) for c in chosen]
         spans = merge_adjacent(with_continuations(complete_sentences(spans, self._text), self._text), self._text)
         text, numbered = render(request.question, spans, self._glossary, self._table_rows)
+        if chosen[0].computed and (statement := table_statement(request.question, request.table, numbered)):
+            text = f"{statement}\n{text}"
         citations = []
         for marker, span in numbered:
             document = self._document(span.document)

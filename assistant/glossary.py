@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import json
 import re
+from collections import defaultdict
+from functools import lru_cache
 
 import jieba
+
+from assistant.bilingual import singular
 
 # 「term」(English), 《term》(English), or a run of CJK characters followed by (English); full- or half-width brackets.
 _PAIR = re.compile(r"(?:[「《“]([\u4e00-\u9fff·]{2,16})[」》”]|([\u4e00-\u9fff]{2,24}))\s*[（(]\s*"
@@ -64,3 +68,19 @@ def terms_in(quote: str, pairs: list[tuple[str, str]], reader: str) -> list[tupl
         if present and (zh, en) not in found:
             found.append((zh, en))
     return found
+
+
+@lru_cache(maxsize=8)
+def aligned_words(pairs: tuple[tuple[str, str], ...]) -> dict[str, frozenset[str]]:
+    """English word (singular, lower case) → Chinese words, from the pairs whose words line up one to one, in order:
+    固定缴款计划 (Defined Contribution Plan) gives "contribution" ↔ 缴款, a word the dictionary glosses only as "to
+    pay". Compound terms are built word by word the same way in both languages; a pair that splits into different
+    counts (社会保障法, Social Security Act) says nothing about its words."""
+    aligned: dict[str, set[str]] = defaultdict(set)
+    for zh, en in pairs:
+        zh_words = [w for w in jieba.cut(zh) if w.strip()]
+        en_words = [singular(w.lower()) for w in re.findall(r"[A-Za-z]+", en)]
+        if len(zh_words) == len(en_words) > 1:
+            for chinese, english in zip(zh_words, en_words):
+                aligned[english].add(chinese)
+    return {english: frozenset(chinese) for english, chinese in aligned.items()}

@@ -84,7 +84,7 @@ class Assistant:
 
     @cached_property
     def retriever(self) -> Retriever:
-        return Retriever(self.settings, self.embedder, self.store)
+        return Retriever(self.settings, self.embedder, self.store, glossary=self.glossary)
 
     @property
     def sentences(self) -> SentenceIndex:
@@ -193,8 +193,7 @@ class Assistant:
                                                  query_vector=vectors[0]))
         requests = [compose.AnswerRequest(question=question, query=q, hits=r.hits, query_vector=v,
                                           history=list(history or []), documents=scope, language=language,
-                                          nearest_sentences=r.sentences, table_rows=r.table_rows,
-                                          table_says_none=r.table_says_none,
+                                          nearest_sentences=r.sentences, table=r.table,
                                           question_vector=None if q == question else vectors[0])
                     for q, v, r, scope in zip(queries, vectors, found, scopes)]
         timings["retrieve"] = time.perf_counter() - mark

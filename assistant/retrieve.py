@@ -21,7 +21,7 @@ import json
 import re
 import threading
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -29,12 +29,21 @@ from pathlib import Path
 import numpy as np
 
 from assistant.embed import TextEmbedder
+from assistant.glossary import aligned_words
 from assistant.lexical import tokenize  # one tokenizer for BM25, word statistics and the answer model
 from assistant.schema import Document, Passage, SearchHit
 from assistant.sentences import SentenceHit
 from assistant.settings import Settings
 from assistant.store import IndexStore, hit_from
-from assistant.table_query import answer_rows, choose_column, series_question, table_says_none
+from assistant.table_query import (
+    TableAnswer,
+    answer_rows,
+    choose_column,
+    heading_match,
+    series_question,
+    table_answer,
+    table_says_none,
+)
 from assistant.tables import TableSeries, table_series
 
 _NORMALISE = re.compile(r"[\W_]+", re.U)
@@ -67,20 +76,22 @@ def near_duplicate(a: str, b: str, threshold: float = 0.6) -> bool:
 
 
 @dataclass
-class Retrieval:
-    hits: list[SearchHit]
-    sentences: list[SentenceHit] | None  # nearest sentences, best first; None: the sentence index was not searched
-    # Table rows computed for a question that describes a row by its values (assistant/table_query.py): the answering
-    # row first; their passages lead ``hits``.
-    table_rows: list[SentenceHit] = field(default_factory=list)
-    # The table the question is about shows that no year answers it (a bound never passed, a rise never seen)
-    table_says_none: bool = False
+class TableFinding:
+    """The rows a table computation picked (the answering row first, as stored sentences) and what it found; or
+    that the table the question is about shows that no year answers it (a bound never passed, a rise never seen)."""
+
+    rows: list[SentenceHit] = field(default_factory=list)
+    answer: TableAnswer | None = None
+    says_none: bool = False
 
 
 @dataclass
-class TableFinding:
-    rows: list[SentenceHit] = field(default_factory=list)  # the answering row first
-    table_says_none: bool = False
+class Retrieval:
+    hits: list[SearchHit]
+    sentences: list[SentenceHit] | None  # nearest sentences, best first; None: the sentence index was not searched
+    # What a table computed for a question that describes a row by its values (assistant/table_query.py); the
+    # computed rows' passages lead ``hits``.
+    table: TableFinding = field(default_factory=TableFinding)
 
 
 @dataclass
@@ -102,10 +113,12 @@ class View:
 class Retriever:
     """Dense search through the store, fused with BM25 from the on-disk lexical index when ``lexical_weight`` > 0."""
 
-    def __init__(self, settings: Settings, embedder: TextEmbedder, store: IndexStore):
+    def __init__(self, settings: Settings, embedder: TextEmbedder, store: IndexStore,
+                 glossary: Callable[[], list[tuple[str, str]]] = list):
         self.settings = settings
         self.embedder = embedder
         self.store = store
+        self._glossary = glossary  # the corpus's bilingual term pairs, read when a table's column is named
         self._view: View | None = None
         self._lock = threading.Lock()
         self._column_vectors: dict[tuple[str, str, str], np.ndarray] = {}  # (content hash, table, title) -> columns
@@ -201,35 +214,50 @@ class Retriever:
             first = [by_id[c].model_copy(update={"score": max(top, by_id[c].score)})
                      for c in dict.fromkeys(r.chunk_id for r in rows) if c in by_id]
             hits = fold_duplicates(first + [h for h in ranked_hits if h.chunk_id not in lead], k)
-        return Retrieval(hits, sentences, rows, finding.table_says_none)
+        return Retrieval(hits, sentences, finding)
 
     def table_finding(self, query: str, vector: np.ndarray, hits: list[SearchHit], revision: str) -> TableFinding:
         """For a question that describes a row by its values ("the first year … above 800,000", "the year with the
         most …"), the rows of a table that answer it: the row, and for a crossing the year before it (see
-        assistant/table_query.py), or that the column never passes the bound asked about. Only the tables of the
-        documents the retrieval points to (``table_candidates``): nothing for a question not about a table ("the
-        peak of the Dow before the 1929 crash": the article's passages lead)."""
+        assistant/table_query.py), or that the column never passes the bound asked about.
+
+        Only the tables the retrieval points to: those of the documents it points to (``table_candidates``), and a
+        table one of whose rows was retrieved (``retrieved_rows``), where the question names the column whole: a
+        Chinese question about a table finds the Chinese article first, the table's rows after it. And only where
+        the question names the column (a word of its heading, as it is, translated, or by the corpus's own glossary):
+        "when did unemployment peak during the depression?" can find the table's rows first (they are full of
+        years), but asks nothing of them."""
         asked = series_question(query)
         if asked is None or not hits:
             return TableFinding()
         documents: list[Document] = []
         tables: list[TableSeries] = []
         vectors: list[np.ndarray] = []
-        for doc_id in table_candidates(hits):
+        pointed_to = table_candidates(hits)
+        for doc_id in dict.fromkeys(pointed_to + [h.document for h in hits]):
             record = self.store.record(doc_id)  # its registry row says whether it has tables; its text is read if so
             document = self.store.document(doc_id) if record is not None and record.metadata.get("tables") else None
             if document is None:
                 continue
             for series in table_series(document.text, document.metadata["tables"]):
-                documents.append(document)
-                tables.append(series)
-                vectors.append(self._columns(document, series))
-        choice = choose_column(query, vector, tables, vectors)
+                if doc_id in pointed_to or retrieved_rows(series, doc_id, hits):
+                    documents.append(document)
+                    tables.append(series)
+                    vectors.append(self._columns(document, series))
+        if not tables:
+            return TableFinding()
+        words = aligned_words(tuple(self._glossary()))
+        choice = choose_column(query, vector, tables, vectors, words)
         if choice is None:
             return TableFinding()
         table, column = choice
+        left_out, named = heading_match(query, tables[table].columns[column], words)
+        # The question must name the column: a question that only shares an extreme with a table ("when did
+        # unemployment peak?") asks nothing of it. One the table was found by a row of must name it whole.
+        if not named or (left_out and documents[table].doc_id not in pointed_to):
+            return TableFinding()
         if table_says_none(asked, tables[table], column):
-            return TableFinding(table_says_none=True)
+            return TableFinding(says_none=True)
         rows = answer_rows(asked, tables[table], column)
         document = documents[table]
         if not rows or self.store.versions_of([document.doc_id], revision).get(document.doc_id) != document.version:
@@ -237,7 +265,8 @@ class Retriever:
         found = self.store.sentences.within(document.doc_id, document.version, min(r.start for r in rows),
                                             max(r.end for r in rows))
         # each row's sentences, the answering row's first
-        return TableFinding([s for r in rows for s in found if r.start <= s.start and s.end <= r.end])
+        return TableFinding([s for r in rows for s in found if r.start <= s.start and s.end <= r.end],
+                            table_answer(asked, tables[table], column, rows))
 
     def _columns(self, document: Document, series: TableSeries) -> np.ndarray:
         """A table's columns embedded with its title, once per document text."""
@@ -246,6 +275,14 @@ class Retriever:
             inputs = [self.embedder.document_input(series.title, heading) for heading in series.columns]
             self._column_vectors[key] = np.asarray(self.embedder.embed_document_inputs(inputs), dtype=np.float32)
         return self._column_vectors[key]
+
+
+def retrieved_rows(series: TableSeries, doc_id: str, hits: list[SearchHit]) -> bool:
+    """Whether a retrieved passage of the document overlaps the table's yearly rows."""
+    if not series.rows:
+        return False
+    first, last = series.rows[0].start, series.rows[-1].end
+    return any(h.document == doc_id and h.start < last and first < h.end for h in hits)
 
 
 def table_candidates(hits: list[SearchHit]) -> list[str]:

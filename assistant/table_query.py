@@ -5,8 +5,10 @@ that answers holds neither "1 trillion" nor "最少", and looks like its forty n
 similarity search cannot find it. The table can: the first year a column crosses a threshold, or its highest or
 lowest year, is a computation over the column. This module reads what such a question asks (``series_question``),
 picks the column it is about (``choose_column``) and finds the row (``answer_rows``); the retriever puts that row's
-passage first and hands the row to the answerer as computed evidence. The row is quoted verbatim like any other
-evidence, and the answer model still decides, with its calibrated confidence, whether to answer.
+passage first and hands the row to the answerer as computed evidence, with what was found (``TableAnswer``: the
+answer says it before quoting the rows). The row is quoted verbatim like any other evidence, and the answer model
+still decides, with its calibrated confidence, whether to answer. A question that names no word of the column's
+heading asks nothing of the table (``heading_match``): sharing an extreme with it is not enough.
 
 A crossing is only claimed where the table shows it: an earlier year on the other side of the threshold. A series
 that starts past it gives no row (the table cannot say when); one that never reaches it says the question has no
@@ -17,12 +19,13 @@ abstains rather than quote a year that does not cross.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 
-from assistant.bilingual import dictionary, matched_words
+from assistant.bilingual import dictionary, matched_words, singular
 from assistant.claims import DIGITS, SCALES, WORD_NUMBER, number_value, scaled_value
 from assistant.lexical import tokenize
 from assistant.tables import SeriesRow, TableSeries
@@ -157,6 +160,43 @@ def table_says_none(asked: SeriesQuestion, series: TableSeries, column: int) -> 
     return bool(steps) and not any((step > 0) if asked.operation == "largest_rise" else (step < 0) for step in steps)
 
 
+@dataclass(frozen=True)
+class TableAnswer:
+    """What a computation over a table found, said before its rows are quoted: the table, the column, what was asked
+    of it, and the answering year's cell (with the year before it for a crossing or a change), as printed."""
+
+    label: str
+    column: str
+    operation: Operation
+    cells: tuple[tuple[int, str], ...]  # (year, cell), the answering year first
+
+    def statement(self, reader: str, marker: int) -> str:
+        """One sentence that says which year answers (a reader of the quoted rows alone would see the year before
+        a crossing first: rows are quoted in the table's order). Only the table's own figures: the bound a
+        question asked about is not repeated, so every figure said is in the quote that [marker] cites."""
+        (year, cell), *before = self.cells
+        if reader == "en":
+            earlier = f"; {before[0][0]}: {before[0][1]}" if before else ""
+            return f"{self.label} [{marker}], {self.column}, {_SAID['en'][self.operation]}: {year} ({cell}{earlier})."
+        earlier = f";{before[0][0]} 年:{before[0][1]}" if before else ""
+        return f"英文资料 [{marker}] 的 {self.label},{self.column},{_SAID['zh'][self.operation]}:{year} 年({cell}{earlier})。"
+
+
+_SAID: dict[str, dict[str, str]] = {
+    "en": {"above": "first year above the figure asked", "below": "first year below the figure asked",
+           "highest": "highest year", "lowest": "lowest year",
+           "largest_rise": "largest rise from the year before", "largest_fall": "largest fall from the year before"},
+    "zh": {"above": "首次超过所问数额的年份", "below": "首次低于所问数额的年份", "highest": "最高的年份",
+           "lowest": "最低的年份", "largest_rise": "比上一年增加最多的年份", "largest_fall": "比上一年减少最多的年份"},
+}
+
+
+def table_answer(asked: SeriesQuestion, series: TableSeries, column: int, rows: list[SeriesRow]) -> TableAnswer:
+    """The finding of ``answer_rows`` as a statement can say it."""
+    return TableAnswer(series.label, series.columns[column], asked.operation,
+                       tuple((row.year, row.values[column]) for row in rows))
+
+
 def answer_rows(asked: SeriesQuestion, series: TableSeries, column: int) -> list[SeriesRow]:
     """The row that answers, and for a crossing or a change the year before it (which shows it): [] where the
     column gives no answer (no year past the threshold, the first year already past it, no rise or no fall)."""
@@ -191,14 +231,19 @@ def _initials(heading: str) -> set[str]:
     return {(a[0] + b[0]).lower() for a, b in zip(words, words[1:])}
 
 
-def heading_match(question: str, heading: str) -> tuple[int, int]:
+def heading_match(question: str, heading: str, glossary: Mapping[str, frozenset[str]] | None = None) -> tuple[int, int]:
     """(left out, named): how many of a heading's words the question does not name, and how many it does (as they
     are, translated, as initials such as "DC", or as the end of a compound: 多雇主 names "multiemployer" through
     雇主, "employer"). "defined benefit plans" leaves out nothing of "Total Plans Defined Benefit" but
-    "multiemployer" of "Multiemployer Plans Defined Benefit"."""
+    "multiemployer" of "Multiemployer Plans Defined Benefit". ``glossary``: the corpus's own word pairs (English
+    word → Chinese words, ``glossary.aligned_words``), for words the dictionary does not translate as the corpus
+    does (缴款, "contribution")."""
     words = _heading_words(heading)
     tokens = tokenize(question)
     named = matched_words(words, question)
+    if glossary:
+        said = set(tokens)
+        named |= {w for w in words if not glossary.get(singular(w), frozenset()).isdisjoint(said)}
     for initials in _initials(heading) & set(tokens):
         named |= {w for w in words if w[:1] in initials}
     ends = {f for f in dictionary().forms(tokens) if f.isascii() and f.isalpha() and len(f) >= _MIN_COMPOUND_END}
@@ -207,7 +252,8 @@ def heading_match(question: str, heading: str) -> tuple[int, int]:
 
 
 def choose_column(question: str, question_vector: np.ndarray, series: list[TableSeries],
-                  column_vectors: list[np.ndarray]) -> tuple[int, int] | None:
+                  column_vectors: list[np.ndarray],
+                  glossary: Mapping[str, frozenset[str]] | None = None) -> tuple[int, int] | None:
     """(table, column) the question is about: the table with the column nearest in meaning, then within it the
     column whose heading the question names most completely (fewest words left out); among headings it names whole,
     the most specific (most words named: "multiemployer defined benefit plans" is "Multiemployer Plans Defined
@@ -221,7 +267,7 @@ def choose_column(question: str, question_vector: np.ndarray, series: list[Table
     cosines = [vectors @ question_vector for vectors in column_vectors]
     table = int(np.argmax([float(c.max()) for c in cosines]))
     headings = series[table].columns
-    matches = [heading_match(question, h) for h in headings]
+    matches = [heading_match(question, h, glossary) for h in headings]
     column = min(range(len(headings)), key=lambda i: (matches[i][0], -matches[i][1] if matches[i][0] == 0 else 0,
                                                       -float(cosines[table][i])))
     return table, column

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from assistant.answer import Span, render
-from assistant.glossary import from_metadata, mine_pairs, terms_in, to_metadata, trim_term
+from assistant.glossary import aligned_words, from_metadata, mine_pairs, terms_in, to_metadata, trim_term
 from tests.conftest import SEED
 
 
@@ -37,3 +37,11 @@ def test_terms_shown_to_readers_of_the_other_language():
     en_quote = "States moved from the legal list to the prudent man rule."
     text, _ = render("纽约州何时采用谨慎人规则?", [Span("doc", 0, len(en_quote), en_quote, "en")], pairs)
     assert "Prudent Man Rule = 谨慎人规则" in text and "Legal List = 法律清单" in text
+
+
+def test_words_of_pairs_that_line_up_one_to_one_are_paired_in_order():
+    words = aligned_words((("固定缴款计划", "Defined Contribution Plan"), ("谨慎人规则", "Prudent Man Rule"),
+                           ("社会保障法", "Social Security Act")))  # 社会保障 / 法: two words against three
+    assert words["contribution"] == {"缴款"} and words["plan"] == {"计划"} and words["man"] == {"人"}
+    assert "security" not in words and "act" not in words
+    assert aligned_words((("雇员退休收入保障法", "ERISA"),)) == {}  # an acronym lines up with nothing

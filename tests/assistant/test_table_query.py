@@ -17,6 +17,7 @@ from assistant.table_query import (
     column_scale,
     heading_match,
     series_question,
+    table_answer,
     table_says_none,
     without_bounds,
 )
@@ -125,6 +126,22 @@ def test_a_column_that_never_changes_as_asked_says_no_year_answers():
     assert not table_says_none(SeriesQuestion("largest_fall"), ASSETS, 0)
 
 
+def test_what_was_found_is_said_with_the_tables_own_figures_the_answering_year_first():
+    crossing = SeriesQuestion("above", 1e12)
+    found = table_answer(crossing, ASSETS, 1, answer_rows(crossing, ASSETS, 1))
+    assert found.statement("en", 2) == ("Table X1 [2], Total Assets (millions), first year above the figure asked: "
+                                        "1996 (1,061,493; 1995: 863,918).")
+    assert "1 trillion" not in found.statement("en", 2)  # the bound is the question's, not the table's
+    assert found.statement("zh", 1) == ("英文资料 [1] 的 Table X1,Total Assets (millions),首次超过所问数额的年份:"
+                                        "1996 年(1,061,493;1995 年:863,918)。")
+    lowest = SeriesQuestion("lowest")
+    assert table_answer(lowest, ASSETS, 0, answer_rows(lowest, ASSETS, 0)).statement("en", 1) == (
+        "Table X1 [1], Number of Plans, lowest year: 1994 (174,945).")
+    fall = SeriesQuestion("largest_fall")
+    assert table_answer(fall, ASSETS, 0, answer_rows(fall, ASSETS, 0)).statement("zh", 1).endswith(
+        "比上一年减少最多的年份:1997 年(210,000;1996 年:230,808)。")
+
+
 def test_a_shorter_row_is_skipped_for_the_columns_it_lacks():
     grown = TableSeries("Table X2", "Table X2", ("Total", "Added later"), (
         SeriesRow(2015, ("10",), 0, 5), SeriesRow(2016, ("12",), 6, 11), SeriesRow(2017, ("13", "4"), 12, 20),
@@ -143,6 +160,12 @@ def test_a_heading_is_matched_by_the_words_the_question_names_and_leaves_out():
     # 多雇主: 雇主 is "employer", the end of the compound "multiemployer"
     assert heading_match("哪一年多雇主 DB 计划最多?", "Multiemployer Plans Defined Benefit") == (0, 4)
     assert heading_match("哪一年多雇主 DB 计划最多?", "Single−Employer Plans Defined Benefit") == (1, 4)
+
+
+def test_the_corpus_glossary_names_a_heading_word_the_dictionary_does_not_translate():
+    question = "401(k) 计划的总缴款是哪一年首次超过 5000 亿美元的?"  # 缴款: "to pay" in the dictionary
+    assert heading_match(question, "Total Contributions (millions)") == (1, 0)
+    assert heading_match(question, "Total Contributions (millions)", {"contribution": frozenset({"缴款"})}) == (0, 1)
 
 
 def test_the_column_is_the_most_completely_named_then_the_nearest_in_meaning():
@@ -193,21 +216,52 @@ def tables_assistant(tmp_path_factory, minilm_path, corpus_mirror, shared_embedd
 def test_the_row_past_a_bound_leads_retrieval_and_is_quoted(tables_assistant):
     question = "In which year did total 401(k) plan assets first exceed $1 trillion?"
     retrieval = tables_assistant.retriever.retrieve(question)
-    assert [r.text.split()[0] for r in retrieval.table_rows] == ["1996", "1995"]
-    assert retrieval.table_rows[0].text in retrieval.hits[0].text
+    assert [r.text.split()[0] for r in retrieval.table.rows] == ["1996", "1995"]
+    assert retrieval.table.rows[0].text in retrieval.hits[0].text
     answer = tables_assistant.ask(question, history=[])
     quotes = " ".join(c.quote for c in answer.citations)
     assert "1996 230,808 30,643 1,061,493" in quotes and "1995 200,813" in quotes
     assert "Total Assets (millions) 1,061,493" in answer.answer  # the row read under its headings
+    # said first: the year that answers, though the quote shows 1995's row before it
+    assert answer.answer.startswith("Table E19 [1], Total Assets (millions), first year above the figure asked: "
+                                    "1996 (1,061,493; 1995: 863,918).")
 
 
 def test_a_bound_the_table_never_reaches_is_refused(tables_assistant):
     question = "When did total 401(k) plan assets first exceed $20 trillion?"
     retrieval = tables_assistant.retriever.retrieve(question)
-    assert retrieval.table_says_none and retrieval.table_rows == []
+    assert retrieval.table.says_none and retrieval.table.rows == []
     answer = tables_assistant.ask(question, history=[])  # this fixture answers at any confidence, yet refuses
     assert not answer.grounded and answer.citations == []
 
 
+def test_a_question_that_names_no_column_computes_nothing(tables_assistant):
+    # an extreme and a question for a year, and the table's passages lead; but no column is what it asks about
+    question = "When did unemployment peak during the Great Depression?"
+    retrieval = tables_assistant.retriever.retrieve(question)
+    assert retrieval.hits[0].document == DOL_TABLES
+    assert retrieval.table.rows == [] and not retrieval.table.says_none
+
+
+def test_a_table_found_by_one_retrieved_row_is_read_when_the_question_names_its_column(tables_assistant):
+    retriever = tables_assistant.retriever
+    revision = retriever.view().revision
+    cea = retriever.search("private equity GDP benefit", k=4, documents=[CEA_MD])
+    row = next(h for h in retriever.search("401(k) plans, assets", k=30, documents=[DOL_TABLES])
+               if "2018 588,499" in h.text)  # a passage of Table E19's rows
+    hits = [*cea, row]  # another document leads and holds most passages; one row of the table is among them
+
+    def finding(question):
+        return retriever.table_finding(question, tables_assistant.embedder.embed_queries([question])[0], hits,
+                                       revision)
+
+    found = finding("When did total assets of 401(k)-type plans first exceed $1 trillion?")
+    assert [r.text.split()[0] for r in found.rows] == ["1996", "1995"]
+    assert found.answer is not None and found.answer.column == "Total Assets (millions)"
+    # "Active Participants" named in part: a table reached by one row must be named whole
+    assert finding("When did 401(k) participants first exceed 20 million?").rows == []
+    assert finding("When did active participants first exceed 20 million?").rows != []
+
+
 def test_a_question_that_names_its_row_computes_nothing(tables_assistant):
-    assert tables_assistant.retriever.retrieve("How many 401(k)-type plans were there in 1996?").table_rows == []
+    assert tables_assistant.retriever.retrieve("How many 401(k)-type plans were there in 1996?").table.rows == []
