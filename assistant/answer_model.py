@@ -40,7 +40,7 @@ from assistant.bilingual import matched_words
 from assistant.clean import detect_language
 from assistant.retrieve import tokenize
 from assistant.sentences import SentenceHit
-from assistant.table_query import without_bounds
+from assistant.table_query import without_operation
 
 MODEL_PATH = Path(__file__).with_name("answer_model.json")
 FORMAT_VERSION = 4  # 3: the sentence model's threshold is the near-tie ratio; 4: the on-topic floor is fit with them
@@ -245,8 +245,10 @@ def featurize(analysis: QuestionAnalysis, question: str, candidates: list[Candid
         return
     query_tokens = set(tokenize(question))
     numbers, names, years = question_numbers(question), question_names(question), question_years(question)
-    # a table row computed to answer "first exceed 800,000" is past the bound, not at it: it need not hold 800,000
-    computed_numbers = question_numbers(without_bounds(question)) if any(c.computed for c in candidates) else numbers
+    # a table row computed to answer "first exceed 800,000" or "the fewest" is past the bound or the lowest, without
+    # holding 800,000 or "fewest"
+    computed = without_operation(question) if any(c.computed for c in candidates) else question
+    computed_tokens, computed_numbers = set(tokenize(computed)), question_numbers(computed)
     reader = detect_language(question)
     best = max(c.cosine for c in candidates)
     own = {id(c): c.cosine if c.question_cosine is None else c.question_cosine for c in candidates}
@@ -265,8 +267,8 @@ def featurize(analysis: QuestionAnalysis, question: str, candidates: list[Candid
             "passage_score": c.passage_score,
             "passage_rank_inv": 0.0 if c.passage_rank is None else 1.0 / (1 + c.passage_rank),
             "top_passage_score": top_passage_score,
-            "overlap": idf_overlap(query_tokens, f"{c.context}\n{c.text}", idf),
-            "passage_overlap": idf_overlap(query_tokens, evidence, idf),
+            "overlap": idf_overlap(computed_tokens if c.computed else query_tokens, f"{c.context}\n{c.text}", idf),
+            "passage_overlap": idf_overlap(computed_tokens if c.computed else query_tokens, evidence, idf),
             "type_asked": float(asked),
             "type_match": match,
             "type_miss": float(asked and match == 0.0),
@@ -299,7 +301,9 @@ def question_features(analysis: QuestionAnalysis, question: str, ranked: Sequenc
     some word or type the question asks for turns up in one that does not answer it). What ``featurize`` already
     found in that sentence and its passage (type match, numbers and names missing, language) is read, not redone."""
     best = ranked[0] if ranked else None
-    query_tokens = set(tokenize(question))
+    # a computed row's words: the question's but the operation's, which the computation answered (see featurize)
+    asked_of_evidence = without_operation(question) if best is not None and best.computed else question
+    query_tokens = set(tokenize(asked_of_evidence))
     own = best.features if best else {}  # what featurize found in the best sentence and its passage
     sentence = f"{best.title}\n{best.context}\n{best.text}" if best else ""  # with its headings
     in_sentence = matched_words(query_tokens, sentence)
@@ -326,7 +330,7 @@ def question_features(analysis: QuestionAnalysis, question: str, ranked: Sequenc
         "cross_language": own.get("cross_language", 0.0),
         "chinese_question": float(reader == "zh"),
         "name_absent": float(asks_for_name(question) and not (best and gives_a_name(best.text))),
-        "focus_missing": missing_word_share(question_focus(question), sentence),
+        "focus_missing": missing_word_share(question_focus(asked_of_evidence), sentence),
     }
 
 

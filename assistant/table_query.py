@@ -109,10 +109,12 @@ def series_question(question: str) -> SeriesQuestion | None:
     return None
 
 
-def without_bounds(question: str) -> str:
-    """The question with its bounds blanked out: in "when did assets first exceed $5 trillion?" the 5 trillion is
-    what the answer is compared with, not a number the evidence must hold."""
-    for pattern, _ in _THRESHOLDS:
+def without_operation(question: str) -> str:
+    """The question with the words of its operation blanked out: its bounds, extremes and changes. A row computed
+    for "when did assets first exceed $5 trillion?" or "which year had the fewest participants?" is past the bound,
+    or the lowest of its column, without holding 5 trillion or "fewest": those are what the computation answered,
+    not words the evidence must hold."""
+    for pattern, _ in (*_THRESHOLDS, *_EXTREMES, *_CHANGES):
         question = pattern.sub(lambda m: " " * len(m.group(0)), question)
     return question
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from assistant.answer_model import Candidate, featurize, question_numbers
+from assistant.answer_model import Candidate, featurize, question_features, question_numbers
 from assistant.answer_types import analyse
+from assistant.lexical import tokenize
 from assistant.pipeline import Assistant
 from assistant.settings import Settings
 from assistant.table_query import (
@@ -19,7 +20,7 @@ from assistant.table_query import (
     series_question,
     table_answer,
     table_says_none,
-    without_bounds,
+    without_operation,
 )
 from assistant.tables import SeriesRow, TableSeries
 from tests.conftest import CEA_MD, DOL_TABLES, MANIFEST, MINILM_ABSTAIN_THRESHOLD, close_store, copy_into
@@ -68,8 +69,32 @@ def test_other_questions_ask_no_operation(question):
 
 def test_a_bound_is_not_a_number_the_evidence_must_hold():
     assert question_numbers("when did the number of plans first exceed 800,000?") == {"800,000"}
-    assert question_numbers(without_bounds("when did the number of plans first exceed 800,000?")) == set()
-    assert question_numbers(without_bounds("how many plans were there in 1990?")) == {"1990"}
+    assert question_numbers(without_operation("when did the number of plans first exceed 800,000?")) == set()
+    assert question_numbers(without_operation("how many plans were there in 1990?")) == {"1990"}
+
+
+def test_the_words_of_an_extreme_or_a_change_are_not_words_the_evidence_must_hold():
+    assert tokenize(without_operation("Which year had the fewest 401(k)-type plan participants?")) == tokenize(
+        "Which year had the 401(k)-type plan participants?")
+    assert "下降" not in without_operation("哪一年 401(k) 总资产下降最多?")
+    assert "最多" not in without_operation("哪一年 401(k) 总资产下降最多?")
+    assert without_operation("how many plans were there in 1990?") == "how many plans were there in 1990?"
+
+
+def test_a_computed_row_is_not_asked_for_the_words_of_its_operation():
+    question = "Which year had the fewest 401(k)-type plan participants?"
+    row = Candidate(sentence_id="s", document="d", chunk_id="c", start=0, end=10, text="1984 17,303 7,526",
+                    language="en", position=0, context="Year · Number of Plans · Active Participants", title="t",
+                    cosine=0.5)
+    plain = Candidate(**{**row.__dict__, "sentence_id": "p"})
+    row.computed = True
+    idf = {**dict.fromkeys(tokenize(question), 0.5), "fewest": 6.0, "participants": 2.0}
+    featurize(analyse(question), question, [row, plain], 0.5, idf)
+    assert row.features["overlap"] > plain.features["overlap"]  # "fewest", the rarest word, is not missed
+    row.probability = plain.probability = 0.5
+    computed, asked = (question_features(analyse(question), question, [c], [f"{c.context}\n{c.text}"], idf)
+                       for c in (row, plain))
+    assert computed["max_missing_idf"] == 0.5 and asked["max_missing_idf"] == 6.0
 
 
 def test_units_and_cells_are_read_as_printed():
