@@ -224,12 +224,13 @@ SENTENCE_RULES: dict[str, re.Pattern] = {
     "percent": re.compile(r"\d+(?:\.\d+)?\s*(?:%|percent\b|per cent\b|percentage points?)|百分之|\d+\s*成(?!立|为|本|功)",
                           re.I),
     # A number before a noun ("90 million Americans"), but not a year ("in 2017, plans..." holds a date, not a count);
-    # a figure with thousands separators on its own (a table row: "2017 709,527 46,698"); number words.
+    # a figure with thousands separators on its own (a table row: "2017 709,527 46,698"); number words; Chinese
+    # numerals before a measure word, but not 一 alone: 一个 / 一种 / 一项 is the article "a" ("401(k) 是一种…计划").
     "count": re.compile(r"(?<![\d.$])(?!" + _YEAR_ALONE + r")\d[\d,]*(?:\.\d+)?\s*(?:million|billion|thousand|万|亿)?\s*"
                         r"(?![\d%年月日]|percent|dollars)(?:[A-Za-z\u4e00-\u9fff])|"
                         r"(?<![\d.,$])\d{1,3}(?:,\d{3})+(?![\d,]|\s*(?:%|percent))|\b(?:one|two|three|four|five|six|"
-                        r"seven|eight|nine|ten|twelve|twenty|hundred|dozens?|thousands|millions)\b|[一二三四五六七八九十百千万两]+"
-                        r"(?:个|家|名|人|项|种|位|次|条|部|所)", re.I),
+                        r"seven|eight|nine|ten|twelve|twenty|hundred|dozens?|thousands|millions)\b|"
+                        r"(?:[一二三四五六七八九十百千万两]{2,}|[二三四五六七八九十百千万两])(?:个|家|名|人|项|种|位|次|条|部|所)", re.I),
     "duration": re.compile(r"\d[\d,]*\s*(?:-\s*)?(?:days?|weeks?|months?|years?|decades?)\b|\d+\s*(?:天|周|个月|年内|年间|年来)|"
                            r"\b(?:one|two|three|four|five|six|seven|eight|nine|ten|thirty|sixty|ninety|\d+)[- ](?:day|"
                            r"week|month|year)\b|[一二三四五六七八九十两]+(?:天|周|个月|年)", re.I),

@@ -225,3 +225,10 @@ def test_a_number_after_a_designator_is_an_identifier_not_a_count(sentence):
 
 def test_a_count_beside_an_identifier_still_counts():
     assert "count" in sentence_types("Under Executive Order 14330, 90 million Americans may invest.")
+
+
+def test_chinese_one_before_a_measure_word_is_the_article_not_a_count():
+    assert "count" not in sentence_types("401(k) 不是单一基金,而是一个由员工控制的个人账户。")
+    assert "count" not in sentence_types("特朗普签署了一项行政令。")
+    assert "count" in sentence_types("两家公司退出了计划。")
+    assert "count" in sentence_types("三十个州采纳了这一规则。")
