@@ -62,7 +62,8 @@ QUESTION_RULES: dict[str, re.Pattern] = {
         r"\b(why|how come|what (?:caused|led to|prompted|drove)|reasons?|purpose|rationale|motivat\w*)\b|为什么|为何|"
         r"原因|目的|缘何|理由|动机", re.I),
 }
-# "how much" alone may ask for money, a share or a count; the sentence decides which it got.
+# "how much" alone may ask for money, a share, a count or a stretch of time ("how much advance warning"); the sentence
+# decides which it got.
 _HOW_MUCH = re.compile(r"\bhow much\b|多少(?![个家名人项种位次只条部所天年月%])|多大", re.I)
 
 # A compound question joins its parts with a conjunction followed by a new question.
@@ -109,7 +110,7 @@ def expected_types(question: str) -> set[str]:
     """The answer types a question (or one part of it) asks for; empty when it asks for none in particular."""
     found = {name for name, rule in QUESTION_RULES.items() if rule.search(question)} or keyword_query_types(question)
     if _HOW_MUCH.search(question) and not found & {"money", "percent", "count", "duration"}:
-        found |= {"money", "percent", "count"}
+        found |= {"money", "percent", "count", "duration"}
     if found & {"date", "money", "percent", "count", "duration", "person", "organisation", "place"}:
         # "What is the deadline" asks for a date, not a definition.
         found.discard("definition")
@@ -226,8 +227,10 @@ SENTENCE_RULES: dict[str, re.Pattern] = {
     # A number before a noun ("90 million Americans"), but not a year ("in 2017, plans..." holds a date, not a count);
     # a figure with thousands separators on its own (a table row: "2017 709,527 46,698"); number words; Chinese
     # numerals before a measure word, but not 一 alone: 一个 / 一种 / 一项 is the article "a" ("401(k) 是一种…计划").
+    # A number before a unit of time is a duration or a century ("within 180 days", "20 世纪初"), not a count.
     "count": re.compile(r"(?<![\d.$])(?!" + _YEAR_ALONE + r")\d[\d,]*(?:\.\d+)?\s*(?:million|billion|thousand|万|亿)?\s*"
-                        r"(?![\d%年月日]|percent|dollars)(?:[A-Za-z\u4e00-\u9fff])|"
+                        r"(?![\d%年月日天周]|percent|dollars|(?:day|week|month|year|decade|centur(?:y|ie))s?\b|世纪|个月)"
+                        r"(?:[A-Za-z\u4e00-\u9fff])|"
                         r"(?<![\d.,$])\d{1,3}(?:,\d{3})+(?![\d,]|\s*(?:%|percent))|\b(?:one|two|three|four|five|six|"
                         r"seven|eight|nine|ten|twelve|twenty|hundred|dozens?|thousands|millions)\b|"
                         r"(?:[一二三四五六七八九十百千万两]{2,}|[二三四五六七八九十百千万两])(?:个|家|名|人|项|种|位|次|条|部|所)", re.I),

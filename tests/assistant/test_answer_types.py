@@ -48,9 +48,10 @@ def test_question_rules(question, expected):
     assert expected <= expected_types(question)
 
 
-def test_how_much_alone_may_be_money_share_or_count():
-    assert expected_types("how much") == {"money", "percent", "count"}
-    assert expected_types("多少") == {"money", "percent", "count"}
+def test_how_much_alone_may_be_money_share_count_or_time():
+    assert expected_types("how much") == {"money", "percent", "count", "duration"}
+    assert expected_types("多少") == {"money", "percent", "count", "duration"}
+    assert "duration" in expected_types("how much advance warning do I get before the fund lineup changes?")
 
 
 def test_a_when_clause_inside_a_who_question_does_not_ask_for_a_date():
@@ -155,7 +156,7 @@ def test_compound_questions_split_into_parts(question, parts):
 
 def test_analysis_gives_each_part_its_types_and_folds_back_a_false_split():
     analysis = analyse("When did New York first let pension funds buy stocks, and how much?")
-    assert [set(t) for t in analysis.part_types] == [{"date"}, {"money", "percent", "count"}]
+    assert [set(t) for t in analysis.part_types] == [{"date"}, {"money", "percent", "count", "duration"}]
     # "and the rules" asks nothing: not a compound question
     assert len(analyse("What did the order say about plans, and what changed?").parts) == 1
     simple = analyse("Where is the Federal Register printed and what does it cost")
@@ -232,3 +233,13 @@ def test_chinese_one_before_a_measure_word_is_the_article_not_a_count():
     assert "count" not in sentence_types("特朗普签署了一项行政令。")
     assert "count" in sentence_types("两家公司退出了计划。")
     assert "count" in sentence_types("三十个州采纳了这一规则。")
+
+
+@pytest.mark.parametrize("sentence", [
+    "(b) Within 180 days of the date of this order, the Secretary of Labor shall reexamine the guidance.",
+    "20 世纪初至 1920 年代,美国的养老金主要以固定收益计划为主。",
+    "Employees vest after 3 years of service.",
+    "至少提前 30 天书面通知参与者。",
+])
+def test_a_number_before_a_unit_of_time_is_a_duration_or_a_century_not_a_count(sentence):
+    assert "count" not in sentence_types(sentence)
