@@ -247,7 +247,7 @@ class Retriever:
         if not tables:
             return TableFinding()
         words = aligned_words(tuple(self._glossary()))
-        choice = choose_column(query, vector, tables, vectors, words)
+        choice = choose_column(query, vector, tables, vectors, words, asked)
         if choice is None:
             return TableFinding()
         table, column = choice

@@ -254,8 +254,8 @@ def heading_match(question: str, heading: str, glossary: Mapping[str, frozenset[
 
 
 def choose_column(question: str, question_vector: np.ndarray, series: list[TableSeries],
-                  column_vectors: list[np.ndarray],
-                  glossary: Mapping[str, frozenset[str]] | None = None) -> tuple[int, int] | None:
+                  column_vectors: list[np.ndarray], glossary: Mapping[str, frozenset[str]] | None = None,
+                  asked: SeriesQuestion | None = None) -> tuple[int, int] | None:
     """(table, column) the question is about: the table with the column nearest in meaning, then within it the
     column whose heading the question names most completely (fewest words left out); among headings it names whole,
     the most specific (most words named: "multiemployer defined benefit plans" is "Multiemployer Plans Defined
@@ -263,13 +263,23 @@ def choose_column(question: str, question_vector: np.ndarray, series: list[Table
 
     Meaning alone confuses sibling columns ("Multiemployer Plans Defined Benefit" came nearest to "the most defined
     benefit plans"); words alone cannot compare a Chinese question with most English headings, whose words the
-    dictionary does not translate, and then leave meaning to decide."""
+    dictionary does not translate, and then leave meaning to decide.
+
+    Given a bound ``asked`` about, a column the question names that passes it comes before one that does not: "when
+    did active participants first exceed 70 million?" presupposes a column that does, and "参加 401(k) 计划的活跃人数"
+    names Number of Plans (计划, 人数 "number") more fully than Active Participants, but plans never number 70
+    million. Where no named column passes it, the first one says that none does. Not for a rise or a fall: nearly
+    every column has one, so having one tells nothing."""
     if not series:
         return None
     cosines = [vectors @ question_vector for vectors in column_vectors]
     table = int(np.argmax([float(c.max()) for c in cosines]))
     headings = series[table].columns
     matches = [heading_match(question, h, glossary) for h in headings]
-    column = min(range(len(headings)), key=lambda i: (matches[i][0], -matches[i][1] if matches[i][0] == 0 else 0,
-                                                      -float(cosines[table][i])))
-    return table, column
+    order = sorted(range(len(headings)), key=lambda i: (matches[i][0], -matches[i][1] if matches[i][0] == 0 else 0,
+                                                         -float(cosines[table][i])))
+    if asked is not None and asked.threshold is not None:  # a bound's size tells columns apart; a rise does not
+        answering = [i for i in order if matches[i][1] and answer_rows(asked, series[table], i)]
+        if answering:
+            return table, answering[0]
+    return table, order[0]

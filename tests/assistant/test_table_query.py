@@ -211,6 +211,22 @@ def test_the_column_is_the_most_completely_named_then_the_nearest_in_meaning():
     assert choose_column("anything", vector, [], []) is None
 
 
+def test_of_the_columns_a_question_names_the_one_that_passes_its_bound_is_meant():
+    table = TableSeries("Table X3", "Table X3. 401(k)-Type Plans", ("Number of Plans", "Active Participants (thousands)"), (
+        SeriesRow(2016, ("560,373", "67,121"), 0, 10), SeriesRow(2017, ("571,841", "68,187"), 11, 20),
+        SeriesRow(2018, ("588,499", "70,335"), 21, 30)))
+    vectors = [np.array([[0.6, 0.8], [0.5, 0.5]], dtype=np.float32)]
+    vector = np.array([1.0, 0.0], dtype=np.float32)
+    question = "在哪一年,参加 401(k) 计划的活跃人数首次超过 7000 万?"  # names Number of Plans whole: 计划, 人数
+    assert choose_column(question, vector, [table], vectors) == (0, 0)
+    asked = series_question(question)
+    assert choose_column(question, vector, [table], vectors, asked=asked) == (0, 1)  # plans never number 70 million
+    never = SeriesQuestion("above", 1e9)  # no named column passes it: the first says none does
+    assert choose_column(question, vector, [table], vectors, asked=never) == (0, 0)
+    rise = SeriesQuestion("largest_rise")  # every column rises: no help
+    assert choose_column(question, vector, [table], vectors, asked=rise) == (0, 0)
+
+
 def test_a_computed_row_need_not_hold_the_bound_but_other_sentences_must():
     question = "when did the number of plans first exceed 800,000?"
     rows = [Candidate(sentence_id=f"s{i}", document="d", chunk_id="c", start=0, end=10, text="2022 801,371 46,508",
