@@ -368,10 +368,24 @@ _DESIGNATOR = re.compile(r"(?:\b(?:order|nos?\.|sec|section|sections|vol|title|p
                          r"clause|table|form|pub\. l|u\.s\.c|page|article|schedule)\.?|§|第)\s*$", re.I)
 
 
+# A number before a code's abbreviation is the title or volume of a legal citation ("31 U.S.C. 9705", "29 U.S.C.
+# 1002", "90 FR 38921", "26 CFR"): an identifier, not a count.
+_CITED_CODE = re.compile(r"\s*(?:U\.\s?S\.\s?C\.?|USC|C\.\s?F\.\s?R\.?|CFR|FR|Fed\.\s?Reg\.?|Stat\.)(?![A-Za-z])")
+
+
 def holds_count(text: str) -> bool:
-    """Whether a sentence gives a count: a match of the count rule that is no identifier (``_DESIGNATOR``)."""
+    """Whether a sentence gives a count: a match of the count rule that is no identifier (``_DESIGNATOR``, a legal
+    citation's title or volume)."""
     return any(not _DESIGNATOR.search(text[max(0, m.start() - 24):m.start()])
+               and not _CITED_CODE.match(text, _number_end(text, m.start()))
                for m in SENTENCE_RULES["count"].finditer(text))
+
+
+def _number_end(text: str, start: int) -> int:
+    end = start
+    while end < len(text) and (text[end].isdigit() or text[end] in ",."):
+        end += 1
+    return end
 
 
 def sentence_types(text: str) -> set[str]:

@@ -219,6 +219,8 @@ def test_a_year_is_a_date_not_a_count_and_a_table_row_holds_counts():
     "SOURCE: Form 5500 and Form 5500-SF filings with the U.S. Department of Labor.",
     "(B) for the purposes of paragraph (23) of this section and section 1054 of this title, shall be treated",
     "第 14330 号行政令",
+    "that is not needed to satisfy requirements under 31 U.S.C. 9705 or released",  # a citation's title number
+    "Executive Order 14330 was published at 90 FR 38921.",
 ])
 def test_a_number_after_a_designator_is_an_identifier_not_a_count(sentence):
     assert "count" not in sentence_types(sentence)
@@ -226,6 +228,7 @@ def test_a_number_after_a_designator_is_an_identifier_not_a_count(sentence):
 
 def test_a_count_beside_an_identifier_still_counts():
     assert "count" in sentence_types("Under Executive Order 14330, 90 million Americans may invest.")
+    assert "count" in sentence_types("Under 31 U.S.C. 9705, 30 U.S. states may invest.")
 
 
 def test_chinese_one_before_a_measure_word_is_the_article_not_a_count():
