@@ -36,6 +36,7 @@ from assistant.answer_model import (
     featurize,
     idf_overlap,
     question_features,
+    question_years,
 )
 from assistant.answer_types import MONTH_NAMES, analyse
 from assistant.cite import make_citation
@@ -382,6 +383,16 @@ def render(question: str, spans: list[Span],
     return "\n".join(parts), numbered
 
 
+_ROW_YEAR = re.compile(r"\s*((?:19|20)\d\d)r?\s+\$?\d")
+
+
+def row_of_another_year(text: str, years: set[str]) -> bool:
+    """Whether a sentence is a table row keyed by a year the question does not name, when it names some: beside the
+    row of the year asked about, its neighbours (which look alike to the model and tie with it) say nothing asked."""
+    match = _ROW_YEAR.match(text)
+    return bool(years) and match is not None and match.group(1) not in years
+
+
 def table_statement(question: str, table: TableFinding, numbered: list[tuple[int, Span]]) -> str | None:
     """What a table computation found, said with the marker of the quote that holds its answering row (None when
     no quote holds it)."""
@@ -542,6 +553,8 @@ class ExtractiveAnswerer:
             return [c for c in candidates if c.computed]
         threshold = self.near_tie_ratio * candidates[0].probability
         limit = self.settings.max_answer_sentences
+        years = question_years(request.question)
+        candidates = [candidates[0]] + [c for c in candidates[1:] if not row_of_another_year(c.text, years)]
         chosen = [candidates[0]]
         for part_types in analyse(request.question).part_types:
             if not part_types or any(part_types & c.types for c in chosen) or len(chosen) >= limit:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from assistant.answer import row_of_another_year
 from assistant.answer_model import Candidate, featurize, question_features, question_numbers
 from assistant.answer_types import analyse
 from assistant.lexical import tokenize
@@ -302,6 +303,21 @@ def test_a_table_found_by_one_retrieved_row_is_read_when_the_question_names_its_
     # "Active Participants" named in part: a table reached by one row must be named whole
     assert finding("When did 401(k) participants first exceed 20 million?").rows == []
     assert finding("When did active participants first exceed 20 million?").rows != []
+
+
+def test_a_question_that_names_its_year_is_answered_from_that_years_row_alone(tables_assistant):
+    answer = tables_assistant.ask("How many active participants did 401(k)-type plans have in 1995?", history=[])
+    assert answer.grounded
+    rows = [line.split()[0] for c in answer.citations for line in c.quote.split("\n") if line[:2] in ("19", "20")]
+    assert rows == ["1995"]
+
+
+def test_a_row_of_a_year_not_asked_about_is_told_apart():
+    assert row_of_another_year("1994 174,945 25,062 674,681 75,878 50,659", {"1995"})
+    assert not row_of_another_year("1995 200,813 27,759 863,918 87,416 62,163", {"1995"})
+    assert not row_of_another_year("2004r 400,000 50,000", {"2004"})  # a revised row keeps its year
+    assert not row_of_another_year("1994 174,945 25,062", set())  # no year asked: nothing to tell
+    assert not row_of_another_year("In 1994, 174,945 plans filed.", {"1995"})  # a sentence, not a row
 
 
 def test_a_question_that_names_its_row_computes_nothing(tables_assistant):
