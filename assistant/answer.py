@@ -553,8 +553,8 @@ class ExtractiveAnswerer:
             return [c for c in candidates if c.computed]
         threshold = self.near_tie_ratio * candidates[0].probability
         limit = self.settings.max_answer_sentences
-        years = question_years(request.question)
-        candidates = [candidates[0]] + [c for c in candidates[1:] if not row_of_another_year(c.text, years)]
+        if years := question_years(request.question):
+            candidates = [candidates[0]] + [c for c in candidates[1:] if not row_of_another_year(c.text, years)]
         chosen = [candidates[0]]
         for part_types in analyse(request.question).part_types:
             if not part_types or any(part_types & c.types for c in chosen) or len(chosen) >= limit:

@@ -256,6 +256,7 @@ def featurize(analysis: QuestionAnalysis, question: str, candidates: list[Candid
     by_cosine = {id(c): rank for rank, c in enumerate(sorted(candidates, key=lambda c: -c.cosine))}
     asked = bool(analysis.types)
     for c in candidates:
+        tokens = computed_tokens if c.computed else query_tokens
         c.types = sentence_types(c.text)
         match = type_match(analysis, c.types)
         evidence = f"{c.title}\n{c.context}\n{c.passage_text or c.text}"
@@ -267,8 +268,8 @@ def featurize(analysis: QuestionAnalysis, question: str, candidates: list[Candid
             "passage_score": c.passage_score,
             "passage_rank_inv": 0.0 if c.passage_rank is None else 1.0 / (1 + c.passage_rank),
             "top_passage_score": top_passage_score,
-            "overlap": idf_overlap(computed_tokens if c.computed else query_tokens, f"{c.context}\n{c.text}", idf),
-            "passage_overlap": idf_overlap(computed_tokens if c.computed else query_tokens, evidence, idf),
+            "overlap": idf_overlap(tokens, f"{c.context}\n{c.text}", idf),
+            "passage_overlap": idf_overlap(tokens, evidence, idf),
             "type_asked": float(asked),
             "type_match": match,
             "type_miss": float(asked and match == 0.0),

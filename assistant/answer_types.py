@@ -227,9 +227,11 @@ SENTENCE_RULES: dict[str, re.Pattern] = {
     # A number before a noun ("90 million Americans"), but not a year ("in 2017, plans..." holds a date, not a count);
     # a figure with thousands separators on its own (a table row: "2017 709,527 46,698"); number words; Chinese
     # numerals before a measure word, but not 一 alone: 一个 / 一种 / 一项 is the article "a" ("401(k) 是一种…计划").
-    # A number before a unit of time is a duration or a century ("within 180 days", "20 世纪初"), not a count.
+    # A number before a unit of time is a duration or a century ("within 180 days", "20 世纪初"), not a count; one
+    # before a code's abbreviation is a legal citation's title or volume ("31 U.S.C. 9705", "90 FR 38921").
     "count": re.compile(r"(?<![\d.$])(?!" + _YEAR_ALONE + r")\d[\d,]*(?:\.\d+)?\s*(?:million|billion|thousand|万|亿)?\s*"
-                        r"(?![\d%年月日天周]|percent|dollars|(?:day|week|month|year|decade|centur(?:y|ie))s?\b|世纪|个月)"
+                        r"(?![\d%年月日天周]|percent|dollars|(?:day|week|month|year|decade|centur(?:y|ie))s?\b|世纪|个月|"
+                        r"(?-i:U\.\s?S\.\s?C\b|USC\b|C\.\s?F\.\s?R\b|CFR\b|FR\b|Fed\.\s?Reg\b|Stat\.))"
                         r"(?:[A-Za-z\u4e00-\u9fff])|"
                         r"(?<![\d.,$])\d{1,3}(?:,\d{3})+(?![\d,]|\s*(?:%|percent))|\b(?:one|two|three|four|five|six|"
                         r"seven|eight|nine|ten|twelve|twenty|hundred|dozens?|thousands|millions)\b|"
@@ -368,24 +370,10 @@ _DESIGNATOR = re.compile(r"(?:\b(?:order|nos?\.|sec|section|sections|vol|title|p
                          r"clause|table|form|pub\. l|u\.s\.c|page|article|schedule)\.?|§|第)\s*$", re.I)
 
 
-# A number before a code's abbreviation is the title or volume of a legal citation ("31 U.S.C. 9705", "29 U.S.C.
-# 1002", "90 FR 38921", "26 CFR"): an identifier, not a count.
-_CITED_CODE = re.compile(r"\s*(?:U\.\s?S\.\s?C\.?|USC|C\.\s?F\.\s?R\.?|CFR|FR|Fed\.\s?Reg\.?|Stat\.)(?![A-Za-z])")
-
-
 def holds_count(text: str) -> bool:
-    """Whether a sentence gives a count: a match of the count rule that is no identifier (``_DESIGNATOR``, a legal
-    citation's title or volume)."""
+    """Whether a sentence gives a count: a match of the count rule that is no identifier (``_DESIGNATOR``)."""
     return any(not _DESIGNATOR.search(text[max(0, m.start() - 24):m.start()])
-               and not _CITED_CODE.match(text, _number_end(text, m.start()))
                for m in SENTENCE_RULES["count"].finditer(text))
-
-
-def _number_end(text: str, start: int) -> int:
-    end = start
-    while end < len(text) and (text[end].isdigit() or text[end] in ",."):
-        end += 1
-    return end
 
 
 def sentence_types(text: str) -> set[str]:
