@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from assistant.answer_types import YEAR_DIGITS
 from assistant.embed import TextEmbedder
 from assistant.glossary import aligned_words
 from assistant.lexical import tokenize  # one tokenizer for BM25, word statistics and the answer model
@@ -166,6 +167,8 @@ class Retriever:
         k = k or self.settings.top_k
         weight = self.sentence_weight if sentence_weight is None else sentence_weight
         view = self.view()
+        if not documents:
+            documents = named_documents(query, lambda: self.store.document_titles(view.revision)) or None
         vector = query_vector if query_vector is not None else self.embedder.embed_queries([query])[0]
         where = filter_where(documents, language)
         n = max(self.settings.candidates, k * 4)
@@ -275,6 +278,27 @@ class Retriever:
             inputs = [self.embedder.document_input(series.title, heading) for heading in series.columns]
             self._column_vectors[key] = np.asarray(self.embedder.embed_document_inputs(inputs), dtype=np.float32)
         return self._column_vectors[key]
+
+
+# A number of four digits or more in a document's title that is not a year: an executive order's number, a Federal
+# Register page, a code section. Dense embeddings barely tell 14233 from 14330, so a question that names one is
+# searched within the documents whose titles carry it ("who signed EO 14233?" had EO 14330's signature first).
+_IDENTIFIER = re.compile(r"(?<![\d.,$])\d{4,}(?![\d%]|[.,]\d)")
+_YEAR = re.compile(YEAR_DIGITS)
+
+
+def identifiers(text: str) -> set[str]:
+    """The long numbers of ``text`` that may identify a document: not years, amounts, shares or decimals."""
+    return {n for n in _IDENTIFIER.findall(text) if not _YEAR.fullmatch(n)}
+
+
+def named_documents(query: str, titles: Callable[[], dict[str, str]]) -> list[str]:
+    """The documents whose titles carry an identifier the query names ([] when it names none). ``titles`` is only
+    read when the query holds a candidate number, so most questions cost nothing."""
+    asked = identifiers(query)
+    if not asked:
+        return []
+    return [doc_id for doc_id, title in titles().items() if asked & identifiers(title)]
 
 
 def retrieved_rows(series: TableSeries, doc_id: str, hits: list[SearchHit]) -> bool:

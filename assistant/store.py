@@ -151,7 +151,7 @@ class IndexStore:
         self._gate = _Gate()
         self._own_revisions: set[str] = set()  # revisions this store wrote: no reason to reopen for them
         self._seen_revision: str | None = None
-        self._versions: tuple[str, dict[str, str]] | None = None  # (revision, doc id -> version)
+        self._versions: tuple[str, dict[str, str], dict[str, str]] | None = None  # (revision, id -> version, id -> title)
         self._some_versions: tuple[str, dict[str, str | None]] = ("", {})  # (revision, the doc ids asked for so far)
         self._versions_lock = threading.Lock()
         self._open(client)
@@ -286,18 +286,24 @@ class IndexStore:
 
     def document_versions(self, revision: str | None = None) -> dict[str, str]:
         """doc id → registered version, read from the registry once per revision (pass the one a request saw)."""
+        return self._registered(revision)[0]
+
+    def document_titles(self, revision: str | None = None) -> dict[str, str]:
+        """doc id → title, from the same once-per-revision read of the registry as ``document_versions``."""
+        return self._registered(revision)[1]
+
+    def _registered(self, revision: str | None) -> tuple[dict[str, str], dict[str, str]]:
         revision = revision if revision is not None else self.revision()
         cached = self._versions
         if cached is not None and cached[0] == revision:
-            return cached[1]
+            return cached[1], cached[2]
         with self._versions_lock:
             if self._versions is None or self._versions[0] != revision:
                 with self._gate.shared():
-                    versions = {doc_id: meta["version"]
-                                for got in _pages(self.registry, include=["metadatas"])
-                                for doc_id, meta in zip(got["ids"], got["metadatas"]) if doc_id != META_ID}
-                self._versions = (revision, versions)
-            return self._versions[1]
+                    rows = [(doc_id, meta) for got in _pages(self.registry, include=["metadatas"])
+                            for doc_id, meta in zip(got["ids"], got["metadatas"]) if doc_id != META_ID]
+                self._versions = (revision, {d: m["version"] for d, m in rows}, {d: m["title"] for d, m in rows})
+            return self._versions[1], self._versions[2]
 
     def versions_of(self, doc_ids: Iterable[str], revision: str) -> dict[str, str]:
         """Registered versions of these documents at ``revision`` (one registry read by id for those not yet asked).

@@ -12,7 +12,15 @@ import shutil
 
 import pytest
 
-from assistant.retrieve import FIT_PATH, Retriever, fitted_sentence_weight, near_duplicate, tokenize
+from assistant.retrieve import (
+    FIT_PATH,
+    Retriever,
+    fitted_sentence_weight,
+    identifiers,
+    named_documents,
+    near_duplicate,
+    tokenize,
+)
 from assistant.settings import Settings
 from assistant.store import IndexStore
 from assistant.sync import prepare, sync
@@ -146,6 +154,45 @@ def test_document_filter_restricts_results(retriever):
     assert all(h.alternatives == [] for h in only_web)  # its twin was filtered out, so nothing folds
     two = retriever.search(query, k=8, documents=[CEA_MD, SEED])
     assert two and {h.document for h in two} <= {CEA_MD, SEED}
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("who signed EO 14233?", {"14233"}),
+    ("第14330号行政令是哪天签署的", {"14330"}),
+    ("90 FR 38921", {"38921"}),
+    ("ERISA 1104(a)(1)", {"1104"}),
+    ("how many plans were there in 1975 and 2023?", set()),  # years
+    ("$11,789 or 1,104 plans, 12345.6 or 99.1234%", set()),  # amounts, counts, decimals, shares
+])
+def test_identifiers_are_long_numbers_that_are_not_years_amounts_or_shares(text, expected):
+    assert identifiers(text) == expected
+
+
+def test_a_question_naming_a_title_s_identifier_names_that_document():
+    titles = {"eo": "Executive Order 14330: Democratizing Access (Federal Register, 90 FR 38921)",
+              "web": "Democratizing Access (White House text of EO 14330)",
+              "tables": "Private Pension Plan Bulletin Historical Tables 1975-2023"}
+    read = []
+
+    def read_titles():
+        read.append(1)
+        return titles
+
+    assert named_documents("what is a 401(k) plan?", read_titles) == [] and not read  # no number: nothing read
+    assert named_documents("when was EO 14330 signed?", read_titles) == ["eo", "web"]
+    assert named_documents("what does 90 FR 38921 say?", read_titles) == ["eo"]
+    assert named_documents("how many plans were there in 1975?", read_titles) == []  # a year names no document
+
+
+def test_a_search_naming_a_document_s_identifier_is_kept_to_that_document(retriever, eo_index):
+    _, store = eo_index
+    assert store.document_titles()[EO14330_PDF].startswith("Executive Order 14330")
+    hits = retriever.search("what does order 14330 say about retirement savers?", k=8)
+    assert hits and {h.document for h in hits} <= {EO14330_PDF, WH_EO_MD}
+    unscoped = retriever.search("what does the order say about retirement savers?", k=8)
+    assert {h.document for h in unscoped} - {EO14330_PDF, WH_EO_MD}  # the fact sheet and the CEA summary too
+    # a filter the caller gave wins over the one the question names
+    assert {h.document for h in retriever.search("order 14330 and savers", k=5, documents=[CEA_MD])} == {CEA_MD}
 
 
 def test_language_filter_restricts_results(retriever):
