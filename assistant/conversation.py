@@ -14,6 +14,7 @@ from assistant.answer_model import YEAR, explicit_years
 from assistant.claims import WORD_NUMBER, number_value
 from assistant.errors import NotFound
 from assistant.schema import ChatTurn
+from assistant.table_query import without_operation
 
 
 class UnknownConversation(NotFound, KeyError):
@@ -117,7 +118,12 @@ def standalone_query(question: str, history: list[ChatTurn]) -> str:
     carried = [previous.pop()]
     while previous and is_elliptical(question) and needs_history(carried[-1]):
         carried.append(previous.pop())
-    return f"{question} ({with_year_of(question, ' '.join(reversed(carried)))})"
+    context = with_year_of(question, " ".join(reversed(carried)))
+    if explicit_years(question):
+        # A follow-up for one year's figure ("那一年的活跃参与者有多少?" resolved to 2008) asks for that year's row:
+        # the bound or extreme the previous question computed ("first year above 500,000") no longer applies.
+        context = " ".join(without_operation(context).split())
+    return f"{question} ({context})"
 
 
 # --- years a follow-up points to -------------------------------------------------------------------------------------
@@ -170,7 +176,7 @@ def resolve_relative_year(question: str, history: list[ChatTurn]) -> str:
     year the user means could not be told from its neighbours. The base year is the one the latest user question
     names (its own relative year resolved first), looking further back through continuations that name none ("and
     their total assets?"); a question that names no year is answered by its reply, if that names exactly one ("when
-    did North Carolina let its pensions buy bonds?" "In 1957"). Nothing is added where the question names a year of
+    did North Carolina let its pensions buy bonds?" "In 1957"; see ``reply_years``). Nothing is added where the question names a year of
     its own, or the base is not one year."""
     offset = year_offset(question)
     if offset is None or explicit_years(question):
@@ -189,9 +195,23 @@ def _base_year(history: list[ChatTurn]) -> int | None:
             continue  # a continuation that names no year is about the year before it
         if not years:
             replies = [t.content for t in history[at + 1:] if t.role == "assistant"]
-            years = explicit_years(replies[0]) if replies else []
+            years = reply_years(replies[0]) if replies else []
         return int(years[0]) if len(years) == 1 else None
     return None
+
+
+_PARENTHESES = re.compile(r"[(（][^()（）]*[)）]")
+
+
+def reply_years(reply: str) -> list[str]:
+    """The years a reply answers with: those its lead line names outside parentheses, if one; else those it names.
+
+    A table answer leads with what it found and puts the figures it read in parentheses: "…first year above the
+    figure asked: 2009 (60,285; 2008: 59,976)." names 2009 as the answer, 2008 as the row before it; the rows it
+    quotes after that line name more years still."""
+    lead = _PARENTHESES.sub(" ", reply.strip().split("\n", 1)[0])
+    years = explicit_years(lead)
+    return years if len(years) == 1 else explicit_years(reply)
 
 
 def with_year_of(question: str, carried: str) -> str:

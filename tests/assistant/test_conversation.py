@@ -9,11 +9,13 @@ from assistant.conversation import (
     UnknownConversation,
     explicit_years,
     needs_history,
+    reply_years,
     resolve_relative_year,
     standalone_query,
     year_offset,
 )
 from assistant.schema import ChatTurn
+from assistant.table_query import series_question
 
 NY_QUESTION = "When did New York let pension funds hold stocks?"
 NY_ANSWER = "1950 年,纽约州率先部分采纳谨慎人规则,允许养老金投资高达 35% 的权益资产(如股票)。 [1]"
@@ -253,3 +255,26 @@ def test_the_carried_question_takes_the_year_the_follow_up_names():
     assert standalone_query("and five years later? (2005)", history) == (
         "and five years later? (2005) (how many 401(k) plans were there in 2005?)")
     assert standalone_query("and their assets?", history) == "and their assets? (how many 401(k) plans were there in 2000?)"
+
+
+def test_a_table_answer_s_year_is_the_one_its_lead_line_names_outside_parentheses():
+    found = ("Table E19 [1], Active Participants (thousands), first year above the figure asked: 2009 (60,285; 2008: "
+             "59,976).\nTable E19 [1], 2008: Number of Plans 511,583 · Active Participants (thousands) 59,976")
+    assert reply_years(found) == ["2009"]
+    assert reply_years("英文资料 [1] 的 Table E19,Number of Plans,首次超过所问数额的年份:2008 年(511,583;2007 年:490,917)。"
+                       "\n英文资料 [1] 的 Table E19,2007: Number of Plans 490,917") == ["2008"]
+    # a lead line with no one year outside parentheses falls back to the whole reply's years
+    assert reply_years("A plan of 1978, amended in 1981.") == ["1978", "1981"]
+    history = exchange("when did 401(k) plan participants first pass 60 million", found)
+    assert resolve_relative_year("and total plans that year?", history) == "and total plans that year? (2009)"
+
+
+def test_a_follow_up_for_one_year_does_not_carry_the_previous_question_s_bound_or_extreme():
+    history = exchange("when did 401(k) plan participants first pass 60 million", "2009 (60,285; 2008: 59,976).")
+    query = standalone_query("and total plans that year? (2009)", history)
+    assert query == "and total plans that year? (2009) (when did 401(k) plan participants first)"
+    assert series_question(query) is None
+    # without a year the follow-up still asks the previous question's operation of another column
+    elliptical = standalone_query("and for total assets?", history)
+    assert elliptical == "and for total assets? (when did 401(k) plan participants first pass 60 million)"
+    assert series_question(elliptical) is not None
