@@ -21,7 +21,13 @@ from assistant.answer_types import english_pipeline
 from assistant.bilingual import dictionary
 from assistant.cite import verified
 from assistant.clean import detect_language
-from assistant.conversation import ConversationStore, needs_history, resolve_relative_year, standalone_query
+from assistant.conversation import (
+    ConversationStore,
+    is_elliptical,
+    needs_history,
+    resolve_relative_year,
+    standalone_query,
+)
 from assistant.embed import TextEmbedder, make_embedder
 from assistant.errors import InvalidInput
 from assistant.glossary import from_metadata as glossary_pairs
@@ -163,7 +169,9 @@ class Assistant:
         A follow-up ("And what share did it allow?") retrieves nothing useful alone; a self-contained question
         asked after another topic ("这项行政命令是哪天签署的?") is harmed by the previous question. So both are
         tried, the question alone and the question with the previous one, and the evidence the answer model rates
-        more likely to answer wins (ties go to the question alone unless it leans on what came before).
+        more likely to answer wins (ties go to the question alone unless it leans on what came before). A
+        continuation ("and what is it funded with?") is answered from the conversation's tries whenever one of
+        them answers.
 
         A third try keeps the conversation's documents but not its words: the question alone, searched only in the
         documents the question with the previous one found. "And which older order did it revoke?" after a question
@@ -201,11 +209,17 @@ class Assistant:
             return requests[0]
         mark = time.perf_counter()
         # judged as the answer will be: a try whose passages are all below the on-topic floor has no evidence
-        confidences = [self.extractive.confidence(self.extractive.assess(r)) for r in requests]
+        assessed = [self.extractive.assess(r) for r in requests]
+        confidences = [self.extractive.confidence(e) for e in assessed]
         timings["history_check"] = time.perf_counter() - mark
+        tries = range(len(requests))
+        if is_elliptical(question) and any(self.extractive.answers(e) for e in assessed[1:]):
+            # A continuation ("and what is it funded with?") asks about the conversation's topic: the question alone
+            # can find a confident answer about anything else that is "funded".
+            tries = range(1, len(requests))
         # ties: a question that leans on what came before takes the conversation's evidence (the later tries)
         leans = needs_history(question)
-        best = max(range(len(requests)), key=lambda i: (confidences[i], (i > 0) == leans, i))
+        best = max(tries, key=lambda i: (confidences[i], (i > 0) == leans, i))
         return requests[best]
 
     def ask_stream(self, question: str, history: list[ChatTurn] | None = None, conversation_id: str | None = None,

@@ -242,6 +242,28 @@ def test_a_try_with_nothing_on_topic_never_wins_the_comparison(assistant, monkey
     assert assistant.extractive.confidence(assistant.extractive.assess(request)) > 0
 
 
+@pytest.mark.parametrize(("question", "conversation_wins"), [
+    ("and what is it funded with?", True),  # a continuation: about the conversation's topic
+    ("What does the Department of Labor fund?", False),  # stands on its own: the better-rated try wins
+])
+def test_a_continuation_takes_the_conversation_s_evidence_when_that_answers(assistant, monkeypatch, question,
+                                                                            conversation_wins):
+    history = [ChatTurn(role="user", content=PARTICIPANTS), ChatTurn(role="assistant", content="More than 90 million.")]
+    candidates = assistant.extractive.candidates
+    threshold = assistant.extractive.answer_threshold
+
+    def rated(request):  # the question alone is rated best; the conversation's tries still answer
+        evidence = candidates(request)
+        if evidence:
+            evidence.confidence = 0.99 if request.query == question and request.documents is None else threshold + 0.01
+        return evidence
+
+    monkeypatch.setattr(assistant.extractive, "candidates", rated)
+    monkeypatch.setattr(assistant.extractive, "supported", lambda request: True)
+    request = assistant.evidence(question, history)
+    assert (request.query != question or request.documents is not None) == conversation_wins
+
+
 def test_a_follow_up_that_points_to_a_relative_year_is_retrieved_and_answered_for_that_year(assistant, monkeypatch):
     queries = []
     retrieve = assistant.retriever.retrieve
