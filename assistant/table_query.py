@@ -241,6 +241,14 @@ def heading_match(question: str, heading: str, glossary: Mapping[str, frozenset[
     word → Chinese words, ``glossary.aligned_words``), for words the dictionary does not translate as the corpus
     does (缴款, "contribution")."""
     words = _heading_words(heading)
+    named = named_heading_words(question, heading, glossary)
+    return len(words - named), len(named)
+
+
+def named_heading_words(question: str, heading: str, glossary: Mapping[str, frozenset[str]] | None = None
+                        ) -> set[str]:
+    """Which of a heading's words the question names (see ``heading_match``)."""
+    words = _heading_words(heading)
     tokens = tokenize(question)
     named = matched_words(words, question)
     if glossary:
@@ -250,13 +258,28 @@ def heading_match(question: str, heading: str, glossary: Mapping[str, frozenset[
         named |= {w for w in words if w[:1] in initials}
     ends = {f for f in dictionary().forms(tokens) if f.isascii() and f.isalpha() and len(f) >= _MIN_COMPOUND_END}
     named |= {w for w in words if any(w != f and w.endswith(f) for f in ends)}
-    return len(words - named), len(named)
+    return named
+
+
+def distinctive_words_named(question: str, series: list[TableSeries],
+                            glossary: Mapping[str, frozenset[str]] | None = None) -> list[int]:
+    """For each table, how many words of its title and headings the question names that no other table has: "the
+    fewest 401(k)-type plans" names E19's "401(k)", while "plans" and "number" are in both tables' titles."""
+    forms = [{singular(w) for heading in (s.title, *s.columns) for w in _heading_words(heading)} for s in series]
+    counts = []
+    for t, table in enumerate(series):
+        others = set().union(*(f for u, f in enumerate(forms) if u != t))
+        named = {singular(w) for heading in (table.title, *table.columns)
+                 for w in named_heading_words(question, heading, glossary)}
+        counts.append(len(named - others))
+    return counts
 
 
 def choose_column(question: str, question_vector: np.ndarray, series: list[TableSeries],
                   column_vectors: list[np.ndarray], glossary: Mapping[str, frozenset[str]] | None = None,
                   asked: SeriesQuestion | None = None) -> tuple[int, int] | None:
-    """(table, column) the question is about: the table with the column nearest in meaning, then within it the
+    """(table, column) the question is about: the table with most words of its own the question names (see
+    ``distinctive_words_named``), of those the one with the column nearest in meaning; then within it the
     column whose heading the question names most completely (fewest words left out); among headings it names whole,
     the most specific (most words named: "multiemployer defined benefit plans" is "Multiemployer Plans Defined
     Benefit", not the aggregate "Total Plans Defined Benefit"); else the nearest in meaning. ``column_vectors[t]`` holds table ``t``'s columns, each embedded with the table's title.
@@ -273,7 +296,8 @@ def choose_column(question: str, question_vector: np.ndarray, series: list[Table
     if not series:
         return None
     cosines = [vectors @ question_vector for vectors in column_vectors]
-    table = int(np.argmax([float(c.max()) for c in cosines]))
+    distinctive = distinctive_words_named(question, series, glossary)
+    table = max(range(len(series)), key=lambda t: (distinctive[t], float(cosines[t].max())))
     headings = series[table].columns
     matches = [heading_match(question, h, glossary) for h in headings]
     order = sorted(range(len(headings)), key=lambda i: (matches[i][0], -matches[i][1] if matches[i][0] == 0 else 0,

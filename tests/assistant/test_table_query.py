@@ -17,6 +17,7 @@ from assistant.table_query import (
     cell_value,
     choose_column,
     column_scale,
+    distinctive_words_named,
     heading_match,
     series_question,
     table_answer,
@@ -210,6 +211,22 @@ def test_the_column_is_the_most_completely_named_then_the_nearest_in_meaning():
     assert choose_column("哪一年最多?", vector, [e1, e19], vectors) == (0, 0)
     assert choose_column("哪一年最多?", np.array([0.0, 1.0], dtype=np.float32), [e1, e19], vectors) == (1, 1)
     assert choose_column("anything", vector, [], []) is None
+
+
+def test_the_table_whose_own_words_the_question_names_comes_before_the_nearer_one_in_meaning():
+    e1 = TableSeries("Table E1", "Table E1. Number of Pension Plans by type of plan", (
+        "Total Plans Total", "Total Plans Defined Benefit"), ())
+    e19 = TableSeries("Table E19", "Table E19. Number of 401(k)-Type Plans, Active Participants, Assets, and Benefits",
+                      ("Number of Plans", "Active Participants (thousands)"), ())
+    # "401(k)" is E19's alone; "plans", "number", "type" are in both; E19's "Benefits" is E1's "Benefit" too
+    assert distinctive_words_named("which year had the fewest 401(k)-type plans?", [e1, e19]) == [0, 1]
+    assert distinctive_words_named("which year had the most defined benefit plans?", [e1, e19]) == [1, 0]
+    assert distinctive_words_named("which year had the most plans?", [e1, e19]) == [0, 0]
+    vector = np.array([1.0, 0.0], dtype=np.float32)
+    vectors = [np.array([[0.9, 0.1], [0.5, 0.5]], dtype=np.float32),  # E1's total is nearest in meaning
+               np.array([[0.6, 0.8], [0.1, 0.9]], dtype=np.float32)]
+    assert choose_column("which year had the fewest 401(k)-type plans?", vector, [e1, e19], vectors) == (1, 0)
+    assert choose_column("which year had the fewest plans?", vector, [e1, e19], vectors) == (0, 0)  # meaning decides
 
 
 def test_of_the_columns_a_question_names_the_one_that_passes_its_bound_is_meant():
