@@ -176,8 +176,8 @@ def resolve_relative_year(question: str, history: list[ChatTurn]) -> str:
     year the user means could not be told from its neighbours. The base year is the one the latest user question
     names (its own relative year resolved first), looking further back through continuations that name none ("and
     their total assets?"); a question that names no year is answered by its reply, if that names exactly one ("when
-    did North Carolina let its pensions buy bonds?" "In 1957"; see ``reply_years``). Nothing is added where the question names a year of
-    its own, or the base is not one year."""
+    did North Carolina let its pensions buy bonds?" "In 1957"; see ``reply_years``). Nothing is added where the
+    question names a year of its own, or the base is not one year."""
     offset = year_offset(question)
     if offset is None or explicit_years(question):
         return question

@@ -7,6 +7,9 @@ Federal Register head, a table row) rises, and the sentence index brings in pass
 weight is fit on the eval set's dev split (``python -m assistant.retrieve fit``; saved with its metrics in
 assistant/retrieval_fit.json).
 
+A question that names a document's identifier (an executive order's number, a Federal Register page, a code
+section: ``named_documents``) is searched within the documents whose titles carry it, unless the caller filters.
+
 Dense retrieval (EmbeddingGemma) carries cross-language questions; BM25 only helps where query and passage share
 words (same language, or numbers and names). Equal-weight rank fusion lets BM25's misses outvote dense hits, so we
 fuse scores instead: ``dense cosine + lexical_weight × BM25 normalised to the best candidate``, with the weight tuned
@@ -282,7 +285,7 @@ class Retriever:
 
 # A number of four digits or more in a document's title that is not a year: an executive order's number, a Federal
 # Register page, a code section. Dense embeddings barely tell 14233 from 14330, so a question that names one is
-# searched within the documents whose titles carry it ("who signed EO 14233?" had EO 14330's signature first).
+# searched within the documents whose titles carry it ("who signed EO 14233?" found EO 14330's fact sheet first).
 _IDENTIFIER = re.compile(r"(?<![\d.,$])\d{4,}(?![\d%]|[.,]\d)")
 _YEAR = re.compile(YEAR_DIGITS)
 

@@ -151,7 +151,8 @@ class IndexStore:
         self._gate = _Gate()
         self._own_revisions: set[str] = set()  # revisions this store wrote: no reason to reopen for them
         self._seen_revision: str | None = None
-        self._versions: tuple[str, dict[str, str], dict[str, str]] | None = None  # (revision, id -> version, id -> title)
+        # (revision, doc id -> version, doc id -> title)
+        self._registered_rows: tuple[str, dict[str, str], dict[str, str]] | None = None
         self._some_versions: tuple[str, dict[str, str | None]] = ("", {})  # (revision, the doc ids asked for so far)
         self._versions_lock = threading.Lock()
         self._open(client)
@@ -294,16 +295,16 @@ class IndexStore:
 
     def _registered(self, revision: str | None) -> tuple[dict[str, str], dict[str, str]]:
         revision = revision if revision is not None else self.revision()
-        cached = self._versions
+        cached = self._registered_rows
         if cached is not None and cached[0] == revision:
             return cached[1], cached[2]
         with self._versions_lock:
-            if self._versions is None or self._versions[0] != revision:
+            if self._registered_rows is None or self._registered_rows[0] != revision:
                 with self._gate.shared():
                     rows = [(doc_id, meta) for got in _pages(self.registry, include=["metadatas"])
                             for doc_id, meta in zip(got["ids"], got["metadatas"]) if doc_id != META_ID]
-                self._versions = (revision, {d: m["version"] for d, m in rows}, {d: m["title"] for d, m in rows})
-            return self._versions[1], self._versions[2]
+                self._registered_rows = (revision, {d: m["version"] for d, m in rows}, {d: m["title"] for d, m in rows})
+            return self._registered_rows[1], self._registered_rows[2]
 
     def versions_of(self, doc_ids: Iterable[str], revision: str) -> dict[str, str]:
         """Registered versions of these documents at ``revision`` (one registry read by id for those not yet asked).
@@ -311,7 +312,7 @@ class IndexStore:
         A search needs the versions of its candidates only: after a sync, a reader's next question costs one small
         read, not a read of the whole registry.
         """
-        full = self._versions
+        full = self._registered_rows
         if full is not None and full[0] == revision:
             return {d: full[1][d] for d in doc_ids if d in full[1]}
         cached_revision, cache = self._some_versions
