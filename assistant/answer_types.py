@@ -40,8 +40,11 @@ QUESTION_RULES: dict[str, re.Pattern] = {
         r"\b(share|percent(?:age)?|proportion|fraction|rate|ratio|what part|how much of)\b|%|比例|百分|占比|份额|比率|"
         r"比重|多少%|几成", re.I),
     "count": re.compile(
-        r"\b(how many|number of|count of|how large a number)\b|多少(?:个|家|名|人|项|种|位|次|只|条|部|所)|"
-        r"几(?:个|家|名|人|项|种|位|次|条|部|所)|数量|数目|人数|多少人", re.I),
+        r"\b(how many|number of|count of|how large a number)\b|多少(?:个|家|名|人|项|种|位|次|只|条|部|所|页)|"
+        r"几(?:个|家|名|人|项|种|位|次|条|部|所|页|卷|期)|数量|数目|人数|多少人|"
+        # a page, volume or issue is asked for by its number (a Federal Register citation: "38921 … Vol. 90, No. 153")
+        r"\b(?:which|what) page\b|\bpage number|\b(?:which|what) (?:volume|issue) of\b|\bvolume and issue\b|"
+        r"\bissue number|哪一?(?:页|卷|期)", re.I),
     "duration": re.compile(
         r"\b(how long|how many (?:days|weeks|months|years)|within (?:how|what)|for how long|what period|deadline)\b|"
         r"多久|多长时间|几天|多少天|几个月|多少个月|几年内|期限|多少年", re.I),
@@ -64,7 +67,7 @@ QUESTION_RULES: dict[str, re.Pattern] = {
 }
 # "how much" alone may ask for money, a share, a count or a stretch of time ("how much advance warning"); the sentence
 # decides which it got.
-_HOW_MUCH = re.compile(r"\bhow much\b|多少(?![个家名人项种位次只条部所天年月%])|多大", re.I)
+_HOW_MUCH = re.compile(r"\bhow much\b|多少(?![个家名人项种位次只条部所页天年月%])|多大", re.I)
 
 # A compound question joins its parts with a conjunction followed by a new question.
 _PART_SPLIT = re.compile(

@@ -54,6 +54,19 @@ def test_how_much_alone_may_be_money_share_count_or_time():
     assert "duration" in expected_types("how much advance warning do I get before the fund lineup changes?")
 
 
+@pytest.mark.parametrize(("question", "expected"), [
+    ("on which page of the federal register does EO 14178 start", {"count"}),
+    ("which volume and issue of the Federal Register was EO 14178 printed in?", {"count"}),
+    ("第 14330 号行政令在联邦公报上从第几页开始?", {"count"}),
+    ("第 14330 号行政令刊登在联邦公报第几卷第几期?", {"count"}),
+    ("这份文件有多少页?", {"count"}),
+    ("what issue does the order address?", set()),  # an issue as a topic asks for no number
+])
+def test_a_page_volume_or_issue_is_asked_for_by_its_number(question, expected):
+    assert expected_types(question) == expected
+    assert "count" in sentence_types("38921 Federal Register / Vol. 90, No. 153 / Tuesday, August 12, 2025")
+
+
 def test_a_when_clause_inside_a_who_question_does_not_ask_for_a_date():
     assert expected_types("Who was Secretary of Labor when EO 14330 was signed?") == {"person"}
 
