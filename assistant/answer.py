@@ -38,7 +38,7 @@ from assistant.answer_model import (
     question_features,
     question_years,
 )
-from assistant.answer_types import MONTH_NAMES, analyse
+from assistant.answer_types import MONTH_NAMES, YEAR_DIGITS, analyse
 from assistant.cite import make_citation
 from assistant.clean import CJK, detect_language
 from assistant.glossary import terms_in
@@ -383,7 +383,7 @@ def render(question: str, spans: list[Span],
     return "\n".join(parts), numbered
 
 
-_ROW_YEAR = re.compile(r"\s*((?:19|20)\d\d)r?\s+\$?\d")
+_ROW_YEAR = re.compile(rf"\s*({YEAR_DIGITS})r?\s+\$?\d")  # a table row's key: its year ("2004r": revised)
 
 
 def row_of_another_year(text: str, years: set[str]) -> bool:

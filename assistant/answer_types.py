@@ -26,6 +26,9 @@ _HAN = re.compile(r"[\u4e00-\u9fff]")  # Chinese characters (not CJK punctuation
 
 TYPES = ("date", "money", "percent", "count", "duration", "person", "organisation", "place", "definition", "reason")
 
+# Measure words after 多少 that make it "how many" ("多少个", "多少页"); without one, 多少 may ask for any amount.
+_MEASURE_WORDS = "个家名人项种位次只条部所页"
+
 # --- questions ---------------------------------------------------------------------------------------------------------
 # One pattern per type: the wording with which a question asks for that kind of fact.
 QUESTION_RULES: dict[str, re.Pattern] = {
@@ -40,7 +43,7 @@ QUESTION_RULES: dict[str, re.Pattern] = {
         r"\b(share|percent(?:age)?|proportion|fraction|rate|ratio|what part|how much of)\b|%|比例|百分|占比|份额|比率|"
         r"比重|多少%|几成", re.I),
     "count": re.compile(
-        r"\b(how many|number of|count of|how large a number)\b|多少(?:个|家|名|人|项|种|位|次|只|条|部|所|页)|"
+        rf"\b(how many|number of|count of|how large a number)\b|多少[{_MEASURE_WORDS}]|"
         r"几(?:个|家|名|人|项|种|位|次|条|部|所|页|卷|期)|数量|数目|人数|多少人|"
         # a page, volume or issue is asked for by its number (a Federal Register citation: "38921 … Vol. 90, No. 153")
         r"\b(?:which|what) page\b|\bpage number|\b(?:which|what) (?:volume|issue) of\b|\bvolume and issue\b|"
@@ -67,7 +70,7 @@ QUESTION_RULES: dict[str, re.Pattern] = {
 }
 # "how much" alone may ask for money, a share, a count or a stretch of time ("how much advance warning"); the sentence
 # decides which it got.
-_HOW_MUCH = re.compile(r"\bhow much\b|多少(?![个家名人项种位次只条部所页天年月%])|多大", re.I)
+_HOW_MUCH = re.compile(rf"\bhow much\b|多少(?![{_MEASURE_WORDS}天年月%])|多大", re.I)
 
 # A compound question joins its parts with a conjunction followed by a new question.
 _PART_SPLIT = re.compile(

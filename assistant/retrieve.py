@@ -126,6 +126,7 @@ class Retriever:
         self._view: View | None = None
         self._lock = threading.Lock()
         self._column_vectors: dict[tuple[str, str, str], np.ndarray] = {}  # (content hash, table, title) -> columns
+        self._identifiers: tuple[str, dict[str, list[str]]] = ("", {})  # (revision, identifier -> doc ids)
         configured = settings.sentence_weight
         self.sentence_weight = fitted_sentence_weight() if configured is None else configured
 
@@ -150,6 +151,14 @@ class Retriever:
                 view = self._view
         return view
 
+    def _identifier_index(self, revision: str) -> dict[str, list[str]]:
+        """Identifier → the documents whose titles carry it, built once per index revision."""
+        cached_revision, index = self._identifiers
+        if cached_revision != revision:
+            index = identifier_index(self.store.document_titles(revision))
+            self._identifiers = (revision, index)
+        return index
+
     def _lexical_index(self):
         return self.store.open_lexical() if self.settings.lexical_weight > 0 else None
 
@@ -171,7 +180,7 @@ class Retriever:
         weight = self.sentence_weight if sentence_weight is None else sentence_weight
         view = self.view()
         if not documents:
-            documents = named_documents(query, lambda: self.store.document_titles(view.revision)) or None
+            documents = named_documents(query, lambda: self._identifier_index(view.revision)) or None
         vector = query_vector if query_vector is not None else self.embedder.embed_queries([query])[0]
         where = filter_where(documents, language)
         n = max(self.settings.candidates, k * 4)
@@ -295,13 +304,24 @@ def identifiers(text: str) -> set[str]:
     return {n for n in _IDENTIFIER.findall(text) if not _YEAR.fullmatch(n)}
 
 
-def named_documents(query: str, titles: Callable[[], dict[str, str]]) -> list[str]:
-    """The documents whose titles carry an identifier the query names ([] when it names none). ``titles`` is only
-    read when the query holds a candidate number, so most questions cost nothing."""
+def identifier_index(titles: dict[str, str]) -> dict[str, list[str]]:
+    """Identifier → the documents (doc id → title) whose titles carry it."""
+    index: dict[str, list[str]] = {}
+    for doc_id, title in titles.items():
+        for number in identifiers(title):
+            index.setdefault(number, []).append(doc_id)
+    return index
+
+
+def named_documents(query: str, index: Callable[[], dict[str, list[str]]]) -> list[str]:
+    """The documents whose titles carry an identifier the query names ([] when it names none). ``index``
+    (``identifier_index`` of the registered titles) is only read when the query holds a candidate number, so most
+    questions cost nothing."""
     asked = identifiers(query)
     if not asked:
         return []
-    return [doc_id for doc_id, title in titles().items() if asked & identifiers(title)]
+    found = index()
+    return list(dict.fromkeys(doc_id for number in sorted(asked) for doc_id in found.get(number, [])))
 
 
 def retrieved_rows(series: TableSeries, doc_id: str, hits: list[SearchHit]) -> bool:

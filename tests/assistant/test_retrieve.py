@@ -16,6 +16,7 @@ from assistant.retrieve import (
     FIT_PATH,
     Retriever,
     fitted_sentence_weight,
+    identifier_index,
     identifiers,
     named_documents,
     near_duplicate,
@@ -176,7 +177,7 @@ def test_a_question_naming_a_title_s_identifier_names_that_document():
 
     def read_titles():
         read.append(1)
-        return titles
+        return identifier_index(titles)
 
     assert named_documents("what is a 401(k) plan?", read_titles) == [] and not read  # no number: nothing read
     assert named_documents("when was EO 14330 signed?", read_titles) == ["eo", "web"]
