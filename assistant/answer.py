@@ -386,11 +386,18 @@ def render(question: str, spans: list[Span],
 _ROW_YEAR = re.compile(rf"\s*({YEAR_DIGITS})r?\s+\$?\d")  # a table row's key: its year ("2004r": revised)
 
 
-def row_of_another_year(text: str, years: set[str]) -> bool:
-    """Whether a sentence is a table row keyed by a year the question does not name, when it names some: beside the
-    row of the year asked about, its neighbours (which look alike to the model and tie with it) say nothing asked."""
+def is_table_row(text: str) -> bool:
+    """Whether a sentence is a table row keyed by a year ("1994 174,945 25,062 …")."""
+    return _ROW_YEAR.match(text) is not None
+
+
+def row_not_asked(text: str, years: set[str]) -> bool:
+    """Whether a sentence is a table row keyed by a year the question does not name (any year, when it names none):
+    beside the row of the year asked about, its neighbours (which look alike to the model and tie with it) say
+    nothing asked; beside a prose answer to a question that names no year, a row that ties with it ("how much could
+    they put in?" about New York's pensions, and a row of plan contributions in 1984) says nothing asked either."""
     match = _ROW_YEAR.match(text)
-    return bool(years) and match is not None and match.group(1) not in years
+    return match is not None and match.group(1) not in years
 
 
 def table_statement(question: str, table: TableFinding, numbered: list[tuple[int, Span]]) -> str | None:
@@ -553,8 +560,9 @@ class ExtractiveAnswerer:
             return [c for c in candidates if c.computed]
         threshold = self.near_tie_ratio * candidates[0].probability
         limit = self.settings.max_answer_sentences
-        if years := question_years(request.question):
-            candidates = [candidates[0]] + [c for c in candidates[1:] if not row_of_another_year(c.text, years)]
+        years = question_years(request.question)
+        if years or not is_table_row(candidates[0].text):  # a row answering no year has neighbours that may tie
+            candidates = [candidates[0]] + [c for c in candidates[1:] if not row_not_asked(c.text, years)]
         chosen = [candidates[0]]
         for part_types in analyse(request.question).part_types:
             if not part_types or any(part_types & c.types for c in chosen) or len(chosen) >= limit:

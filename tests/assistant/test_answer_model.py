@@ -454,6 +454,26 @@ def test_a_sentence_repeated_with_other_punctuation_is_quoted_once():
     assert not repeats("New York allowed 35% in stocks in 1950.", "North Carolina allowed 10% in stocks in 1961.")
 
 
+def test_a_table_row_is_quoted_beside_a_prose_answer_only_for_a_year_the_question_names():
+    """A row of plan contributions ties with the sentence on New York's stock limit for "how much could they put
+    in?": a question that names no year asks for no row; one that names the row's year does, and beside a row that
+    answers no named year its neighbouring rows stay."""
+    answerer = ExtractiveAnswerer.__new__(ExtractiveAnswerer)
+    answerer.settings = _Settings()
+    answerer.model = AnswerModel(weights={}, bias=0.0, mean={}, scale={}, threshold=0.4)  # near-tie ratio
+    answerer.question_model = AnswerModels.unfitted().question
+    prose = candidate("1950 年,纽约州允许养老金投资高达 35% 的权益资产(如股票)。", probability=0.9)
+    row = candidate("1984 17,303 7,526 $91,754 $16,291 $10,617", probability=0.8)
+    later = candidate("1998 300,575 37,114 $1,540,975 $140,000 $130,000", probability=0.8)
+
+    def chosen(question: str, candidates: list) -> list:
+        return answerer.choose(AnswerRequest(question=question, query="", hits=[]), candidates)
+
+    assert chosen("how much could New York pensions put in?", [prose, row]) == [prose]
+    assert chosen("how much did plans contribute in 1984, and what did New York allow?", [prose, row]) == [prose, row]
+    assert chosen("how many plans had over $1.5 trillion in assets?", [later, row]) == [later, row]
+
+
 def test_the_on_topic_floor_sits_mid_way_between_off_topic_and_answerable_questions():
     floor = fit_floor([0.08, 0.12, 0.19], [0.33, 0.4, 0.7])
     assert floor.value == pytest.approx(0.26)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from assistant.answer import row_of_another_year
+from assistant.answer import is_table_row, row_not_asked
 from assistant.answer_model import Candidate, featurize, question_features, question_numbers
 from assistant.answer_types import analyse
 from assistant.lexical import tokenize
@@ -330,11 +330,12 @@ def test_a_question_that_names_its_year_is_answered_from_that_years_row_alone(ta
 
 
 def test_a_row_of_a_year_not_asked_about_is_told_apart():
-    assert row_of_another_year("1994 174,945 25,062 674,681 75,878 50,659", {"1995"})
-    assert not row_of_another_year("1995 200,813 27,759 863,918 87,416 62,163", {"1995"})
-    assert not row_of_another_year("2004r 400,000 50,000", {"2004"})  # a revised row keeps its year
-    assert not row_of_another_year("1994 174,945 25,062", set())  # no year asked: nothing to tell
-    assert not row_of_another_year("In 1994, 174,945 plans filed.", {"1995"})  # a sentence, not a row
+    assert row_not_asked("1994 174,945 25,062 674,681 75,878 50,659", {"1995"})
+    assert not row_not_asked("1995 200,813 27,759 863,918 87,416 62,163", {"1995"})
+    assert not row_not_asked("2004r 400,000 50,000", {"2004"})  # a revised row keeps its year
+    assert row_not_asked("1994 174,945 25,062", set())  # no year asked: no row is asked for by its year
+    assert not row_not_asked("In 1994, 174,945 plans filed.", {"1995"})  # a sentence, not a row
+    assert is_table_row("1984 17,303 7,526 $91,754") and not is_table_row("In 1984, 17,303 plans filed.")
 
 
 def test_a_question_that_names_its_row_computes_nothing(tables_assistant):
