@@ -127,11 +127,34 @@ def english_words() -> Collection[str]:
     return dictionary().chinese.keys()
 
 
+# A run of capitalised words, the small words inside a name allowed ("Department of Labor", "Securities and Exchange
+# Commission"): what an acronym abbreviates.
+_NAME_RUN = re.compile(r"\b[A-Z][a-z]+(?:\s+(?:(?:of|and|the|for|on|in)\s+)?[A-Z][a-z]+)+")
+_NAME_CONNECTOR = frozenset({"of", "and", "the", "for", "on", "in"})
+
+
+def acronyms(text: str) -> set[str]:
+    """The acronyms a text's capitalised names stand for, lower-case: "Executive Order" gives "eo", "Employee
+    Retirement Income Security Act" "erisa", "Department of Labor" both "dol" and "dl" (acronyms keep a small word's
+    initial or drop it: DOL, SEC); a name may start after its first capitalised word ("The Executive Order"). Users
+    write the acronym, documents often the name."""
+    found: set[str] = set()
+    for run in _NAME_RUN.finditer(text):
+        words = run.group().split()
+        for first, word in enumerate(words):  # "The Executive Order": the name may start at any capitalised word
+            rest = words[first:]
+            if word.lower() in _NAME_CONNECTOR or len(rest) < 2:
+                continue
+            found.add("".join(w[0] for w in rest).lower())
+            found.add("".join(w[0] for w in rest if w.lower() not in _NAME_CONNECTOR).lower())
+    return {a for a in found if 2 <= len(a) <= 6}
+
+
 @lru_cache(maxsize=4096)
 def text_words(text: str) -> frozenset[str]:
-    """A text's words (``lexical.tokenize``), English ones singular; cached, as the answer model reads one passage
-    for each of its sentences."""
-    return frozenset(singular(t) for t in tokenize(text))
+    """A text's words (``lexical.tokenize``), English ones singular, and the acronyms of its names; cached, as the
+    answer model reads one passage for each of its sentences."""
+    return frozenset(singular(t) for t in tokenize(text)) | acronyms(text)
 
 
 @lru_cache(maxsize=8192)

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.bilingual import BilingualDictionary, dictionary, gloss_words, is_common_word, matched_words, singular
+from assistant.bilingual import (
+    BilingualDictionary,
+    acronyms,
+    dictionary,
+    gloss_words,
+    is_common_word,
+    matched_words,
+    singular,
+)
 from assistant.lexical import tokenize
 from tests.helpers import assert_refused_unverified
 
@@ -66,3 +74,13 @@ def test_a_word_with_a_lower_case_gloss_is_a_common_word_and_a_name_is_not():
     assert d.common == {"养老金"}
     assert is_common_word("养老金") and is_common_word("蓝筹股")  # the packaged dictionary
     assert not is_common_word("特朗普") and not is_common_word("陈默")  # a name it glosses, a name it lacks
+
+
+def test_an_acronym_in_the_question_is_found_in_a_text_that_spells_the_name_out():
+    """"What is EO 14233 about?" is answered by a head that says "Executive Order 14233": the acronym counts as present."""
+    text = "The Executive Order directs the Department of Labor and the Securities and Exchange Commission."
+    assert {"eo", "dol", "sec"} <= acronyms(text)
+    assert acronyms("Employee Retirement Income Security Act") >= {"erisa"}
+    assert acronyms("Council of Economic Advisers") >= {"cea"}
+    assert matched_words({"eo", "erisa", "qaca"}, text) == {"eo"}
+    assert acronyms("pension funds bought stocks") == set() and acronyms("In 1950, New York") == {"ny"}
