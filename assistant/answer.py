@@ -20,7 +20,7 @@ Both answerers (extractive and LLM) implement ``Answerer``: they stream text pie
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -138,10 +138,13 @@ def best_dense_score(hits: list[SearchHit]) -> float:
     return max(float(h.dense_score if h.dense_score is not None else h.score) for h in hits)
 
 
-def best_match_score(hits: list[SearchHit]) -> float:
-    """The highest cosine of a retrieved passage or of its best sentence: a passage that is long and about much else
-    can hold one sentence that matches the question well, and that sentence is what the answer quotes."""
-    return max(best_dense_score(hits), max((h.sentence_score or 0.0 for h in hits), default=0.0))
+def best_match_score(hits: list[SearchHit], nearest: Sequence[SentenceHit] = ()) -> float:
+    """The highest cosine of a retrieved passage, of its best sentence, or of the question's nearest sentence (a
+    candidate of the answer even when its passage was not retrieved): a passage that is long and about much else can
+    hold one sentence that matches the question well, and that sentence is what the answer quotes. "what is the
+    'legal list'?" is nearest to the article's sentence on the 「法律清单」(Legal List), whose passage ranks sixth."""
+    return max(best_dense_score(hits), max((h.sentence_score or 0.0 for h in hits), default=0.0),
+               max((s.score for s in nearest), default=0.0))
 
 
 def sentence_spans(hit: SearchHit) -> list[tuple[int, int]]:
@@ -535,11 +538,12 @@ class ExtractiveAnswerer:
         return self.model.threshold if override is None else override
 
     def supported(self, request: AnswerRequest) -> bool:
-        """Whether anything retrieved is on topic at all: a passage or one of its sentences at least
+        """Whether anything retrieved is on topic at all: a passage or a sentence at least
         ``on_topic_floor`` from the question (below it no sentence is considered). Not where the table the question
         is about shows that no year answers it (``table_query.table_says_none``)."""
         hits = request.hits
-        return not request.table.says_none and bool(hits) and best_match_score(hits) >= self.on_topic_floor
+        return (not request.table.says_none and bool(hits)
+                and best_match_score(hits, request.nearest_sentences or ()) >= self.on_topic_floor)
 
     @property
     def on_topic_floor(self) -> float:

@@ -708,7 +708,7 @@ def collect(assistant, items) -> list[QuestionRecord]:
         # the question as the answer model read it: a relative year named ("and that year? (1995)")
         records.append(QuestionRecord(request.question, candidates, labels, item.answerable, passages,
                                       assistant.store.idf(tokenize(request.question)),
-                                      best_match_score(request.hits), item.category == "off_topic"))
+                                      best_match_score(request.hits, request.nearest_sentences or ()), item.category == "off_topic"))
     return records
 
 

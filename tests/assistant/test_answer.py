@@ -23,6 +23,7 @@ from assistant.answer import (
 )
 from assistant.claims import split_claims
 from assistant.schema import SearchHit
+from assistant.sentences import SentenceHit
 
 ZH_1950 = "1950 年,纽约州率先部分采纳谨慎人规则,允许养老金投资高达 35% 的权益资产(如股票)。"
 EN_1950 = "In 1950 New York allowed pension funds to invest up to 35% of their assets in equities."
@@ -247,7 +248,8 @@ def test_enumeration_labels_are_not_facts():
 
 def test_a_passage_is_on_topic_through_its_best_sentence(make_settings):
     """The floor below which nothing is answered reads the best passage cosine or the best sentence cosine: a long
-    passage about much else can hold the one sentence that answers (the question model then decides)."""
+    passage about much else can hold the one sentence that answers (the question model then decides), and a short
+    question ("what is the 'legal list'?") can match one sentence of a passage that was not retrieved at all."""
     from assistant.answer import AnswerRequest, ExtractiveAnswerer, best_match_score
 
     answerer = ExtractiveAnswerer(make_settings(abstain_threshold=0.36), sentences=lambda: None,
@@ -258,6 +260,11 @@ def test_a_passage_is_on_topic_through_its_best_sentence(make_settings):
     assert best_match_score([long_passage, far]) == pytest.approx(0.46)
     assert answerer.supported(AnswerRequest(question="q", query="q", hits=[far, long_passage]))
     assert not answerer.supported(AnswerRequest(question="q", query="q", hits=[far]))
+    # the question's nearest sentence counts even when its passage was not retrieved: it is a candidate of the answer
+    nearest = SentenceHit(sentence_id="s", document=hit.document, chunk_id="elsewhere", title="t", page=None, start=0,
+                          end=1, text="s", language="zh", version="v", score=0.4)
+    assert best_match_score([far], [nearest]) == pytest.approx(0.4)
+    assert answerer.supported(AnswerRequest(question="q", query="q", hits=[far], nearest_sentences=[nearest]))
 
 
 # --- lead-ins: a sentence that only introduces what follows is quoted with it ---------------------------------------
