@@ -105,14 +105,34 @@ def passage_id(doc_id: str, version: str, index: int) -> str:
     return f"{digest}-{index:04d}"
 
 
+def section_starts(text: str) -> list[int]:
+    """Where each section of a Markdown text begins: 0, and the first line of every run of heading lines (blank
+    lines inside a run allowed). Passages are cut within sections, so a passage never ends with the next section's
+    headings ("…(2) In the case of an eligible individual account plan… # Title 29— LABOR ## Subtitle B… #### §
+    1104. Fiduciary duties ##### (b) Indicia of ownership…"): a section's headings open its first passage."""
+    starts = [0]
+    previous_line_was_heading = False
+    for line in re.finditer(r"^.*$", text, re.M):
+        if not line.group().strip():
+            continue
+        heading = bool(_MD_HEADING.fullmatch(line.group()))
+        if heading and not previous_line_was_heading and line.start() > 0:
+            starts.append(line.start())
+        previous_line_was_heading = heading
+    return starts
+
+
 def split(document: Document, max_tokens: int = 160, overlap_tokens: int = 0) -> list[Passage]:
-    pieces = _splitter(max_tokens, overlap_tokens).create_documents([document.text])
+    splitter = _splitter(max_tokens, overlap_tokens)
+    starts = section_starts(document.text)
+    pieces = []  # (offset in the document, text)
+    for begin, end in zip(starts, starts[1:] + [len(document.text)]):
+        pieces += [(begin + piece.metadata["start_index"], piece.page_content)
+                   for piece in splitter.create_documents([document.text[begin:end]])]
     headings = _headings(document.text)
     version = document.version
     passages: list[Passage] = []
-    for piece in pieces:
-        start = piece.metadata["start_index"]
-        text = piece.page_content
+    for start, text in pieces:
         if start < 0 or document.text[start:start + len(text)] != text:
             # The splitter locates chunks by search; if that ever fails, find the chunk ourselves.
             start = document.text.find(text, max(0, passages[-1].start if passages else 0))

@@ -44,11 +44,12 @@ from assistant.store import Commit, IndexStore
 log = logging.getLogger(__name__)
 
 # Bump when load, clean or split change what a file becomes, so the next sync re-derives every document.
-INGEST_VERSION = "9"  # 3: sentence index, scalable row layout of store.py; 4: first occurrence of a running head kept;
+INGEST_VERSION = "10"  # 3: sentence index, scalable row layout of store.py; 4: first occurrence of a running head kept;
 # 5: a Markdown front matter stays text (the document's own facts, citable); 6: compounds keep their printed hyphen;
 # 7: a sentence does not end inside brackets or after a section number and run-in title; 8: a web page's related-
 # articles list and HTML5 page chrome (nav, aside, footer, form) are not part of the document; 9: the column
-# headings of a text file's fixed-width tables are kept with the document (assistant/tables.py)
+# headings of a text file's fixed-width tables are kept with the document (assistant/tables.py); 10: passages are cut
+# within Markdown sections (split.section_starts)
 
 
 @dataclass

@@ -9,7 +9,7 @@ import pytest
 from assistant.clean import clean
 from assistant.load import load_file
 from assistant.schema import Document
-from assistant.split import estimate_tokens, heading_path_at, passage_id, split
+from assistant.split import estimate_tokens, heading_path_at, passage_id, section_starts, split
 from assistant.sync import prepare
 from tests.conftest import DOL_TABLES, EO14330_PDF, SEED
 
@@ -140,6 +140,24 @@ def test_markdown_passages_carry_their_heading(tmp_path):
     assert loans and all(p.context == "Loans" for p in loans)
     fees = [p for p in passages if "Fees apply." in p.text]
     assert fees and (fees[0].context in ("", "Fees"))  # a passage that opens with its heading has no extra context
+
+
+def test_a_passage_never_runs_into_the_next_sections_headings(tmp_path, corpus_documents):
+    """The US Code files repeat "# Title 29— LABOR / ## Subtitle B… / #### § 1104. … / ##### (b) …" above every
+    subsection: those lines open the subsection's first passage instead of closing the one before."""
+    text = ("# Title 29\n\n##### (a) Prudent man standard\n\n(1) A fiduciary shall diversify.\n\n"
+            "(2) An eligible individual account plan is exempt.\n\n# Title 29\n## Subtitle B\n\n"
+            "##### (b) Indicia of ownership\n\nNo fiduciary may hold assets abroad.\n")
+    path = tmp_path / "code.md"
+    path.write_text(text, encoding="utf-8")
+    document = clean(load_file(path))
+    assert [document.text[i:i + 11] for i in section_starts(document.text)] == ["# Title 29\n", "# Title 29\n"]
+    passages = split(document, 400)
+    assert [p.text.split("\n")[0] for p in passages] == ["# Title 29", "# Title 29"]
+    assert passages[0].text.endswith("is exempt.") and passages[1].text.endswith("assets abroad.")
+    assert section_starts("No headings at all.\n\nJust text.") == [0]
+    erisa = next(passages for name, (_, passages) in corpus_documents.items() if "erisa" in name)
+    assert not [p for p in erisa if "Title 29" in p.text and not p.text.startswith("# Title 29")]
 
 
 def test_ids_are_deterministic_and_change_with_the_content(corpus_mirror, tmp_path):
