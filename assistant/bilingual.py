@@ -127,34 +127,44 @@ def english_words() -> Collection[str]:
     return dictionary().chinese.keys()
 
 
-# A run of capitalised words, the small words inside a name allowed ("Department of Labor", "Securities and Exchange
-# Commission"): what an acronym abbreviates.
-_NAME_RUN = re.compile(r"\b[A-Z][a-z]+(?:\s+(?:(?:of|and|the|for|on|in)\s+)?[A-Z][a-z]+)+")
-_NAME_CONNECTOR = frozenset({"of", "and", "the", "for", "on", "in"})
+_LATIN_WORD = re.compile(r"[A-Za-z]+")
+_NAME_CONNECTOR = frozenset({"of", "and", "the", "for", "on", "in"})  # small words inside a name ("Department of Labor")
+_ACRONYM = re.compile(r"[a-z]{2,6}")
 
 
-def acronyms(text: str) -> set[str]:
-    """The acronyms a text's capitalised names stand for, lower-case: "Executive Order" gives "eo", "Employee
-    Retirement Income Security Act" "erisa", "Department of Labor" both "dol" and "dl" (acronyms keep a small word's
-    initial or drop it: DOL, SEC); a name may start after its first capitalised word ("The Executive Order"). Users
-    write the acronym, documents often the name."""
-    found: set[str] = set()
-    for run in _NAME_RUN.finditer(text):
-        words = run.group().split()
-        for first, word in enumerate(words):  # "The Executive Order": the name may start at any capitalised word
-            rest = words[first:]
-            if word.lower() in _NAME_CONNECTOR or len(rest) < 2:
-                continue
-            found.add("".join(w[0] for w in rest).lower())
-            found.add("".join(w[0] for w in rest if w.lower() not in _NAME_CONNECTOR).lower())
-    return {a for a in found if 2 <= len(a) <= 6}
+@lru_cache(maxsize=4096)
+def _latin_words(text: str) -> tuple[str, ...]:
+    return tuple(_LATIN_WORD.findall(text))
+
+
+def spells_out(acronym: str, text: str) -> bool:
+    """Whether ``text`` holds words whose initials spell ``acronym`` (lower case): "Executive Order" for "eo",
+    "qualified automatic contribution arrangement" for "qaca", "Department of Labor" for "dol" (a small word inside
+    a name gives its initial or not: DOL, SEC). An acronym that is also an English word ("sec", "tax") is spelled
+    out only by a capitalised name ("Securities and Exchange Commission"). Users write the acronym, documents often
+    the name."""
+    words = _latin_words(text)
+    named_only = acronym in english_words()
+
+    def spells(j: int, k: int) -> bool:  # acronym[j:] is spelled from words[k] on
+        if j == len(acronym):
+            return True
+        if k == len(words):
+            return False
+        word = words[k]
+        if word.lower() in _NAME_CONNECTOR:
+            return (word[0] == acronym[j] and spells(j + 1, k + 1)) or (j > 0 and spells(j, k + 1))
+        return word[0].lower() == acronym[j] and (word[0].isupper() or not named_only) and spells(j + 1, k + 1)
+
+    return any(word[0].lower() == acronym[0] and word.lower() not in _NAME_CONNECTOR and spells(0, k)
+               for k, word in enumerate(words))
 
 
 @lru_cache(maxsize=4096)
 def text_words(text: str) -> frozenset[str]:
-    """A text's words (``lexical.tokenize``), English ones singular, and the acronyms of its names; cached, as the
-    answer model reads one passage for each of its sentences."""
-    return frozenset(singular(t) for t in tokenize(text)) | acronyms(text)
+    """A text's words (``lexical.tokenize``), English ones singular; cached, as the answer model reads one passage
+    for each of its sentences."""
+    return frozenset(singular(t) for t in tokenize(text))
 
 
 @lru_cache(maxsize=8192)
@@ -169,7 +179,10 @@ def matched_words(query_tokens: Iterable[str], texts: str | Iterable[str]) -> se
 
     The query's few words are looked up with their translations, not the text's words with theirs: a passage of
     1,500 characters has about 150 words but 4,000 translations, and the two ways match the same pairs (each
-    dictionary entry is read in both directions)."""
-    parts = [texts] if isinstance(texts, str) else texts
+    dictionary entry is read in both directions). A short word the text lacks counts as present where the text
+    spells it out as an acronym (``spells_out``: "EO" in "Executive Order")."""
+    parts = [texts] if isinstance(texts, str) else list(texts)
     words = frozenset().union(*(text_words(part) for part in parts))
-    return {t for t in query_tokens if not word_forms(t).isdisjoint(words)}
+    found = {t for t in query_tokens if not word_forms(t).isdisjoint(words)}
+    return found | {t for t in query_tokens if t not in found and _ACRONYM.fullmatch(t)
+                    and any(spells_out(t, part) for part in parts)}

@@ -6,12 +6,12 @@ import pytest
 
 from assistant.bilingual import (
     BilingualDictionary,
-    acronyms,
     dictionary,
     gloss_words,
     is_common_word,
     matched_words,
     singular,
+    spells_out,
 )
 from assistant.lexical import tokenize
 from tests.helpers import assert_refused_unverified
@@ -77,10 +77,13 @@ def test_a_word_with_a_lower_case_gloss_is_a_common_word_and_a_name_is_not():
 
 
 def test_an_acronym_in_the_question_is_found_in_a_text_that_spells_the_name_out():
-    """"What is EO 14233 about?" is answered by a head that says "Executive Order 14233": the acronym counts as present."""
-    text = "The Executive Order directs the Department of Labor and the Securities and Exchange Commission."
-    assert {"eo", "dol", "sec"} <= acronyms(text)
-    assert acronyms("Employee Retirement Income Security Act") >= {"erisa"}
-    assert acronyms("Council of Economic Advisers") >= {"cea"}
-    assert matched_words({"eo", "erisa", "qaca"}, text) == {"eo"}
-    assert acronyms("pension funds bought stocks") == set() and acronyms("In 1950, New York") == {"ny"}
+    """"What is EO 14233 about?" is answered by a head that says "Executive Order 14233", "what is a QACA?" by the
+    statute's "qualified automatic contribution arrangement": the acronym counts as present."""
+    text = ("The Executive Order directs the Department of Labor and the Securities and Exchange Commission; the term "
+            "qualified automatic contribution arrangement means")
+    assert all(spells_out(acronym, text) for acronym in ("eo", "dol", "dl", "sec", "qaca"))
+    assert matched_words({"eo", "qaca", "erisa", "pension"}, text) == {"eo", "qaca"}
+    assert spells_out("erisa", "Employee Retirement Income Security Act") and not spells_out("cea", text)
+    # an acronym that is also an English word is spelled out only by a capitalised name
+    assert not spells_out("sec", "the second employer contributes") and spells_out("sec", "Some Eligible Company")
+    assert not spells_out("ot", text)  # a name does not start with a small word ("of the")
