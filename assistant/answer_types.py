@@ -20,6 +20,8 @@ from pathlib import Path
 import jieba
 import jieba.posseg as posseg
 
+from assistant.lexical import tokenize
+
 jieba.setLogLevel(logging.WARNING)
 
 _HAN = re.compile(r"[\u4e00-\u9fff]")  # Chinese characters (not CJK punctuation: "date？" is still a keyword query)
@@ -121,6 +123,16 @@ def expected_types(question: str) -> set[str]:
         # "What is the deadline" asks for a date, not a definition.
         found.discard("definition")
     return found
+
+
+def asks_without_naming(question: str) -> bool:
+    """Whether a question holds nothing but what it asks for ("how much?", "why?", "by when?", "how long do they
+    have?", "谁管?"): less what the question rules match and the question words, only stop words (and single Chinese
+    characters) are left. Such a question names no topic: how close a sentence comes to it alone is noise."""
+    rest = question
+    for rule in (*QUESTION_RULES.values(), _HOW_MUCH, _QUESTION_WORD):
+        rest = rule.sub(" ", rest)
+    return not [token for token in tokenize(rest) if not (len(token) == 1 and _HAN.match(token))]
 
 
 @dataclass(frozen=True)

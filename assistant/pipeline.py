@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from assistant import answer as compose
-from assistant.answer_types import english_pipeline
+from assistant.answer_types import asks_without_naming, english_pipeline
 from assistant.bilingual import dictionary
 from assistant.cite import verified
 from assistant.clean import detect_language
@@ -204,6 +204,12 @@ class Assistant:
                                           nearest_sentences=r.sentences, table=r.table,
                                           question_vector=None if q == question else vectors[0])
                     for q, v, r, scope in zip(queries, vectors, found, scopes)]
+        if asks_without_naming(question):
+            # "how much?" or "why?" names no topic: how close a sentence comes to it alone is noise ("so much of the
+            # amount" in the 401(k) statute, after a question on North Carolina's pensions), so the conversation's
+            # tries read the joined query's closeness only.
+            for request in requests[1:]:
+                request.question_vector = None
         timings["retrieve"] = time.perf_counter() - mark
         if len(requests) == 1:
             return requests[0]

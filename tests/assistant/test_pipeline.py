@@ -242,6 +242,22 @@ def test_a_try_with_nothing_on_topic_never_wins_the_comparison(assistant, monkey
     assert assistant.extractive.confidence(assistant.extractive.assess(request)) > 0
 
 
+@pytest.mark.parametrize(("follow_up", "names_nothing"), [("how much?", True), ("did other states follow?", False)])
+def test_a_follow_up_that_names_nothing_is_scored_by_the_joined_query_only(assistant, monkeypatch, follow_up,
+                                                                           names_nothing):
+    """"how much?" alone is close to "so much of the amount" in a statute, noise after a question on North Carolina's
+    pensions: a follow-up that names no topic lends the conversation's tries no question vector, and their sentences
+    are scored by the joined query's closeness alone. One that names something ("other states", "follow") keeps it,
+    so the sentence that answered the previous question is still told from one that answers this one."""
+    history = [ChatTurn(role="user", content=PARTICIPANTS), ChatTurn(role="assistant", content="More than 90 million.")]
+    tried = []
+    assess = assistant.extractive.assess
+    monkeypatch.setattr(assistant.extractive, "assess", lambda request: tried.append(request) or assess(request))
+    assistant.evidence(follow_up, history)
+    joined = next(r for r in tried if r.query != follow_up)
+    assert (joined.question_vector is None) == names_nothing
+
+
 @pytest.mark.parametrize(("question", "conversation_wins"), [
     ("and what is it funded with?", True),  # a continuation: about the conversation's topic
     ("What does the Department of Labor fund?", False),  # stands on its own: the better-rated try wins
