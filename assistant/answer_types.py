@@ -125,12 +125,19 @@ def expected_types(question: str) -> set[str]:
     return found
 
 
+# Words that only point along a conversation ("and later?", "what else?", "那后来呢?"): they name no topic.
+_POINTING_WORDS = re.compile(r"\b(?:and|but|so|then|later|after(?:wards)?|next|else|more|further|again|too|also|before|"
+                             r"earlier|that|this|it|they|them|there)\b|后来|之后|然后|以后|此后|还有|那么|那|呢|吗|它|他们|这",
+                             re.I)
+
+
 def asks_without_naming(question: str) -> bool:
     """Whether a question holds nothing but what it asks for ("how much?", "why?", "by when?", "how long do they
-    have?", "谁管?"): less what the question rules match and the question words, only stop words (and single Chinese
-    characters) are left. Such a question names no topic: how close a sentence comes to it alone is noise."""
+    have?", "谁管?", "and later?"): less what the question rules match, the question words and the words that only
+    point along a conversation, only stop words (and single Chinese characters) are left. Such a question names no
+    topic: how close a sentence comes to it alone is noise."""
     rest = question
-    for rule in (*QUESTION_RULES.values(), _HOW_MUCH, _QUESTION_WORD):
+    for rule in (*QUESTION_RULES.values(), _HOW_MUCH, _QUESTION_WORD, _POINTING_WORDS):
         rest = rule.sub(" ", rest)
     return not [token for token in tokenize(rest) if not (len(token) == 1 and _HAN.match(token))]
 

@@ -265,7 +265,8 @@ def test_a_number_before_a_unit_of_time_is_a_duration_or_a_century_not_a_count(s
 @pytest.mark.parametrize(("question", "expected"), [
     ("how much?", True), ("why?", True), ("by when?", True), ("how long do they have?", True), ("为什么?", True),
     ("谁管?", True), ("多少?", True), ("and then what?", True),
-    ("why did they change?", False), ("and later?", False), ("did other states follow soon after?", False),
+    ("and later?", True), ("what else?", True), ("那后来呢?", True),
+    ("why did they change?", False), ("did other states follow soon after?", False),
     ("那总资产呢", False), ("Who chairs it?", False),
 ])
 def test_a_question_that_names_nothing_but_what_it_asks_for(question, expected):
