@@ -413,13 +413,19 @@ class _Settings:
     answer_threshold = None
 
 
-def test_a_compound_question_gets_evidence_for_each_part():
-    """"When ... and how much?": the best sentence gives the year; a sentence holding the share is added for the
-    second part even though the model rates a third sentence (no amount) higher."""
+def _choosing_answerer() -> ExtractiveAnswerer:
+    """An answerer whose ``choose`` is under test: no index, a near-tie ratio of 0.4."""
     answerer = ExtractiveAnswerer.__new__(ExtractiveAnswerer)
     answerer.settings = _Settings()
     answerer.model = AnswerModel(weights={}, bias=0.0, mean={}, scale={}, threshold=0.4)  # near-tie ratio
     answerer.question_model = AnswerModels.unfitted().question
+    return answerer
+
+
+def test_a_compound_question_gets_evidence_for_each_part():
+    """"When ... and how much?": the best sentence gives the year; a sentence holding the share is added for the
+    second part even though the model rates a third sentence (no amount) higher."""
+    answerer = _choosing_answerer()
     year = candidate("New York let pension funds buy stocks in 1950.", types={"date"}, probability=0.9)
     other = candidate("The rule replaced the legal list.", types=set(), probability=0.8)
     share = candidate("Funds could hold up to 35% in stocks.", types={"percent"}, probability=0.4)
@@ -435,10 +441,7 @@ def test_a_compound_question_gets_evidence_for_each_part():
 def test_a_sentence_repeated_with_other_punctuation_is_quoted_once():
     """An article's summary repeating its body (other quote marks), or a sentence cut at a passage end, takes no
     second place in the answer: the next sentence does."""
-    answerer = ExtractiveAnswerer.__new__(ExtractiveAnswerer)
-    answerer.settings = _Settings()
-    answerer.model = AnswerModel(weights={}, bias=0.0, mean={}, scale={}, threshold=0.4)  # near-tie ratio
-    answerer.question_model = AnswerModels.unfitted().question
+    answerer = _choosing_answerer()
     body = candidate("养老金买入加密资产相当于“囤币”,等于另外一个“加密资产战略储备”。", probability=0.9)
     summary = candidate("养老金买入加密资产相当于「囤币」,等于另外一个「加密资产战略储备」。", probability=0.85)
     reason = candidate("加密资产一旦买入就会被长期锁定。", probability=0.8)
@@ -458,10 +461,7 @@ def test_a_table_row_is_quoted_beside_a_prose_answer_only_for_a_year_the_questio
     """A row of plan contributions ties with the sentence on New York's stock limit for "how much could they put
     in?": a question that names no year asks for no row; one that names the row's year does, and beside a row that
     answers no named year its neighbouring rows stay."""
-    answerer = ExtractiveAnswerer.__new__(ExtractiveAnswerer)
-    answerer.settings = _Settings()
-    answerer.model = AnswerModel(weights={}, bias=0.0, mean={}, scale={}, threshold=0.4)  # near-tie ratio
-    answerer.question_model = AnswerModels.unfitted().question
+    answerer = _choosing_answerer()
     prose = candidate("1950 年,纽约州允许养老金投资高达 35% 的权益资产(如股票)。", probability=0.9)
     row = candidate("1984 17,303 7,526 $91,754 $16,291 $10,617", probability=0.8)
     later = candidate("1998 300,575 37,114 $1,540,975 $140,000 $130,000", probability=0.8)
