@@ -389,9 +389,14 @@ def render(question: str, spans: list[Span],
 _ROW_YEAR = re.compile(rf"\s*({YEAR_DIGITS})r?\s+\$?\d")  # a table row's key: its year ("2004r": revised)
 
 
+def row_year(text: str) -> str | None:
+    """The year a table row is keyed by ("1994 174,945 25,062 …": "1994"); None for a sentence that is no row."""
+    match = _ROW_YEAR.match(text)
+    return match.group(1) if match else None
+
+
 def is_table_row(text: str) -> bool:
-    """Whether a sentence is a table row keyed by a year ("1994 174,945 25,062 …")."""
-    return _ROW_YEAR.match(text) is not None
+    return row_year(text) is not None
 
 
 def row_not_asked(text: str, years: set[str]) -> bool:
@@ -399,8 +404,8 @@ def row_not_asked(text: str, years: set[str]) -> bool:
     beside the row of the year asked about, its neighbours (which look alike to the model and tie with it) say
     nothing asked; beside a prose answer to a question that names no year, a row that ties with it ("how much could
     they put in?" about New York's pensions, and a row of plan contributions in 1984) says nothing asked either."""
-    match = _ROW_YEAR.match(text)
-    return match is not None and match.group(1) not in years
+    year = row_year(text)
+    return year is not None and year not in years
 
 
 def table_statement(question: str, table: TableFinding, numbered: list[tuple[int, Span]]) -> str | None:

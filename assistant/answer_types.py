@@ -20,8 +20,6 @@ from pathlib import Path
 import jieba
 import jieba.posseg as posseg
 
-from assistant.lexical import tokenize
-
 jieba.setLogLevel(logging.WARNING)
 
 _HAN = re.compile(r"[\u4e00-\u9fff]")  # Chinese characters (not CJK punctuation: "date？" is still a keyword query)
@@ -72,7 +70,7 @@ QUESTION_RULES: dict[str, re.Pattern] = {
 }
 # "how much" alone may ask for money, a share, a count or a stretch of time ("how much advance warning"); the sentence
 # decides which it got.
-_HOW_MUCH = re.compile(rf"\bhow much\b|多少(?![{_MEASURE_WORDS}天年月%])|多大", re.I)
+HOW_MUCH = re.compile(rf"\bhow much\b|多少(?![{_MEASURE_WORDS}天年月%])|多大", re.I)
 
 # A compound question joins its parts with a conjunction followed by a new question.
 _PART_SPLIT = re.compile(
@@ -90,7 +88,7 @@ def question_parts(question: str) -> list[str]:
 
 # A keyword query ("prudent man rule NY year", "401k crypto order date?") asks with its head noun instead of a question
 # word. English noun compounds end in their head ("order date"), or open with it ("date of the order").
-_QUESTION_WORD = re.compile(r"\b(?:what|when|which|who|whom|whose|where|why|how|is|are|was|were|do|does|did|can|could|"
+QUESTION_WORD = re.compile(r"\b(?:what|when|which|who|whom|whose|where|why|how|is|are|was|were|do|does|did|can|could|"
                             r"should|will|would|has|have|had|tell|explain|describe|list)\b", re.I)
 KEYWORD_HEADS: dict[str, str] = {
     "date": r"date|year|day|month",
@@ -109,7 +107,7 @@ _KEYWORD_HEAD = {name: re.compile(rf"(?:(?<!\bthat )(?<!\bthis )(?<!\beach )(?<!
 def keyword_query_types(question: str) -> set[str]:
     """The answer types of an English keyword query, read from its head noun; empty for a worded question (its
     question word says what it asks, and "the plan year" inside a sentence is no request for a date)."""
-    if _QUESTION_WORD.search(question) or _HAN.search(question):
+    if QUESTION_WORD.search(question) or _HAN.search(question):
         return set()
     return {name for name, rule in _KEYWORD_HEAD.items() if rule.search(question)}
 
@@ -117,29 +115,12 @@ def keyword_query_types(question: str) -> set[str]:
 def expected_types(question: str) -> set[str]:
     """The answer types a question (or one part of it) asks for; empty when it asks for none in particular."""
     found = {name for name, rule in QUESTION_RULES.items() if rule.search(question)} or keyword_query_types(question)
-    if _HOW_MUCH.search(question) and not found & {"money", "percent", "count", "duration"}:
+    if HOW_MUCH.search(question) and not found & {"money", "percent", "count", "duration"}:
         found |= {"money", "percent", "count", "duration"}
     if found & {"date", "money", "percent", "count", "duration", "person", "organisation", "place"}:
         # "What is the deadline" asks for a date, not a definition.
         found.discard("definition")
     return found
-
-
-# Words that only point along a conversation ("and later?", "what else?", "那后来呢?"): they name no topic.
-_POINTING_WORDS = re.compile(r"\b(?:and|but|so|then|later|after(?:wards)?|next|else|more|further|again|too|also|before|"
-                             r"earlier|that|this|it|they|them|there)\b|后来|之后|然后|以后|此后|还有|那么|那|呢|吗|它|他们|这",
-                             re.I)
-
-
-def asks_without_naming(question: str) -> bool:
-    """Whether a question holds nothing but what it asks for ("how much?", "why?", "by when?", "how long do they
-    have?", "谁管?", "and later?"): less what the question rules match, the question words and the words that only
-    point along a conversation, only stop words (and single Chinese characters) are left. Such a question names no
-    topic: how close a sentence comes to it alone is noise."""
-    rest = question
-    for rule in (*QUESTION_RULES.values(), _HOW_MUCH, _QUESTION_WORD, _POINTING_WORDS):
-        rest = rule.sub(" ", rest)
-    return not [token for token in tokenize(rest) if not (len(token) == 1 and _HAN.match(token))]
 
 
 @dataclass(frozen=True)

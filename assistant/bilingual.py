@@ -137,12 +137,13 @@ def _latin_words(text: str) -> tuple[str, ...]:
     return tuple(_LATIN_WORD.findall(text))
 
 
+@lru_cache(maxsize=8192)
 def spells_out(acronym: str, text: str) -> bool:
     """Whether ``text`` holds words whose initials spell ``acronym`` (lower case): "Executive Order" for "eo",
     "qualified automatic contribution arrangement" for "qaca", "Department of Labor" for "dol" (a small word inside
     a name gives its initial or not: DOL, SEC). An acronym that is also an English word ("sec", "tax") is spelled
     out only by a capitalised name ("Securities and Exchange Commission"). Users write the acronym, documents often
-    the name."""
+    the name. Cached: the answer model reads a passage once for each of its sentences."""
     words = _latin_words(text)
     named_only = acronym in english_words()
 

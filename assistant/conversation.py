@@ -11,8 +11,11 @@ from contextlib import closing
 from pathlib import Path
 
 from assistant.answer_model import YEAR, explicit_years
+from assistant.answer_types import HOW_MUCH, QUESTION_RULES, QUESTION_WORD
 from assistant.claims import WORD_NUMBER, number_value
+from assistant.clean import _CJK_CHAR
 from assistant.errors import NotFound
+from assistant.lexical import tokenize
 from assistant.schema import ChatTurn
 from assistant.table_query import without_operation
 
@@ -84,6 +87,9 @@ _ANAPHORA = re.compile(
     re.I,
 )
 _SHORT = 12  # characters: shorter than this, a question names too little to be retrieved on its own
+# Words that carry a conversation on without naming anything ("and later?", "what else?", "那后来呢?").
+_ONWARD = re.compile(r"\b(?:and|but|so|later|after(?:wards)?|next|else|more|further|again|too|also|before|earlier)\b|"
+                     r"后来|之后|然后|以后|此后|还有|那么|呢|吗", re.I)
 
 
 def needs_history(question: str) -> bool:
@@ -96,6 +102,17 @@ def is_elliptical(question: str) -> bool:
     that merely points back with a word such as "this" ("这项行政命令是哪天签署的?" names what it asks about)."""
     question = question.strip()
     return bool(_OPENER.search(question)) or len(question) < _SHORT
+
+
+def asks_without_naming(question: str) -> bool:
+    """Whether a question holds nothing but what it asks for ("how much?", "why?", "by when?", "how long do they
+    have?", "谁管?", "and later?"): less what the question rules match, the question words, and the words that point
+    back or carry the conversation on, only stop words (and single Chinese characters) are left. Such a question names
+    no topic: how close a sentence comes to it alone is noise."""
+    rest = question
+    for rule in (*QUESTION_RULES.values(), HOW_MUCH, QUESTION_WORD, _OPENER, _ANAPHORA, _ONWARD):
+        rest = rule.sub(" ", rest)
+    return not [token for token in tokenize(rest) if not (len(token) == 1 and _CJK_CHAR.match(token))]
 
 
 def standalone_query(question: str, history: list[ChatTurn]) -> str:

@@ -17,12 +17,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from assistant import answer as compose
-from assistant.answer_types import asks_without_naming, english_pipeline
+from assistant.answer_types import english_pipeline
 from assistant.bilingual import dictionary
 from assistant.cite import verified
 from assistant.clean import detect_language
 from assistant.conversation import (
     ConversationStore,
+    asks_without_naming,
     is_elliptical,
     needs_history,
     resolve_relative_year,
@@ -199,17 +200,15 @@ class Assistant:
             vectors = np.vstack([vectors, vectors[:1]])
             found.append(self.retriever.retrieve(question, k=k, documents=scopes[-1], language=language,
                                                  query_vector=vectors[0]))
+        # The conversation's tries also score sentences by their closeness to the question alone, unless it names no
+        # topic ("how much?", "why?"): then that closeness is noise ("so much of the amount" in the 401(k) statute,
+        # after a question on North Carolina's pensions), and the joined query's closeness is read alone.
+        own = None if len(queries) > 1 and asks_without_naming(question) else vectors[0]
         requests = [compose.AnswerRequest(question=question, query=q, hits=r.hits, query_vector=v,
                                           history=list(history or []), documents=scope, language=language,
                                           nearest_sentences=r.sentences, table=r.table,
-                                          question_vector=None if q == question else vectors[0])
+                                          question_vector=None if q == question else own)
                     for q, v, r, scope in zip(queries, vectors, found, scopes)]
-        if asks_without_naming(question):
-            # "how much?" or "why?" names no topic: how close a sentence comes to it alone is noise ("so much of the
-            # amount" in the 401(k) statute, after a question on North Carolina's pensions), so the conversation's
-            # tries read the joined query's closeness only.
-            for request in requests[1:]:
-                request.question_vector = None
         timings["retrieve"] = time.perf_counter() - mark
         if len(requests) == 1:
             return requests[0]

@@ -111,14 +111,11 @@ def section_starts(text: str) -> list[int]:
     headings ("…(2) In the case of an eligible individual account plan… # Title 29— LABOR ## Subtitle B… #### §
     1104. Fiduciary duties ##### (b) Indicia of ownership…"): a section's headings open its first passage."""
     starts = [0]
-    previous_line_was_heading = False
-    for line in re.finditer(r"^.*$", text, re.M):
-        if not line.group().strip():
-            continue
-        heading = bool(_MD_HEADING.fullmatch(line.group()))
-        if heading and not previous_line_was_heading and line.start() > 0:
-            starts.append(line.start())
-        previous_line_was_heading = heading
+    previous_end = None  # where the heading before ended
+    for heading in _MD_HEADING.finditer(text):
+        if heading.start() > 0 and (previous_end is None or text[previous_end:heading.start()].strip()):
+            starts.append(heading.start())
+        previous_end = heading.end()
     return starts
 
 

@@ -7,6 +7,7 @@ import pytest
 from assistant.conversation import (
     ConversationStore,
     UnknownConversation,
+    asks_without_naming,
     explicit_years,
     needs_history,
     reply_years,
@@ -278,3 +279,14 @@ def test_a_follow_up_for_one_year_does_not_carry_the_previous_question_s_bound_o
     elliptical = standalone_query("and for total assets?", history)
     assert elliptical == "and for total assets? (when did 401(k) plan participants first pass 60 million)"
     assert series_question(elliptical) is not None
+
+
+@pytest.mark.parametrize(("question", "expected"), [
+    ("how much?", True), ("why?", True), ("by when?", True), ("how long do they have?", True), ("为什么?", True),
+    ("谁管?", True), ("多少?", True), ("and then what?", True),
+    ("and later?", True), ("what else?", True), ("那后来呢?", True),
+    ("why did they change?", False), ("did other states follow soon after?", False),
+    ("那总资产呢", False), ("Who chairs it?", False),
+])
+def test_a_question_that_names_nothing_but_what_it_asks_for(question, expected):
+    assert asks_without_naming(question) == expected
