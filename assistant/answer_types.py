@@ -53,7 +53,7 @@ QUESTION_RULES: dict[str, re.Pattern] = {
         r"多久|多长时间|几天|多少天|几个月|多少个月|几年内|期限|多少年", re.I),
     "person": re.compile(
         r"\b(who|whom|whose|name of the (?:person|author|president|secretary|official|chair)|which (?:person|official|"
-        r"president|author))\b|谁|哪位|何人|作者|姓名|叫什么名字", re.I),
+        r"president|author))\b|谁|哪位|何人|作者[?？\s]*$|姓名|叫什么名字", re.I),
     "organisation": re.compile(
         r"\b(which|what) (?:agency|agencies|company|companies|firm|organi[sz]ation|department|body|bodies|office|"
         r"institution|regulator|bank|fund|committee|council|court)\b|哪个(?:机构|部门|公司|组织|机关|委员会)|哪家|"
@@ -112,8 +112,37 @@ def keyword_query_types(question: str) -> set[str]:
     return {name for name, rule in _KEYWORD_HEAD.items() if rule.search(question)}
 
 
+# A question word after the question's first word may open a relative clause instead ("lawsuits against employers who
+# offer these funds", "plans where the employer matches", "workers whose plans exclude them"): it says what a noun is,
+# not what the question asks for. Only such questions are parsed.
+_LATER_WH_WORD = re.compile(r"\w\W+(?:who|whom|whose|where|which|when)\b", re.I)
+_WH_WORDS = ("who", "whom", "whose", "where", "which", "when")
+
+
+@lru_cache(maxsize=4096)
+def without_relative_words(question: str) -> str:
+    """An English question with the question words that open a relative clause blanked (spaCy's parse: the word's
+    clause hangs on a noun as ``relcl``); the question itself when it has none, and any Chinese question."""
+    if _HAN.search(question) or not _LATER_WH_WORD.search(question):
+        return question
+    doc = english_pipeline()(question, disable=_PARSE_ONLY)
+    spans = []
+    for token in doc:
+        if token.i == 0 or token.lower_ not in _WH_WORDS:
+            continue
+        node = token
+        while node.dep_ not in ("relcl", "ROOT") and node.head is not node:
+            node = node.head
+        if node.dep_ == "relcl":
+            spans.append((token.idx, token.idx + len(token.text)))
+    for start, end in reversed(spans):
+        question = question[:start] + " " * (end - start) + question[end:]
+    return question
+
+
 def expected_types(question: str) -> set[str]:
     """The answer types a question (or one part of it) asks for; empty when it asks for none in particular."""
+    question = without_relative_words(question)
     found = {name for name, rule in QUESTION_RULES.items() if rule.search(question)} or keyword_query_types(question)
     if HOW_MUCH.search(question) and not found & {"money", "percent", "count", "duration"}:
         found |= {"money", "percent", "count", "duration"}

@@ -71,6 +71,30 @@ def test_a_when_clause_inside_a_who_question_does_not_ask_for_a_date():
     assert expected_types("Who was Secretary of Labor when EO 14330 was signed?") == {"person"}
 
 
+@pytest.mark.parametrize(("question", "expected"), [
+    ("what does the order say about lawsuits against employers who offer these funds?", set()),
+    ("what did the order say about workers whose plans exclude alternatives?", set()),
+    ("is there a rule for plans where the employer matches?", set()),
+    ("which state was the first where pensions could buy stocks?", {"place"}),  # "which state" still asks
+    ("What's the name of the person who wrote the TechFlow article?", {"person"}),  # so does "the name of the person"
+    ("Who opposed pension stock investing after the Depression?", {"person"}),
+    ("tell me who runs the reserve", {"person"}),  # a question word opening a clause that is no relative one
+])
+def test_a_question_word_opening_a_relative_clause_asks_for_nothing(question, expected):
+    assert expected_types(question) == expected
+
+
+@pytest.mark.parametrize(("question", "expected"), [
+    ("作者为什么说养老金买加密资产就等于“囤币”?", {"reason"}),
+    ("跟当年引入股票相比,作者怎么评价现在引入加密资产", set()),
+    ("这篇文章的作者是谁?", {"person"}),
+    ("那篇深潮文章的作者叫什么名字?", {"person"}),
+    ("深潮文章 作者?", {"person"}),  # a keyword query that ends in 作者 asks for the author
+])
+def test_a_chinese_question_about_what_the_author_says_does_not_ask_for_a_person(question, expected):
+    assert expected_types(question) == expected
+
+
 @pytest.mark.parametrize("query, expected", [
     ("prudent man rule NY year", {"date"}),
     ("401k crypto order date?", {"date"}),
