@@ -93,7 +93,9 @@ QUESTION_FEATURES = (
 EVIDENCE_SENTENCES = 3  # the answer length of a sentence model saved without its "sentence_limit"
 
 _END = tuple(".。!?！？;；:：")
-_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+# a number: thousands in groups of three ("1,000"; "1950,35%" is two numbers, as a Chinese question may write them),
+# and not the digits of an identifier such as a table's label ("表 E1,2023 年" names 2023, not "1,2023")
+_NUMBER = re.compile(r"(?<![A-Za-z\d])\d+(?:,\d{3}(?!\d))*(?:\.\d+)?")
 # four digits not inside a longer number (a thousands group has three digits, so "E1,2023" still names 2023), nor a
 # share ("2020%") or a decade ("1950s")
 YEAR = re.compile(rf"(?<![\d.]){YEAR_DIGITS}(?!\d|,\d{{3}}(?!\d)|%|s\b|['’]s)")

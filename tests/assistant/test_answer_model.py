@@ -107,6 +107,12 @@ def test_a_decade_the_question_names_is_held_by_any_year_of_it():
     assert question_numbers("what happened in the '50s") == {"1950s"}
     assert question_numbers("people in their 30s") == {"30"}  # an age, not a decade
     assert question_numbers("EO 14330 in 1930") == {"14330", "1930"}
+
+
+def test_a_number_is_read_with_thousands_in_groups_of_three_and_not_from_an_identifier():
+    assert question_numbers("根据表 E1,2023 年固定收益计划总数是多少?") == {"2023"}  # not "1,2023"
+    assert question_numbers("1950,35% 这个数字对吗") == {"1950", "35"}
+    assert question_numbers("Table E19: were there 1,234,567 participants, or 2.5 million?") == {"1,234,567", "2.5"}
     assert holds_number("1930s", "1935 年,《社会保障法》出台") and holds_number("1920s", "1929 年 10 月的股灾")
     assert holds_number("1950s", "(1940s-1950s)")
     assert not holds_number("1930s", "19,300 plans") and not holds_number("1930s", "1940 年")
