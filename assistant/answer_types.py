@@ -115,8 +115,8 @@ def keyword_query_types(question: str) -> set[str]:
 # A question word after the question's first word may open a relative clause instead ("lawsuits against employers who
 # offer these funds", "plans where the employer matches", "workers whose plans exclude them"): it says what a noun is,
 # not what the question asks for. Only such questions are parsed.
-_LATER_WH_WORD = re.compile(r"\w\W+(?:who|whom|whose|where|which|when)\b", re.I)
 _WH_WORDS = ("who", "whom", "whose", "where", "which", "when")
+_LATER_WH_WORD = re.compile(rf"\w\W+(?:{'|'.join(_WH_WORDS)})\b", re.I)
 
 
 @lru_cache(maxsize=4096)
