@@ -257,9 +257,10 @@ def featurize(analysis: QuestionAnalysis, question: str, candidates: list[Candid
     best_own = max(own.values())
     by_cosine = {id(c): rank for rank, c in enumerate(sorted(candidates, key=lambda c: -c.cosine))}
     asked = bool(analysis.types)
+    roles = not asks_for_name(question)  # "who opposed it?" is answered by 精算师, "what is the author's name?" is not
     for c in candidates:
         tokens = computed_tokens if c.computed else query_tokens
-        c.types = sentence_types(c.text)
+        c.types = sentence_types(c.text, roles)
         match = type_match(analysis, c.types)
         evidence = f"{c.title}\n{c.context}\n{c.passage_text or c.text}"
         c.features = {

@@ -20,6 +20,8 @@ from pathlib import Path
 import jieba
 import jieba.posseg as posseg
 
+from assistant.glossary import without_english_names
+
 jieba.setLogLevel(logging.WARNING)
 
 _HAN = re.compile(r"[\u4e00-\u9fff]")  # Chinese characters (not CJK punctuation: "date？" is still a keyword query)
@@ -390,6 +392,17 @@ def chinese_people(text: str) -> set[str]:
     return {w for w, flag in pos_tags(text) if flag in ("nr", "nrfg", "nrt") and len(w) >= 2 and not is_common_word(w)}
 
 
+# A Chinese noun for a kind of person ends in an agent suffix: 员工, 雇员, 精算师, 反对者, 投资者, 纳税人, 工人. Not a count of
+# things ("两者", "both"), nor a noun opening with a numeral or a position word (前者, 后者).
+_ZH_ROLE = re.compile(r"^[^\d一二两三四五六七八九十前后][\u4e00-\u9fff]*[者员师人工]$")
+
+
+def chinese_roles(text: str) -> set[str]:
+    """The nouns of a Chinese text that name a kind of person (``_ZH_ROLE``): who a rule binds or who acted, the
+    answer to 谁 as often as a name is ("反对者(主要是精算师和工会)", "由员工个人承担")."""
+    return {w for w, flag in pos_tags(text) if flag.startswith("n") and _ZH_ROLE.match(w)}
+
+
 def english_organisation(text: str) -> bool:
     return bool(re.search(r"\b[A-Z][A-Za-z]+(?:\s+(?:of|for|and|the|on)?\s*[A-Z][A-Za-z.]+)*", text)
                 and _ORG_WORD.search(text)) or bool(re.search(r"\b[A-Z]{2,6}\b(?!-)", text))
@@ -411,20 +424,22 @@ def holds_count(text: str) -> bool:
                for m in SENTENCE_RULES["count"].finditer(text))
 
 
-def sentence_types(text: str) -> set[str]:
-    """The answer types a sentence holds (English and Chinese)."""
+def sentence_types(text: str, roles: bool = True) -> set[str]:
+    """The answer types a sentence holds (English and Chinese). A noun for a kind of person (``chinese_roles``)
+    answers "who", but not a question that asks for a name (``roles=False``)."""
     found = {name for name, rule in SENTENCE_RULES.items() if name != "count" and rule.search(text)}
     if holds_count(text):
         found.add("count")
     if _HAN.search(text):
         flags = {flag for _, flag in pos_tags(text)}
-        if chinese_people(text):
+        if chinese_people(text) or (roles and chinese_roles(text)):
             found.add("person")
         if "ns" in flags:
             found.add("place")
         if "nt" in flags:
             found.add("organisation")
-    if english_person(text):
+    # beside a Chinese term, its English name ("《社会保障法》(Social Security Act)") is no person's
+    if english_person(without_english_names(text) if _HAN.search(text) else text):
         found.add("person")
     if english_organisation(text):
         found.add("organisation")

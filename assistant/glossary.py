@@ -25,6 +25,12 @@ _BEFORE_TERM = set("的 了 是 在 和 与 及 或 为 将 把 被 对 即 称 
 _MAX_TERM_CHARS = 8
 
 
+def without_english_names(text: str) -> str:
+    """A Chinese text less the English names it writes beside its terms: "1935 年,《社会保障法》(Social Security
+    Act)出台" reads "1935 年,《社会保障法》出台". Such a name translates a term; it names no person."""
+    return _PAIR.sub(lambda match: match.group(0)[:match.start(3) - match.start(0)].rstrip("（( "), text)
+
+
 def trim_term(run: str) -> str:
     """The term at the end of a run of Chinese text: the last words up to a function word or 8 characters."""
     words = list(jieba.cut(run))

@@ -70,6 +70,13 @@ def test_type_features_prefer_the_sentence_with_the_asked_kind_of_fact():
     assert asked_nothing["type_asked"] == 0.0 and asked_nothing["type_miss"] == 0.0
 
 
+def test_a_noun_for_a_kind_of_person_answers_who_but_not_a_question_for_a_name():
+    opposed = "这一改变引发了较大争议,反对者(主要是精算师和工会)认为,股票投资重蹈 1929 年股灾覆辙。"
+    (who,) = features_of("Who opposed pension stock investing after the Depression?", opposed)
+    (name,) = features_of("What are the names of the people who opposed pension stock investing?", opposed)
+    assert who["type_match"] == 1.0 and name["type_match"] == 0.0
+
+
 def test_numbers_and_names_the_question_pins_down_must_be_in_the_evidence():
     assert question_numbers("What did the order say about 401(k) plans in 1995?") == {"1995"}
     (f,) = features_of("What did the order say about 401(k) plans in 1995?", "The order covers 401(k) plans.")

@@ -7,6 +7,7 @@ import pytest
 from assistant.answer_types import (
     analyse,
     asks_for_name,
+    chinese_roles,
     english_organisation,
     english_person,
     english_place,
@@ -231,6 +232,22 @@ def test_english_person_organisation_place():
     assert not english_organisation("the rule changed over time.")
     assert english_place("Pension funds in New York could buy stocks.")
     assert not english_place("the funds could buy stocks.")
+
+
+def test_the_english_name_beside_a_chinese_term_is_no_person():
+    assert "person" not in sentence_types("1935 年,《社会保障法》(Social Security Act)出台,建立全国性养老金体系。")
+    assert "person" not in sentence_types("受「法律清单」(Legal List)法规限制,主要被限定在政府债券。")
+    assert "person" in sentence_types("2025 年 8 月 7 日,美国总统唐纳德·特朗普签署了一项行政令。")  # jieba's name
+    assert "person" in sentence_types("President Donald J. Trump signed the order.")
+
+
+def test_a_chinese_noun_for_a_kind_of_person_answers_who_but_gives_no_name():
+    opposed = "这一改变引发了较大争议,反对者(主要是精算师和工会)认为,股票投资重蹈 1929 年股灾覆辙。"
+    assert chinese_roles(opposed) == {"反对者", "精算师"}
+    assert chinese_roles("投资收益或损失由员工个人承担。") >= {"员工"}
+    assert not chinese_roles("两者均涉及从保守投资向高风险资产的跃迁。")  # "both", not a person
+    assert "person" in sentence_types(opposed)
+    assert "person" not in sentence_types(opposed, roles=False)  # a question that asks for a name
 
 
 def test_type_match_counts_parts_covered():

@@ -3,13 +3,28 @@
 from __future__ import annotations
 
 from assistant.answer import Span, render
-from assistant.glossary import aligned_words, from_metadata, mine_pairs, terms_in, to_metadata, trim_term
+from assistant.glossary import (
+    aligned_words,
+    from_metadata,
+    mine_pairs,
+    terms_in,
+    to_metadata,
+    trim_term,
+    without_english_names,
+)
 from tests.conftest import SEED
 
 
 def test_pairs_in_brackets_and_after_a_run_of_chinese_text():
     text = "养老金开始采用「谨慎人规则」(Prudent Man Rule),401(k) 是一种固定缴款计划 (Defined Contribution Plan)。"
     assert mine_pairs(text) == [("谨慎人规则", "Prudent Man Rule"), ("固定缴款计划", "Defined Contribution Plan")]
+
+
+def test_a_text_without_the_english_names_of_its_terms():
+    text = "养老金开始采用「谨慎人规则」(Prudent Man Rule),401(k) 是一种固定缴款计划 (Defined Contribution Plan)。"
+    assert without_english_names(text) == "养老金开始采用「谨慎人规则」,401(k) 是一种固定缴款计划。"
+    english = "the rise of RAG (Retrieval-Augmented Generation) and 401(k) plans"
+    assert without_english_names(english) == english  # no Chinese term before the brackets
 
 
 def test_a_term_is_trimmed_at_the_word_before_it():
