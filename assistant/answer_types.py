@@ -127,19 +127,11 @@ def without_relative_words(question: str) -> str:
     clause hangs on a noun as ``relcl``); the question itself when it has none, and any Chinese question."""
     if _HAN.search(question) or not _LATER_WH_WORD.search(question):
         return question
-    doc = english_pipeline()(question, disable=_PARSE_ONLY)
-    spans = []
-    for token in doc:
-        if token.i == 0 or token.lower_ not in _WH_WORDS:
-            continue
-        node = token
-        while node.dep_ not in ("relcl", "ROOT") and node.head is not node:
-            node = node.head
-        if node.dep_ == "relcl":
-            spans.append((token.idx, token.idx + len(token.text)))
-    for start, end in reversed(spans):
-        question = question[:start] + " " * (end - start) + question[end:]
-    return question
+
+    def relative(token) -> bool:
+        return token.i > 0 and token.lower_ in _WH_WORDS and any(t.dep_ == "relcl" for t in (token, *token.ancestors))
+
+    return "".join(" " * len(t.text) + t.whitespace_ if relative(t) else t.text_with_ws for t in question_parse(question))
 
 
 def expected_types(question: str) -> set[str]:
@@ -186,7 +178,7 @@ _ZH_LINKS = {"是", "有", "为", "叫", "最", "都", "约", "大约"}  # betwe
 
 
 def _english_focus(question: str) -> list[str]:
-    doc = english_pipeline()(question, disable=_PARSE_ONLY)
+    doc = question_parse(question)
     heads = []
     for token in doc:
         word = token.lower_
@@ -350,6 +342,13 @@ def english_pipeline():
     return package.load(exclude=["senter", "lemmatizer"])
 
 
+@lru_cache(maxsize=1024)
+def question_parse(question: str):
+    """spaCy's parse of an English question (tagger and parser, no recogniser), once per question: its relative
+    clauses (``without_relative_words``) and its focus (``question_focus``) both read it."""
+    return english_pipeline()(question, disable=_PARSE_ONLY)
+
+
 # English honorifics: after one, a single word is a surname ("President Trump"). Alone, the small model takes a lone
 # capitalised word for a person too often ("… the Special Advisor for AI and Crypto").
 _HONORIFIC = re.compile(r"^(?:President|Vice|Secretary|Senator|Governor|Judge|Justice|Chairman|Mr|Mrs|Ms|Dr)\.?$")
@@ -430,7 +429,8 @@ def sentence_types(text: str, roles: bool = True) -> set[str]:
     found = {name for name, rule in SENTENCE_RULES.items() if name != "count" and rule.search(text)}
     if holds_count(text):
         found.add("count")
-    if _HAN.search(text):
+    chinese = bool(_HAN.search(text))
+    if chinese:
         flags = {flag for _, flag in pos_tags(text)}
         if chinese_people(text) or (roles and chinese_roles(text)):
             found.add("person")
@@ -439,7 +439,7 @@ def sentence_types(text: str, roles: bool = True) -> set[str]:
         if "nt" in flags:
             found.add("organisation")
     # beside a Chinese term, its English name ("《社会保障法》(Social Security Act)") is no person's
-    if english_person(without_english_names(text) if _HAN.search(text) else text):
+    if english_person(without_english_names(text) if chinese else text):
         found.add("person")
     if english_organisation(text):
         found.add("organisation")

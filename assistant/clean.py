@@ -16,7 +16,7 @@ from assistant.schema import Document, PageSpan, RawDocument
 from assistant.tables import dump_layouts, table_layouts
 
 CJK = r"\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef"
-_CJK_CHAR = re.compile(f"[{CJK}]")
+CJK_CHAR = re.compile(f"[{CJK}]")
 _LATIN_LETTER = re.compile(r"[A-Za-z]")
 _HTML_TAG = re.compile(r"</?[A-Za-z][^<>]{0,2000}>")  # converted pages wrap a tag's attributes over lines
 _HYPHEN_BREAK = re.compile(r"([A-Za-z]+)-\n([a-z]+)")
@@ -38,7 +38,7 @@ _BLOCK_START = re.compile(r"^(Sec\.|Section\b|\(\w{1,4}\)\s|[IVX]+\.\s|\d+\.\s|â
 
 
 def detect_language(text: str) -> str:
-    cjk = len(_CJK_CHAR.findall(text))
+    cjk = len(CJK_CHAR.findall(text))
     latin = len(_LATIN_LETTER.findall(text))
     # A Chinese character carries about as much as a short Latin word (five letters); compare like with like.
     return "zh" if cjk * 5 > latin else "en"
@@ -109,7 +109,7 @@ def _join_lines(lines: list[str]) -> str:
             ends_sentence = prev.endswith(_TERMINAL)
             if ends_sentence and (len(prev) < 0.8 * typical or _BLOCK_START.match(line)):
                 out.append("\n")
-            elif _CJK_CHAR.match(prev[-1]) or _CJK_CHAR.match(line[0]):
+            elif CJK_CHAR.match(prev[-1]) or CJK_CHAR.match(line[0]):
                 pass  # wrapped CJK text: no space between characters
             else:
                 out.append(" ")

@@ -13,7 +13,7 @@ from pathlib import Path
 from assistant.answer_model import YEAR, explicit_years
 from assistant.answer_types import HOW_MUCH, QUESTION_RULES, QUESTION_WORD
 from assistant.claims import WORD_NUMBER, number_value
-from assistant.clean import _CJK_CHAR
+from assistant.clean import CJK_CHAR
 from assistant.errors import NotFound
 from assistant.lexical import tokenize
 from assistant.schema import ChatTurn
@@ -112,7 +112,7 @@ def asks_without_naming(question: str) -> bool:
     rest = question
     for rule in (*QUESTION_RULES.values(), HOW_MUCH, QUESTION_WORD, _OPENER, _ANAPHORA, _ONWARD):
         rest = rule.sub(" ", rest)
-    return not [token for token in tokenize(rest) if not (len(token) == 1 and _CJK_CHAR.match(token))]
+    return not [token for token in tokenize(rest) if not (len(token) == 1 and CJK_CHAR.match(token))]
 
 
 def standalone_query(question: str, history: list[ChatTurn]) -> str:

@@ -14,7 +14,7 @@ import re
 
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
-from assistant.clean import _CJK_CHAR, detect_language
+from assistant.clean import CJK_CHAR, detect_language
 from assistant.schema import Document, Passage
 from assistant.tables import TABLE_TITLE
 
@@ -25,7 +25,7 @@ _CONTEXT_CHARS = 400
 
 
 def estimate_tokens(text: str) -> int:
-    cjk = len(_CJK_CHAR.findall(text))
+    cjk = len(CJK_CHAR.findall(text))
     return cjk + (len(text) - cjk + 3) // 4
 
 
@@ -146,7 +146,7 @@ def split(document: Document, max_tokens: int = 160, overlap_tokens: int = 0) ->
             start=start,
             end=start + len(text),
             text=text,
-            language=detect_language(text) if _CJK_CHAR.search(text) or document.language != "en" else "en",
+            language=detect_language(text) if CJK_CHAR.search(text) or document.language != "en" else "en",
             version=version,
             context=context,
         ))
