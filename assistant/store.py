@@ -40,7 +40,7 @@ from assistant.errors import AssistantError
 from assistant.lexical import FILE_NAME as LEXICAL_FILE
 from assistant.lexical import LexicalIndex
 from assistant.schema import Document, PageSpan, Passage, SearchHit
-from assistant.sentences import SentenceIndex, vectors_by_id
+from assistant.sentences import RowCache, SentenceIndex, vectors_by_id
 from assistant.settings import Settings
 from assistant.split import passage_id
 
@@ -155,6 +155,7 @@ class IndexStore:
         self._registered_rows: tuple[str, dict[str, str], dict[str, str]] | None = None
         self._some_versions: tuple[str, dict[str, str | None]] = ("", {})  # (revision, the doc ids asked for so far)
         self._versions_lock = threading.Lock()
+        self._passages_by_id: RowCache[str, tuple[Passage, np.ndarray]] = RowCache()
         self._open(client)
         name = settings.collection
         existing = {c.name if hasattr(c, "name") else c for c in self.client.list_collections()}
@@ -229,6 +230,7 @@ class IndexStore:
                 close()
             self._open()
             self._collections()
+            self._passages_by_id.clear()
         log_.info("reopened the index at %s: another process changed it", self.settings.index_dir)
 
     def close(self) -> None:
@@ -497,11 +499,14 @@ class IndexStore:
     @_shared
     def passages_by_id(self, ids: list[str]) -> list[tuple[Passage, np.ndarray]]:
         """These passages (any version) with their vectors; missing ids are left out."""
-        found = []
+        return list(self._passages_by_id.get_many(ids, self._read_passages).values())
+
+    def _read_passages(self, ids: list[str]) -> dict[str, tuple[Passage, np.ndarray]]:
+        found: dict[str, tuple[Passage, np.ndarray]] = {}
         for i in range(0, len(ids), self.max_batch):
             got = self.passages.get(ids=ids[i:i + self.max_batch], include=["metadatas", "embeddings"])
-            found += [(_to_passage(pid, None, meta), np.asarray(v, dtype=np.float32))
-                      for pid, meta, v in zip(got["ids"], got["metadatas"], got["embeddings"])]
+            found.update((pid, (_to_passage(pid, None, meta), np.asarray(v, dtype=np.float32)))
+                         for pid, meta, v in zip(got["ids"], got["metadatas"], got["embeddings"]))
         return found
 
     @_shared
@@ -521,10 +526,8 @@ class IndexStore:
 
     @_shared
     def _query(self, vector, n: int, where: dict | None) -> list[tuple[Passage, float]]:
-        total = self.passages.count()
-        if total == 0:
-            return []
-        got = self.passages.query(query_embeddings=[np.asarray(vector, dtype=np.float32)], n_results=min(n, total),
+        # Chroma returns fewer rows when it holds fewer than n (none when empty): no count first, which costs a read.
+        got = self.passages.query(query_embeddings=[np.asarray(vector, dtype=np.float32)], n_results=n,
                                   where=where, include=["metadatas", "documents", "distances"])
         return [
             (_to_passage(pid, text, meta), 1.0 - float(dist))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from assistant import sentences as sentences_module
-from assistant.sentences import SentenceIndex, sentence_spans, sentences_of, write_sentences
+from assistant.sentences import RowCache, SentenceIndex, sentence_spans, sentences_of, write_sentences
 from assistant.sync import sync
 from tests.conftest import CEA_MD, SEED, copy_into
 
@@ -144,6 +144,52 @@ def test_query_and_for_passages_return_sentence_hits_with_vectors(indexed, share
     assert [r.position for r, _ in rows] == list(range(len(rows)))
     assert all(v.shape == vector.shape for _, v in rows)
     assert store.sentences.query(vector, 3, where={"document": CEA_MD})[0].document == CEA_MD
+
+
+def test_a_passage_read_once_is_served_from_memory_in_passage_order(indexed, shared_embedder, monkeypatch):
+    _, store, _, _ = indexed
+    chunk_ids = [p.chunk_id for p in store.iter_passages()][:3]
+    first = store.sentences.for_passages(chunk_ids)
+    reads = []
+    original = store.sentences.collection.get
+    monkeypatch.setattr(store.sentences.collection, "get", lambda *a, **k: reads.append(k) or original(*a, **k))
+    again = store.sentences.for_passages(list(reversed(chunk_ids)))
+    assert not reads
+    assert [r.sentence_id for r, _ in again] == [r.sentence_id for cid in reversed(chunk_ids)
+                                                 for r, _ in first if r.chunk_id == cid]
+    assert store.sentences.for_passages([chunk_ids[0], "no-such-passage"]) == [
+        (r, v) for r, v in first if r.chunk_id == chunk_ids[0]]
+    assert len(reads) == 1  # only the unknown id was asked for
+
+
+def test_queries_ask_for_more_rows_than_are_held_or_none(make_settings, open_store, shared_embedder):
+    store = open_store(make_settings(), shared_embedder.model_id)
+    vector = shared_embedder.embed_queries(["pensions"])[0]
+    assert store.sentences.query(vector, 50) == [] and store.query(vector, 50) == []
+    store.sentences.collection.upsert(ids=["s"], embeddings=[vector], metadatas=[
+        {"document": "d", "version": "v", "chunk_id": "c", "title": "", "start": 0, "end": 1, "position": 0}])
+    assert [h.sentence_id for h in store.sentences.query(vector, 50)] == ["s"]
+
+
+def test_row_cache_reads_only_what_it_lacks_and_forgets_the_least_recently_used():
+    cache: RowCache[str, int] = RowCache(size=2)
+    asked: list[list[str]] = []
+
+    def read(ids):
+        asked.append(ids)
+        return {i: len(i) for i in ids if i != "gone"}
+
+    assert cache.get_many(["a", "bb", "gone"], read) == {"a": 1, "bb": 2}
+    assert cache.get_many(["bb", "a"], read) == {"bb": 2, "a": 1} and asked == [["a", "bb", "gone"]]
+    cache.get_many(["ccc"], read)  # "a" was used after "bb": "bb" goes
+    assert asked[-1] == ["ccc"]
+    cache.get_many(["a", "ccc"], read)
+    assert asked[-1] == ["ccc"]
+    cache.get_many(["bb"], read)
+    assert asked[-1] == ["bb"]
+    cache.clear()
+    cache.get_many(["bb"], read)
+    assert len(asked) == 4
 
 
 def test_paged_reads_delete_and_sweep_across_pages(indexed, shared_embedder, monkeypatch):
