@@ -114,6 +114,7 @@ class Embedder(Embeddings):
                                     model_kwargs={"torch_dtype": dtype},
                                     local_files_only=not self.settings.allow_hub_download)
         self._set_prompts(model.prompts or {})
+        skip_all_true_attention_masks(model)
         return model
 
     def _set_prompts(self, prompts: dict[str, str]) -> None:
@@ -178,6 +179,41 @@ class Embedder(Embeddings):
 
     def embed_query(self, text: str) -> list[float]:
         return self.embed_queries([text])[0].tolist()
+
+
+def skip_all_true_attention_masks(model) -> bool:
+    """Let a bidirectional sliding-window model (EmbeddingGemma) skip building attention masks that allow everything.
+
+    For every input, transformers builds each layer type's mask with ``torch.vmap`` over a Python mask function,
+    about 10 ms on this CPU (a seventh of one query's embedding), even when there is no padding and the input is
+    shorter than the window, so that the mask lets every token see every other. Scaled dot-product attention without
+    a mask computes the same thing: the vectors are bit for bit the same. Inputs with padding (batches of unequal
+    lengths) or longer than the window keep their masks. Returns whether the model is of that kind.
+    """
+    import torch
+
+    transformer = model[0] if len(model) else None
+    network = getattr(transformer, "auto_model", None)
+    config = getattr(network, "config", None)
+    window = getattr(config, "sliding_window", None)
+    layer_types = set(getattr(config, "layer_types", None) or ())
+    if (network is None or config is None or not getattr(config, "use_bidirectional_attention", False) or not window
+            or getattr(config, "_attn_implementation", None) != "sdpa"
+            or not layer_types or not layer_types <= {"full_attention", "sliding_attention"}):
+        return False
+    forward = network.forward
+
+    def forward_without_all_true_masks(*args, **kwargs):
+        mask = kwargs.get("attention_mask")
+        # a token sees those less than ``window`` away: all of an input of at most ``window`` tokens
+        if isinstance(mask, torch.Tensor) and mask.dim() == 2 and mask.shape[1] <= window and bool(mask.all()):
+            kwargs["attention_mask"] = dict.fromkeys(layer_types)  # per layer type, no mask: attend to every token
+        return forward(*args, **kwargs)
+
+    # sentence-transformers calls the network's ``forward`` by name, so a forward hook would never run; deleting
+    # this instance attribute gives the class's forward back
+    network.forward = forward_without_all_true_masks
+    return True
 
 
 class EmbeddingServerError(AssistantError, RuntimeError):

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from assistant.embed import EmbeddingServerError, RemoteEmbedder, make_embedder
+from assistant.embed import EmbeddingServerError, RemoteEmbedder, make_embedder, skip_all_true_attention_masks
 from assistant.schema import Passage
 from assistant.settings import Settings
 from assistant.sync import sync
@@ -206,3 +206,34 @@ def test_serve_shares_the_cores_among_its_workers():
     assert threads_per_worker(4, 8, None) == 2
     assert threads_per_worker(4, 2, None) == 1  # never below one thread
     assert threads_per_worker(4, 8, 3) == 3  # ASSISTANT_TORCH_THREADS wins
+
+
+def test_a_model_without_bidirectional_sliding_windows_keeps_its_masks(shared_embedder):
+    network = shared_embedder.model[0].auto_model  # MiniLM: a BERT encoder
+    forward = network.forward
+    assert skip_all_true_attention_masks(shared_embedder.model) is False
+    assert network.forward == forward and "forward" not in vars(network)
+
+
+@pytest.mark.slow
+def test_embeddinggemma_skips_only_masks_that_allow_everything_and_its_vectors_do_not_change(monkeypatch):
+    from transformers.models.gemma3 import modeling_gemma3
+
+    from assistant.embed import Embedder
+
+    embedder = Embedder(Settings(llm_provider="none"))  # the default model, as `scripts/setup.sh` fetched it
+    network = embedder.model[0].auto_model
+    assert network.forward.__name__ == "forward_without_all_true_masks"
+    built: list[int] = []
+    original = modeling_gemma3.create_causal_mask
+    monkeypatch.setattr(modeling_gemma3, "create_causal_mask", lambda **kw: built.append(1) or original(**kw))
+    texts = ["When did New York let pension funds buy stocks?", "纽约州在哪一年率先采纳谨慎人规则,允许养老金投资股票?"]
+
+    one = [embedder.embed_queries([t]) for t in texts]  # one input: no padding, shorter than the window
+    assert not built
+    batch = embedder.embed_queries(texts)  # unequal lengths: padded, so the masks are built
+    assert built
+
+    monkeypatch.delattr(network, "forward")  # the model's own forward, which builds every mask
+    assert all(np.array_equal(embedder.embed_queries([t]), vector) for t, vector in zip(texts, one))
+    assert np.array_equal(embedder.embed_queries(texts), batch)
