@@ -25,6 +25,7 @@ import re
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -53,6 +54,8 @@ from assistant.tables import TableSeries, table_series
 _NORMALISE = re.compile(r"[\W_]+", re.U)
 FIT_PATH = Path(__file__).with_name("retrieval_fit.json")
 WEIGHT_GRID = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5)
+# Chroma searches outside the GIL: the sentence search runs here while this thread searches passages and BM25.
+_SENTENCE_SEARCHES = ThreadPoolExecutor(max_workers=4, thread_name_prefix="sentence-search")
 
 
 def fitted_sentence_weight(path: Path = FIT_PATH) -> float:
@@ -184,8 +187,11 @@ class Retriever:
         vector = query_vector if query_vector is not None else self.embedder.embed_queries([query])[0]
         where = filter_where(documents, language)
         n = max(self.settings.candidates, k * 4)
+        sentence_search = _SENTENCE_SEARCHES.submit(self.store.sentences.query, vector, n, where) if weight > 0 else None
         found = self.store.query(vector, n, where)
-        sentences = self.store.sentences.query(vector, n, where) if weight > 0 else None
+        lexical = self._lexical_index()
+        ranked = lexical.search(query, n, documents=documents, language=language) if lexical is not None else []
+        sentences = sentence_search.result() if sentence_search is not None else None
         sentence_scores: dict[str, float] = {}
         for row in sentences or []:  # each passage's best sentence among the nearest
             sentence_scores[row.chunk_id] = max(sentence_scores.get(row.chunk_id, -1.0), row.score)
@@ -194,15 +200,12 @@ class Retriever:
             found += [(p, float(np.dot(v, vector)))
                       for p, v in self.store.passages_by_id([c for c in sentence_scores if c not in dense_ids])]
         lexical_scores: dict[str, float] = {}
-        lexical = self._lexical_index()
-        if lexical is not None:
-            ranked = lexical.search(query, n, documents=documents, language=language)
-            if ranked and ranked[0][1] > 0:
-                top = ranked[0][1]
-                lexical_scores = {chunk_id: score / top for chunk_id, score in ranked}
-                known = {p.chunk_id for p, _ in found}
-                found += [(p, float(np.dot(v, vector)))
-                          for p, v in self.store.passages_by_id([c for c, _ in ranked if c not in known])]
+        if ranked and ranked[0][1] > 0:
+            top = ranked[0][1]
+            lexical_scores = {chunk_id: score / top for chunk_id, score in ranked}
+            known = {p.chunk_id for p, _ in found}
+            found += [(p, float(np.dot(v, vector)))
+                      for p, v in self.store.passages_by_id([c for c, _ in ranked if c not in known])]
         versions = self.store.versions_of({p.document for p, _ in found}, view.revision)
         # Trust only the registered version of each document (an update in flight stores passages early).
         candidates = {p.chunk_id: (p, score) for p, score in found if versions.get(p.document) == p.version}
