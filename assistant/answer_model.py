@@ -135,7 +135,7 @@ class Candidate:
     question_cosine: float | None = None  # cosine to the question alone when the query added history; None: = cosine
     computed: bool = False  # a table row the question's computation picked (assistant/table_query.py), not the model
     features: dict[str, float] = field(default_factory=dict)
-    types: set[str] = field(default_factory=set)
+    types: frozenset[str] = frozenset()
     probability: float = 0.0
 
     @classmethod

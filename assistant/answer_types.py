@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -423,7 +424,8 @@ def holds_count(text: str) -> bool:
                for m in SENTENCE_RULES["count"].finditer(text))
 
 
-def sentence_types(text: str, roles: bool = True) -> set[str]:
+@lru_cache(maxsize=8192)  # the same sentences are candidates of many questions; a dozen rules read each
+def sentence_types(text: str, roles: bool = True) -> frozenset[str]:
     """The answer types a sentence holds (English and Chinese). A noun for a kind of person (``chinese_roles``)
     answers "who", but not a question that asks for a name (``roles=False``)."""
     found = {name for name, rule in SENTENCE_RULES.items() if name != "count" and rule.search(text)}
@@ -445,10 +447,10 @@ def sentence_types(text: str, roles: bool = True) -> set[str]:
         found.add("organisation")
     if english_place(text):
         found.add("place")
-    return found
+    return frozenset(found)
 
 
-def type_match(analysis: QuestionAnalysis, types: set[str]) -> float:
+def type_match(analysis: QuestionAnalysis, types: AbstractSet[str]) -> float:
     """Share of the question's parts whose expected types the sentence holds (0 when no part asks for a type)."""
     asked = [t for t in analysis.part_types if t]
     if not asked:
