@@ -138,9 +138,9 @@ V = TypeVar("V")
 
 
 class RowCache(Generic[K, V]):
-    """The rows of a few hundred passages, kept by id: a passage id names one version of one document, so its rows
+    """The rows of up to ``size`` passages, kept by id: a passage id names one version of one document, so its rows
     never change, and reading them from memory spares a Chroma read (2 to 4 ms) on every question. Least recently
-    used ids go first once ``size`` are held; a store drops the whole cache when it reopens its index."""
+    used ids go first; a store drops the whole cache when it reopens its index."""
 
     def __init__(self, size: int = 2048):
         self.size = size
