@@ -13,6 +13,7 @@ import importlib.util
 import logging
 import os
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -302,7 +303,8 @@ def test_ollama_server_down_is_unavailable():
 
 @pytest.fixture
 def raw_server() -> Iterator[callable]:
-    """A TCP server on 127.0.0.1 that reads each request and then either says nothing (``hang``) or hangs up."""
+    """A TCP server on 127.0.0.1 that reads each request and then says nothing (``hang``), hangs up (``close``) or
+    resets the connection (``reset``)."""
     stop = threading.Event()
     started: list[tuple[socket.socket, threading.Thread, list[socket.socket]]] = []
 
@@ -326,8 +328,10 @@ def raw_server() -> Iterator[callable]:
                     pass
                 if behaviour == "hang":
                     held.append(conn)  # keep it open and silent until the test ends
-                else:
-                    conn.close()
+                    continue
+                if behaviour == "reset":  # close at once with a reset (what a close with unread data does)
+                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                conn.close()
 
         thread = threading.Thread(target=serve, daemon=True)
         thread.start()
@@ -356,8 +360,9 @@ def test_timeout_is_unavailable(raw_server, provider, path):
     assert "did not answer within 1 s" in str(info.value)
 
 
-def test_server_hanging_up_is_unavailable(raw_server):
-    port = raw_server("close")
+@pytest.mark.parametrize("behaviour", ["close", "reset"])
+def test_server_hanging_up_is_unavailable(raw_server, behaviour):
+    port = raw_server(behaviour)
     model = make_chat_model(llm_settings(llm_base_url=f"http://127.0.0.1:{port}/v1"))
     with pytest.raises(LLMUnavailable, match="closed the connection"):
         list(stream_answer(model, QUESTION, PASSAGES, []))
