@@ -424,17 +424,25 @@ def holds_count(text: str) -> bool:
                for m in SENTENCE_RULES["count"].finditer(text))
 
 
-@lru_cache(maxsize=8192)  # the same sentences are candidates of many questions; a dozen rules read each
 def sentence_types(text: str, roles: bool = True) -> frozenset[str]:
     """The answer types a sentence holds (English and Chinese). A noun for a kind of person (``chinese_roles``)
     answers "who", but not a question that asks for a name (``roles=False``)."""
+    found = _sentence_types(text)
+    if roles and "person" not in found and _HAN.search(text) and chinese_roles(text):
+        return found | {"person"}
+    return found
+
+
+@lru_cache(maxsize=8192)  # the same sentences are candidates of many questions; a dozen rules read each
+def _sentence_types(text: str) -> frozenset[str]:
+    """``sentence_types`` without role nouns: what a sentence holds whoever asks."""
     found = {name for name, rule in SENTENCE_RULES.items() if name != "count" and rule.search(text)}
     if holds_count(text):
         found.add("count")
     chinese = bool(_HAN.search(text))
     if chinese:
         flags = {flag for _, flag in pos_tags(text)}
-        if chinese_people(text) or (roles and chinese_roles(text)):
+        if chinese_people(text):
             found.add("person")
         if "ns" in flags:
             found.add("place")
