@@ -2,8 +2,8 @@
 
 "In which year did 401(k) assets first top $1 trillion?" and "哪一年 401(k) 类计划数量最少?" name no row: the row
 that answers holds neither "1 trillion" nor "最少", and looks like its forty neighbours to the embedding model, so
-similarity search cannot find it. The table can: the first year a column crosses a threshold, or its highest or
-lowest year, is a computation over the column. This module reads what such a question asks (``series_question``),
+similarity search cannot find it. The table can: the first year a column crosses a threshold, its highest or
+lowest year, or its latest or earliest ("in the most recent year"), is a computation over the column. This module reads what such a question asks (``series_question``),
 picks the column it is about (``choose_column``) and finds the row (``answer_rows``); the retriever puts that row's
 passage first and hands the row to the answerer as computed evidence, with what was found (``TableAnswer``: the
 answer says it before quoting the rows). The row is quoted verbatim like any other evidence, and the answer model
@@ -30,7 +30,7 @@ from assistant.claims import DIGITS, SCALES, WORD_NUMBER, number_value, scaled_v
 from assistant.lexical import tokenize
 from assistant.tables import SeriesRow, TableSeries
 
-Operation = Literal["above", "below", "highest", "lowest", "largest_rise", "largest_fall"]
+Operation = Literal["above", "below", "highest", "lowest", "largest_rise", "largest_fall", "latest", "earliest"]
 
 # not a code such as "401(k)" or "401k": a number followed by a letter or a bracket is a name
 _EN_NUMBER = rf"\$?\s?(?:(?P<n>{DIGITS})(?:\s*(?P<scale>thousand|million|billion|trillion|mn|bn|tn)\b)?" \
@@ -48,9 +48,15 @@ _THRESHOLDS = (
     (re.compile(rf"(?:超过|超出|突破|高于|多于|大于|达到|逾)\s*{_CN_NUMBER}"), "above"),
     (re.compile(rf"(?:跌破|低于|少于|小于|不足|不到)\s*{_CN_NUMBER}"), "below"),
 )
+# An end of the series ("in the most recent year", "the latest figure", 最新一年, 最早那一年): the table's last or first
+# year with a value in the column. Read before the extremes: "most recent" is not "the most".
+_ENDS = (
+    (re.compile(r"\b(?:latest|most\s+recent(?:ly)?|newest|final\s+year)\b|最新|最近", re.I), "latest"),
+    (re.compile(r"\b(?:earliest|oldest|first\s+year)\b|最早|第一年", re.I), "earliest"),
+)
 # "at most", 最多能, 最高不得 bound a single figure ("at most how much GDP"); they ask for no extreme of a series
 _EXTREMES = (
-    (re.compile(r"(?<!at )\b(?:most|highest|largest|biggest|greatest|peak(?:ed|s)?|maximum|record\s+high)\b|"
+    (re.compile(r"(?<!at )\b(?:most(?!\s+recent)|highest|largest|biggest|greatest|peak(?:ed|s)?|maximum|record\s+high)\b|"
                 r"(?:最多|最高|最大)(?![能可不只])|峰值|顶峰|高峰", re.I), "highest"),
     (re.compile(r"(?<!at )\b(?:fewest|least|lowest|smallest|minimum|record\s+low)\b|(?:最少|最低|最小)(?![能可不只])|"
                 r"谷底|低谷", re.I), "lowest"),
@@ -74,7 +80,8 @@ _MIN_COMPOUND_END = 5  # letters: "employer" ends "multiemployer"; a short word 
 @dataclass(frozen=True)
 class SeriesQuestion:
     """What a question asks of a column: the first year past ``threshold`` (in plain units: dollars, plans,
-    people), its highest or lowest year, or the year of its largest rise or fall from the year before."""
+    people), its highest or lowest year, the year of its largest rise or fall from the year before, or its latest
+    or earliest year."""
 
     operation: Operation
     threshold: float | None = None
@@ -94,11 +101,15 @@ def _amount(match: re.Match) -> float | None:
 def series_question(question: str) -> SeriesQuestion | None:
     """The operation a question asks of a table column, or None. A threshold needs a question for a year ("when
     did … first exceed 800,000"); an extreme needs one for a year or a value ("which year had the most …", "what
-    was the highest …")."""
+    was the highest …"). An end of the series needs neither ("total contributions in the latest year shown?"):
+    naming it, and a column, is the question."""
     if _ASKS_YEAR.search(question):
         for pattern, operation in _THRESHOLDS:
             if (match := pattern.search(question)) and (amount := _amount(match)) is not None:
                 return SeriesQuestion(operation, amount)  # type: ignore[arg-type]
+    ends = {operation for pattern, operation in _ENDS if pattern.search(question)}
+    if len(ends) == 1:  # "from the earliest to the latest year" asks for no one row
+        return SeriesQuestion(ends.pop())  # type: ignore[arg-type]
     if _ASKS_YEAR.search(question) or _ASKS_VALUE.search(question):
         for pattern, operation in _EXTREMES:
             if pattern.search(question):
@@ -114,7 +125,7 @@ def without_operation(question: str) -> str:
     for "when did assets first exceed $5 trillion?" or "which year had the fewest participants?" is past the bound,
     or the lowest of its column, without holding 5 trillion or "fewest": those are what the computation answered,
     not words the evidence must hold."""
-    for pattern, _ in (*_THRESHOLDS, *_EXTREMES, *_CHANGES):
+    for pattern, _ in (*_THRESHOLDS, *_ENDS, *_EXTREMES, *_CHANGES):
         question = pattern.sub(lambda m: " " * len(m.group(0)), question)
     return question
 
@@ -153,7 +164,7 @@ def table_says_none(asked: SeriesQuestion, series: TableSeries, column: int) -> 
     assets first pass $10 trillion?" of a table that tops out at 8.0 trillion), or never rises or never falls as
     the question asks."""
     values = _values(series, column)
-    if not values or asked.operation in ("highest", "lowest"):
+    if not values or asked.operation in ("highest", "lowest", "latest", "earliest"):
         return False
     if asked.operation in ("above", "below"):
         past = _is_past(asked, series, column)
@@ -187,9 +198,11 @@ class TableAnswer:
 _SAID: dict[str, dict[str, str]] = {
     "en": {"above": "first year above the figure asked", "below": "first year below the figure asked",
            "highest": "highest year", "lowest": "lowest year",
-           "largest_rise": "largest rise from the year before", "largest_fall": "largest fall from the year before"},
+           "largest_rise": "largest rise from the year before", "largest_fall": "largest fall from the year before",
+           "latest": "latest year", "earliest": "earliest year"},
     "zh": {"above": "首次超过所问数额的年份", "below": "首次低于所问数额的年份", "highest": "最高的年份",
-           "lowest": "最低的年份", "largest_rise": "比上一年增加最多的年份", "largest_fall": "比上一年减少最多的年份"},
+           "lowest": "最低的年份", "largest_rise": "比上一年增加最多的年份", "largest_fall": "比上一年减少最多的年份",
+           "latest": "最新的年份", "earliest": "最早的年份"},
 }
 
 
@@ -212,6 +225,8 @@ def answer_rows(asked: SeriesQuestion, series: TableSeries, column: int) -> list
         pick = max if asked.operation == "largest_rise" else min
         change, row, before = pick(steps, key=lambda s: s[0])
         return [row, before] if (change > 0 if asked.operation == "largest_rise" else change < 0) else []
+    if asked.operation in ("latest", "earliest"):  # rows are in the table's order, which is the years' order
+        return [values[-1 if asked.operation == "latest" else 0][0]]
     if asked.operation in ("highest", "lowest"):
         pick = max if asked.operation == "highest" else min
         return [pick(values, key=lambda rv: rv[1])[0]]

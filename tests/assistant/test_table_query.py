@@ -51,6 +51,14 @@ from tests.conftest import CEA_MD, DOL_TABLES, MANIFEST, MINILM_ABSTAIN_THRESHOL
     ("哪一年 401(k) 总资产下降最多?", SeriesQuestion("largest_fall")),
     ("哪一年缴款总额增长最大?", SeriesQuestion("largest_rise")),
     ("when did assets first fall below 2 trillion?", SeriesQuestion("below", 2e12)),  # a bound, not a change
+    # an end of the series: "most recent" is the latest year, not the most of anything
+    ("How many defined benefit plans were there in the most recent year?", SeriesQuestion("latest")),
+    ("total contributions to 401k-type plans in the latest year shown?", SeriesQuestion("latest")),
+    ("最新一年有多少个 401(k) 类计划?", SeriesQuestion("latest")),
+    ("最近一年多雇主计划有多少个?", SeriesQuestion("latest")),
+    ("In the earliest year the table covers, how many active participants were there?", SeriesQuestion("earliest")),
+    ("表格里最早那一年一共有多少个养老金计划?", SeriesQuestion("earliest")),
+    ("when did assets first top $1 trillion, and what were they in the latest year?", SeriesQuestion("above", 1e12)),
 ])
 def test_a_question_about_a_row_by_its_values_is_read_as_an_operation(question, asked):
     assert series_question(question) == asked
@@ -64,6 +72,7 @@ def test_a_question_about_a_row_by_its_values_is_read_as_an_operation(question, 
     "did more than 90 million Americans have such plans?",  # a bound, but no year or value asked for
     "Which company offered the most generous 401(k) match?",  # an extreme, but neither a year nor a value
     "what was the biggest rise and fall of assets?",  # both changes: no one asked for
+    "how did plan counts change from the earliest year to the latest?",  # both ends: no one row
 ])
 def test_other_questions_ask_no_operation(question):
     assert series_question(question) is None
@@ -81,6 +90,12 @@ def test_the_words_of_an_extreme_or_a_change_are_not_words_the_evidence_must_hol
     assert "下降" not in without_operation("哪一年 401(k) 总资产下降最多?")
     assert "最多" not in without_operation("哪一年 401(k) 总资产下降最多?")
     assert without_operation("how many plans were there in 1990?") == "how many plans were there in 1990?"
+
+
+def test_the_words_of_an_end_of_the_series_are_not_words_the_evidence_must_hold():
+    assert tokenize(without_operation("How many plans were there in the most recent year?")) == tokenize(
+        "How many plans were there in the year?")
+    assert "最早" not in without_operation("表格里最早那一年一共有多少个养老金计划?")
 
 
 def test_a_computed_row_is_not_asked_for_the_words_of_its_operation():
@@ -139,6 +154,18 @@ def test_a_bound_never_reached_is_told_from_one_passed_before_the_table_begins()
 def test_extremes_are_the_highest_and_lowest_years():
     assert [r.year for r in answer_rows(SeriesQuestion("highest"), ASSETS, 0)] == [1996]
     assert [r.year for r in answer_rows(SeriesQuestion("lowest"), ASSETS, 1)] == [1994]
+
+
+def test_the_ends_are_the_last_and_first_years_with_a_value_whatever_the_values():
+    assert [r.year for r in answer_rows(SeriesQuestion("latest"), ASSETS, 0)] == [1997]  # not 1996, the highest
+    assert [r.year for r in answer_rows(SeriesQuestion("earliest"), ASSETS, 1)] == [1994]
+    later = TableSeries("Table X4", "Table X4", ("Total", "Multiple-Employer"), (
+        SeriesRow(2016, ("10",), 0, 5), SeriesRow(2017, ("12", "3"), 6, 11), SeriesRow(2018, ("14", "4"), 12, 20)))
+    assert [r.year for r in answer_rows(SeriesQuestion("earliest"), later, 1)] == [2017]  # its first printed year
+    assert not table_says_none(SeriesQuestion("latest"), ASSETS, 0)
+    found = table_answer(SeriesQuestion("latest"), ASSETS, 0, answer_rows(SeriesQuestion("latest"), ASSETS, 0))
+    assert found.statement("en", 1) == "Table X1 [1], Number of Plans, latest year: 1997 (210,000)."
+    assert found.statement("zh", 1) == "英文资料 [1] 的 Table X1,Number of Plans,最新的年份:1997 年(210,000)。"
 
 
 def test_the_largest_change_is_the_year_with_the_year_before_it():
@@ -284,6 +311,16 @@ def test_the_row_past_a_bound_leads_retrieval_and_is_quoted(tables_assistant):
     # said first: the year that answers, though the quote shows 1995's row before it
     assert answer.answer.startswith("Table E19 [1], Total Assets (millions), first year above the figure asked: "
                                     "1996 (1,061,493; 1995: 863,918).")
+
+
+def test_the_most_recent_year_is_the_last_row_not_the_highest(tables_assistant):
+    # defined benefit plans peaked in 1983: "the most" of the column would answer from that year
+    question = "How many defined benefit plans were there in the most recent year?"
+    retrieval = tables_assistant.retriever.retrieve(question)
+    assert [r.text.split()[0] for r in retrieval.table.rows] == ["2023"]
+    answer = tables_assistant.ask(question, history=[])
+    assert answer.answer.startswith("Table E1 [1], Total Plans Defined Benefit, latest year: 2023 (46,233).")
+    assert "2023 836,843 46,233" in answer.citations[0].quote
 
 
 def test_a_bound_the_table_never_reaches_is_refused(tables_assistant):
