@@ -3,12 +3,13 @@
 "In which year did 401(k) assets first top $1 trillion?" and "哪一年 401(k) 类计划数量最少?" name no row: the row
 that answers holds neither "1 trillion" nor "最少", and looks like its forty neighbours to the embedding model, so
 similarity search cannot find it. The table can: the first year a column crosses a threshold, its highest or
-lowest year, or its latest or earliest ("in the most recent year"), is a computation over the column. This module reads what such a question asks (``series_question``),
-picks the column it is about (``choose_column``) and finds the row (``answer_rows``); the retriever puts that row's
-passage first and hands the row to the answerer as computed evidence, with what was found (``TableAnswer``: the
-answer says it before quoting the rows). The row is quoted verbatim like any other evidence, and the answer model
-still decides, with its calibrated confidence, whether to answer. A question that names no word of the column's
-heading asks nothing of the table (``heading_match``): sharing an extreme with it is not enough.
+lowest year, or its latest or earliest ("in the most recent year"), is a computation over the column. This module
+reads what such a question asks (``series_question``), picks the column it is about (``choose_column``) and finds
+the row (``answer_rows``); the retriever puts that row's passage first and hands the row to the answerer as
+computed evidence, with what was found (``TableAnswer``: the answer says it before quoting the rows). The row is
+quoted verbatim like any other evidence, and the answer model still decides, with its calibrated confidence, whether
+to answer. A question that names no word of the column's heading asks nothing of the table (``heading_match``):
+sharing an extreme with it is not enough.
 
 A crossing is only claimed where the table shows it: an earlier year on the other side of the threshold. A series
 that starts past it gives no row (the table cannot say when); one that never reaches it says the question has no
@@ -49,9 +50,11 @@ _THRESHOLDS = (
     (re.compile(rf"(?:跌破|低于|少于|小于|不足|不到)\s*{_CN_NUMBER}"), "below"),
 )
 # An end of the series ("in the most recent year", "the latest figure", 最新一年, 最早那一年): the table's last or first
-# year with a value in the column. Read before the extremes: "most recent" is not "the most".
+# year with a value in the column. Read before the extremes: "most recent" is not "the most". 最近 alone is "lately"
+# ("最近十年增长了多少" asks for a change over years): only 最近一年, 最近的数据 and the like name the last year.
 _ENDS = (
-    (re.compile(r"\b(?:latest|most\s+recent(?:ly)?|newest|final\s+year)\b|最新|最近", re.I), "latest"),
+    (re.compile(r"\b(?:latest|most\s+recent(?:ly)?|newest|final\s+year)\b|最新|最近(?:的)?(?:那?一)?(?:年|期|数据|数字)",
+                re.I), "latest"),
     (re.compile(r"\b(?:earliest|oldest|first\s+year)\b|最早|第一年", re.I), "earliest"),
 )
 # "at most", 最多能, 最高不得 bound a single figure ("at most how much GDP"); they ask for no extreme of a series

@@ -73,6 +73,7 @@ def test_a_question_about_a_row_by_its_values_is_read_as_an_operation(question, 
     "Which company offered the most generous 401(k) match?",  # an extreme, but neither a year nor a value
     "what was the biggest rise and fall of assets?",  # both changes: no one asked for
     "how did plan counts change from the earliest year to the latest?",  # both ends: no one row
+    "最近十年 401(k) 资产增长了多少?",  # 最近 alone is "lately": a change over years, not the last row
 ])
 def test_other_questions_ask_no_operation(question):
     assert series_question(question) is None
