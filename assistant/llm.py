@@ -307,7 +307,6 @@ def _timeout(model: object) -> str:
     return f" within {value:g} s" if isinstance(value, int | float) else " in time"
 
 
-_HUNG_UP = (ConnectionResetError, ConnectionAbortedError, BrokenPipeError)
 _HUNG_UP_WORDS = re.compile(r"disconnected|reset by peer|broken pipe|connection aborted", re.I)
 
 
@@ -321,7 +320,10 @@ def translate_error(exc: BaseException, model: object = None) -> LLMError:
                       "httpcore.TimeoutException") + (TimeoutError,)
     connection = _types("openai.APIConnectionError", "httpx.TransportError", "httpx2.TransportError",
                         "httpcore.NetworkError", "httpcore.ProtocolError") + (ConnectionError,)
-    dropped_types = _types("httpx.RemoteProtocolError", "httpx2.RemoteProtocolError", "httpcore.RemoteProtocolError")
+    # A connection the server accepted and then closed, cleanly or by a reset (a close with the request still unread
+    # resets it), is a server that hung up, not one that cannot be reached.
+    dropped_types = _types("httpx.RemoteProtocolError", "httpx2.RemoteProtocolError", "httpcore.RemoteProtocolError"
+                           ) + (ConnectionResetError, ConnectionAbortedError, BrokenPipeError)
     status_errors = _types("openai.APIStatusError")
     ollama_errors = _types("ollama.ResponseError")
     bad_output = _types("openai.APIResponseValidationError") + (json.JSONDecodeError, UnicodeDecodeError)
@@ -331,9 +333,7 @@ def translate_error(exc: BaseException, model: object = None) -> LLMError:
         return LLMUnavailable(f"{server} did not answer{_timeout(model)}.{hint}")
     if any(isinstance(e, connection) for e in chain):
         refused = any(isinstance(e, ConnectionRefusedError) or "refused" in str(e).lower() for e in chain)
-        # A connection the server accepted and then closed, cleanly or by a reset (a close with the request still
-        # unread resets it), is a server that hung up, not one that cannot be reached.
-        dropped = any(isinstance(e, dropped_types + _HUNG_UP) or _HUNG_UP_WORDS.search(str(e)) for e in chain)
+        dropped = any(isinstance(e, dropped_types) or _HUNG_UP_WORDS.search(str(e)) for e in chain)
         how = ("refused the connection" if refused else
                "closed the connection without finishing its answer (did it crash?)" if dropped else
                "could not be reached")
